@@ -1,0 +1,316 @@
+"""The book end to end: every notebook executes with the ``smoke`` profile through the runner,
+the book builds strictly (no Sphinx warning), every chapter page holds its figures, and the
+rendered HTML loads nothing from another host.
+
+The executed notebooks and the built site live in temporary folders; the repository's
+``book/_executed`` and ``_build`` are not touched. Artifacts of the smoke run go to a temporary
+folder too (``--set artifacts_dir=...``), so the run proves the chapters work from scratch.
+
+``SCCONCEPTS_BOOK_NOTEBOOKS`` / ``SCCONCEPTS_BOOK_PARAMS`` point the tests at other notebook
+and profile folders (used to develop the runner before the chapters existed).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import sys
+from html.parser import HTMLParser
+from pathlib import Path
+from urllib.parse import urlparse
+
+import nbformat
+import pytest
+import yaml
+
+from scconcepts import book as runner
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = Path(os.environ.get("SCCONCEPTS_BOOK_NOTEBOOKS", ROOT / "notebooks"))
+PARAMS = Path(os.environ.get("SCCONCEPTS_BOOK_PARAMS", ROOT / "params"))
+PROFILE = "smoke"
+SOURCES = sorted(NOTEBOOKS.glob(runner.NOTEBOOK_GLOB))
+STEMS = [p.stem for p in SOURCES]
+
+REMOTE = re.compile(r"^\s*(https?:)?//", re.I)
+
+
+# --------------------------------------------------------------------------------------------
+# fast unit tests of the runner
+# --------------------------------------------------------------------------------------------
+
+
+def _write_percent(path: Path, body: str) -> Path:
+    header = (
+        "# %% tags=[\"parameters\"]\n"
+        "profile = \"default\"\n"
+        "params = {}\n\n"
+    )
+    path.write_text(header + body)
+    return path
+
+
+def test_discover_and_only(tmp_path):
+    for name in ("02_b.py", "01_a.py", "10_c.py", "notes.py", "1_x.py"):
+        (tmp_path / name).write_text("")
+    names = [p.name for p in runner.discover_notebooks(tmp_path)]
+    assert names == ["01_a.py", "02_b.py", "10_c.py"]
+    assert [p.name for p in runner.discover_notebooks(tmp_path, ["2"])] == ["02_b.py"]
+    names = [p.name for p in runner.discover_notebooks(tmp_path, ["10,01_a"])]
+    assert names == ["01_a.py", "10_c.py"]
+    with pytest.raises(runner.BookError, match="matches no notebook"):
+        runner.discover_notebooks(tmp_path, ["03"])
+
+
+def test_load_params_and_overrides(tmp_path):
+    (tmp_path / "p.yaml").write_text("a: 1\nb: [1, 2]\n")
+    assert runner.load_params("p", tmp_path, ["a=2", "c=x", "d=[3, 4]"]) == {
+        "a": 2, "b": [1, 2], "c": "x", "d": [3, 4],
+    }
+    with pytest.raises(runner.BookError, match="profiles available: p"):
+        runner.load_params("nope", tmp_path)
+    with pytest.raises(runner.BookError, match="key=value"):
+        runner.load_params("p", tmp_path, ["novalue"])
+
+
+def test_kernel_is_this_interpreter():
+    before = dict(os.environ)
+    exe = runner.prepare_kernel_env()
+    assert runner._same_python(exe, sys.executable)
+    assert dict(os.environ) == before  # the kernel environment does not leak into the caller
+
+
+def test_execute_one_injects_params_and_hides_parameter_cells(tmp_path):
+    src = _write_percent(
+        tmp_path / "01_probe.py",
+        "# %%\nimport os, sys\nprint(sys.executable)\nprint(profile, params['x'], os.getcwd())\n",
+    )
+    runner.prepare_kernel_env()
+    run = runner.execute_one(src, tmp_path / "out", "probe", {"x": 42}, cwd=ROOT)
+    nb = nbformat.read(run.output, as_version=4)
+    tagged = [c.metadata.get("tags", []) for c in nb.cells]
+    assert any("injected-parameters" in t for t in tagged)
+    for tags in tagged:
+        if "parameters" in tags or "injected-parameters" in tags:
+            assert "remove-cell" in tags
+    text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
+    exe, rest = text.splitlines()[:2]
+    assert runner._same_python(exe, sys.executable), exe
+    assert rest == f"probe 42 {ROOT}"
+
+
+def test_execute_one_failure_keeps_partial_notebook(tmp_path):
+    src = _write_percent(
+        tmp_path / "07_fails.py", "# %%\nx = 1\n\n# %%\nraise ValueError('boom')\n"
+    )
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "07_fails.ipynb").write_text("stale")
+    runner.prepare_kernel_env()
+    with pytest.raises(runner.BookError, match=r"07_fails\.py failed .*ValueError: boom"):
+        runner.execute_one(src, out, "probe", {}, cwd=ROOT)
+    assert not (out / "07_fails.ipynb").exists()  # no stale chapter for the build
+    partial = nbformat.read(out / "07_fails.failed.ipynb", as_version=4)
+    assert any(o.get("ename") == "ValueError" for c in partial.cells for o in c.get("outputs", []))
+
+
+def test_toc_lists_every_notebook_and_config_is_offline():
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = runner._toc_files(toc)
+    for stem in [p.stem for p in sorted((ROOT / "notebooks").glob(runner.NOTEBOOK_GLOB))]:
+        assert f"book/_executed/{stem}" in files, f"{stem} missing from _toc.yml"
+    config = yaml.safe_load((ROOT / "_config.yml").read_text())
+    assert config["execute"]["execute_notebooks"] == "off"
+    sphinx = config["sphinx"]["config"]
+    assert not REMOTE.match(sphinx["mathjax_path"])
+    assert sphinx["nb_ipywidgets_js"] == {}
+    assert "sphinx_thebe" not in sphinx["extensions"]
+
+
+# --------------------------------------------------------------------------------------------
+# smoke execution of every notebook + strict build
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def executed(tmp_path_factory):
+    """Execute each notebook (smoke profile) with the runner's CLI, one call per chapter in
+    order, so that each chapter reports its own failure. Returns (out_dir, {stem: error})."""
+    if not SOURCES:
+        pytest.skip(f"no notebooks in {NOTEBOOKS}")
+    tmp = tmp_path_factory.mktemp("smoke")
+    out = tmp / "executed"
+    extra = []
+    profile = yaml.safe_load((PARAMS / f"{PROFILE}.yaml").read_text()) or {}
+    if "artifacts_dir" in profile:
+        extra = ["--set", f"artifacts_dir={tmp / 'artifacts'}"]
+    errors: dict[str, str] = {}
+    for src in SOURCES:
+        cmd = [
+            sys.executable, "-m", "scconcepts.book", "execute", "--profile", PROFILE,
+            "--only", src.stem, "--out", str(out), "--notebooks", str(NOTEBOOKS),
+            "--params-dir", str(PARAMS), "--root", str(ROOT), *extra,
+        ]
+        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            errors[src.stem] = (proc.stdout + proc.stderr)[-4000:]
+    return out, errors
+
+
+@pytest.fixture(scope="module")
+def site(executed, tmp_path_factory):
+    """A copy of the book sources with the smoke-executed chapters, built strictly."""
+    out, errors = executed
+    if errors:
+        pytest.fail(f"not built: notebooks failed to execute: {', '.join(errors)}")
+    if not runner.mathjax_vendored(ROOT):
+        runner.vendor_mathjax(ROOT)
+    src = tmp_path_factory.mktemp("site")
+    shutil.copy2(ROOT / "_config.yml", src / "_config.yml")
+    shutil.copy2(ROOT / "_toc.yml", src / "_toc.yml")
+    shutil.copytree(ROOT / "book", src / "book",
+                    ignore=shutil.ignore_patterns("_executed", "_build", ".ipynb_checkpoints"))
+    (src / "book" / "_executed").mkdir()
+    for nb in out.glob("*.ipynb"):
+        if not nb.name.endswith(".failed.ipynb"):
+            shutil.copy2(nb, src / "book" / "_executed" / nb.name)
+    proc = subprocess.run(
+        [sys.executable, "-m", "scconcepts.book", "build", "--strict", "--root", str(src)],
+        cwd=src, capture_output=True, text=True,
+    )
+    html = src / "_build" / "html"
+    return {"root": src, "html": html, "proc": proc}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", STEMS)
+def test_notebook_executes_with_smoke_profile(executed, stem):
+    out, errors = executed
+    assert stem not in errors, f"{stem} failed:\n{errors[stem]}"
+    nb = nbformat.read(out / f"{stem}.ipynb", as_version=4)
+    assert nb.metadata["papermill"]["parameters"]["profile"] == PROFILE
+    for cell in nb.cells:
+        for output in cell.get("outputs", []):
+            assert output.get("output_type") != "error", f"{stem}: error output"
+
+
+@pytest.mark.slow
+def test_strict_build_has_no_warnings(site):
+    proc = site["proc"]
+    log = proc.stdout + proc.stderr
+    warnings = [line for line in log.splitlines() if "WARNING" in line or "ERROR" in line]
+    assert proc.returncode == 0 and not warnings, (
+        "\n".join(warnings) + "\n--- end of the build log ---\n" + log[-2000:]
+    )
+    assert (site["html"] / "index.html").is_file()
+
+
+class _Resources(HTMLParser):
+    """Collect what a page *loads*: script/img/iframe/... sources, <link> targets, inline
+    script bodies and inline style url()s; also every <img> src."""
+
+    LOAD_ATTRS = {
+        "script": ("src",), "img": ("src", "srcset"), "iframe": ("src",), "link": ("href",),
+        "source": ("src", "srcset"), "video": ("src", "poster"), "audio": ("src",),
+        "embed": ("src",), "object": ("data",), "input": ("src",),
+    }
+
+    def __init__(self):
+        super().__init__(convert_charrefs=True)
+        self.loaded: list[tuple[str, str]] = []
+        self.imgs: list[str] = []
+        self.inline: list[str] = []
+        self._in = None
+
+    def handle_starttag(self, tag, attrs):
+        attrs = dict(attrs)
+        for name in self.LOAD_ATTRS.get(tag, ()):
+            if attrs.get(name):
+                self.loaded.append((tag, attrs[name]))
+        if tag == "img" and attrs.get("src"):
+            self.imgs.append(attrs["src"])
+        if attrs.get("style"):
+            self.inline.append(attrs["style"])
+        self._in = tag if tag in ("script", "style") else None
+
+    def handle_endtag(self, tag):
+        self._in = None
+
+    def handle_data(self, data):
+        if self._in in ("script", "style") and data.strip():
+            self.inline.append(data)
+
+
+def _parse(path: Path) -> _Resources:
+    p = _Resources()
+    p.feed(path.read_text(encoding="utf-8", errors="replace"))
+    return p
+
+
+CSS_URL = re.compile(r"""url\(\s*['"]?([^'")]+)['"]?\s*\)|@import\s+['"]([^'"]+)['"]""", re.I)
+INLINE_URL = re.compile(r"""['"(]\s*((?:https?:)?//[^'")\s]+)""", re.I)
+NAMESPACES = ("http://www.w3.org/",)
+
+
+def _css_remote_urls(css: str) -> list[str]:
+    urls = [a or b for a, b in CSS_URL.findall(css)]
+    return [u for u in urls if REMOTE.match(u)]
+
+
+@pytest.mark.slow
+def test_nothing_is_loaded_from_another_host(site):
+    html_root = site["html"]
+    assert html_root.is_dir(), "book not built"
+    problems: list[str] = []
+    css_loaded: set[Path] = set()
+    for page in sorted(html_root.rglob("*.html")):
+        res = _parse(page)
+        rel = page.relative_to(html_root)
+        for tag, url in res.loaded:
+            for part in url.split(","):
+                u = part.strip().split(" ")[0]
+                if REMOTE.match(u):
+                    problems.append(f"{rel}: <{tag}> loads {u}")
+                elif tag == "link" and u.split("?")[0].endswith(".css"):
+                    target = (page.parent / urlparse(u).path).resolve()
+                    css_loaded.add(target)
+        for body in res.inline:
+            for u in INLINE_URL.findall(body) + _css_remote_urls(body):
+                if not u.startswith(NAMESPACES):
+                    problems.append(f"{rel}: inline script/style names {u}")
+    for css in sorted(css_loaded):
+        if css.is_file():
+            for u in _css_remote_urls(css.read_text(encoding="utf-8", errors="replace")):
+                problems.append(f"{css.relative_to(html_root)}: url({u})")
+    assert not problems, "\n".join(problems[:50])
+
+
+@pytest.mark.slow
+def test_mathjax_is_vendored_in_the_site(site):
+    html_root = site["html"]
+    intro = html_root / "book" / "intro.html"
+    scripts = [u for tag, u in _parse(intro).loaded if tag == "script" and "mathjax" in u.lower()]
+    assert scripts, "intro page does not load MathJax"
+    for u in scripts:
+        target = (intro.parent / urlparse(u).path).resolve()
+        assert target.is_file(), u
+        fonts = target.parent / "output" / "chtml" / "fonts" / "woff-v2"
+        assert any(fonts.glob("*.woff")), "MathJax CHTML fonts missing"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stem", STEMS)
+def test_chapter_page_holds_its_figures(site, stem):
+    page = site["html"] / "book" / "_executed" / f"{stem}.html"
+    assert page.is_file(), f"{page} not built"
+    res = _parse(page)
+    assert res.imgs, f"{stem}: no <img> on the page"
+    for src in res.imgs:
+        if src.startswith("data:"):
+            continue
+        target = (page.parent / urlparse(src).path).resolve()
+        assert target.is_file(), f"{stem}: image {src} missing"
+    text = page.read_text(encoding="utf-8")
+    assert "injected-parameters" not in text, f"{stem}: papermill's parameter cell is shown"
