@@ -20,7 +20,7 @@ PROFILE ?= default
 MATHJAX_VERSION := 3.2.2
 MATHJAX_STAMP := book/_static/mathjax/VERSION
 # Book tooling not (yet) in pyproject's `book` extra.
-EXTRA_BOOK_PKGS := "sphinxcontrib-bibtex>=2.6"
+EXTRA_BOOK_PKGS :=
 
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # Headless matplotlib for scripts and tests; the runner gives kernels the (headless) inline

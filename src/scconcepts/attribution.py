@@ -37,7 +37,7 @@ import pandas as pd
 import scipy.sparse as sp
 import torch
 from sklearn.neighbors import NearestNeighbors
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 __all__ = [
     "SAEReadout",

@@ -320,7 +320,7 @@ def execute(
     timeout: int | None = None,
 ) -> list[NotebookRun]:
     """Execute the selected notebooks in chapter order; stop at the first failure."""
-    from tqdm.auto import tqdm
+    from tqdm import tqdm
 
     root = Path(root or find_root()).resolve()
     notebooks = Path(notebooks or root / "notebooks")

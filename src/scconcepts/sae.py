@@ -30,7 +30,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from .utils import atomic_write, resolve_device, seed_everything
 

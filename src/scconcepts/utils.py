@@ -41,6 +41,7 @@ def atomic_write(path: str | os.PathLike, writer: Callable[[str], None]) -> Path
     os.close(fd)
     try:
         writer(tmp)
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600 files; artefacts are ordinary files
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):

@@ -1,0 +1,327 @@
+"""Cached pipeline steps shared by the notebooks.
+
+Every expensive result (scVI model and embeddings, SAE weights, attributions, GSEA tables) is
+written under ``artifacts/<profile>/`` in a file whose name carries a hash of the parameters
+that made it, written atomically (temporary file + rename). Any notebook can run alone: it loads
+what exists and computes what is missing through the same functions, so a rerun resumes from
+cached artefacts and a changed parameter never reuses a stale result.
+
+Profiles are flat YAML files ``params/<profile>.yaml``; notebooks receive ``profile`` and
+``params`` (overrides) as papermill parameters and call :func:`load_config`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import torch
+import yaml
+
+from . import data as sc_data
+from .utils import atomic_write, param_key
+
+__all__ = ["Config", "load_config", "repo_root", "Pipeline"]
+
+
+def repo_root() -> Path:
+    """Repository root (``$SCCONCEPTS_ROOT`` or two levels above ``src/scconcepts``)."""
+    env = os.environ.get("SCCONCEPTS_ROOT")
+    return Path(env) if env else Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Config:
+    """Run parameters of one profile, with overrides applied.
+
+    Attribute access reads ``values`` (``cfg.seed`` ≡ ``cfg.values["seed"]``).
+    """
+
+    profile: str
+    values: dict[str, Any] = field(default_factory=dict)
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+    def __getattr__(self, name):
+        values = self.__dict__.get("values", {})
+        if name in values:
+            return values[name]
+        raise AttributeError(f"Parameter {name!r} is not set in profile {self.__dict__.get('profile')!r}")
+
+    def table(self, keys=None) -> pd.DataFrame:
+        """Run-parameters table (the values actually used), optionally limited to ``keys``."""
+        keys = list(self.values) if keys is None else list(keys)
+        rows = [{"parameter": k, "value": json.dumps(self.values[k]) if not isinstance(
+            self.values[k], str) else self.values[k],
+                 "source": "override" if k in self.overrides else f"params/{self.profile}.yaml"}
+                for k in keys]
+        return pd.DataFrame(rows).set_index("parameter")
+
+    @property
+    def artifacts(self) -> Path:
+        path = Path(self.values.get("artifacts_dir") or repo_root() / "artifacts") / self.profile
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+
+def load_config(profile: str = "default", params: dict | None = None,
+                params_dir: str | os.PathLike | None = None) -> Config:
+    """Read ``params/<profile>.yaml`` and apply ``params`` on top.
+
+    Raises
+    ------
+    FileNotFoundError
+        If the profile file does not exist (lists the available ones).
+    KeyError
+        If an override names a parameter the profile does not define (likely a typo).
+    """
+    pdir = Path(params_dir) if params_dir else repo_root() / "params"
+    path = pdir / f"{profile}.yaml"
+    if not path.exists():
+        avail = sorted(p.stem for p in pdir.glob("*.yaml"))
+        raise FileNotFoundError(f"No profile {profile!r} ({path}); available: {avail}.")
+    values = yaml.safe_load(path.read_text()) or {}
+    params = dict(params or {})
+    unknown = [k for k in params if k not in values]
+    if unknown:
+        raise KeyError(f"Unknown parameter(s) {unknown} for profile {profile!r}; known: "
+                       f"{sorted(values)}.")
+    # papermill passes the whole profile; only values that differ count as overrides
+    overrides = {k: v for k, v in params.items() if values.get(k) != v}
+    values.update(params)
+    return Config(profile=profile, values=values, overrides=overrides)
+
+
+def _subsample(adata: ad.AnnData, n: int | None, seed: int, stratify: str | None) -> ad.AnnData:
+    if not n or adata.n_obs <= n:
+        return adata
+    rng = np.random.default_rng(seed)
+    if stratify and stratify in adata.obs:
+        # proportional per label, so rare cell types survive in smoke runs
+        groups = adata.obs.groupby(stratify, observed=True).indices
+        frac = n / adata.n_obs
+        idx = np.concatenate([rng.choice(ix, max(1, int(round(len(ix) * frac))), replace=False)
+                              for ix in groups.values()])
+    else:
+        idx = rng.choice(adata.n_obs, n, replace=False)
+    return adata[np.sort(idx)].copy()
+
+
+class Pipeline:
+    """Cached steps for one profile: datasets → scVI → SAEs → attribution → GSEA.
+
+    Parameters
+    ----------
+    cfg
+        :class:`Config` from :func:`load_config`.
+    """
+
+    def __init__(self, cfg: Config):
+        self.cfg = cfg
+        torch.set_num_threads(max(1, int(cfg.values.get("torch_threads") or os.cpu_count() or 1)))
+        self._cache: dict[str, Any] = {}
+
+    # ---------------------------------------------------------------- datasets
+    def dataset(self, role: str = "main") -> ad.AnnData:
+        """Validated, optionally subsampled dataset for ``role`` ∈ {main, second, perturbation}.
+
+        The subsample (``subsample_<role>`` parameter) is stratified by cell type when present.
+        """
+        key = f"dataset:{role}"
+        if key not in self._cache:
+            name = self.cfg.values[f"{role}_dataset"]
+            required = tuple(self.cfg.values.get(f"{role}_required_obs") or ())
+            adata = sc_data.load_dataset(name, required_obs=required)
+            adata = _subsample(adata, self.cfg.values.get(f"subsample_{role}"), self.cfg.seed,
+                               "cell_type" if "cell_type" in adata.obs else "condition")
+            self._cache[key] = adata
+        return self._cache[key]
+
+    # ---------------------------------------------------------------- scVI
+    def scvi_dir(self) -> Path:
+        c = self.cfg
+        key = param_key({"data": c.main_dataset, "n": c.values.get("subsample_main"),
+                         "epochs": c.scvi_max_epochs, "seed": c.seed, "n_latent": 50,
+                         "batch": c.scvi_batch_key})
+        return c.artifacts / "models" / f"scvi_{key}"
+
+    def scvi_model(self):
+        """Reference scVI trained on the main dataset (cached in ``artifacts/``)."""
+        from .models import scvi as ms
+
+        if "scvi" not in self._cache:
+            c = self.cfg
+            self._cache["scvi"] = ms.train_reference(
+                self.dataset("main"), self.scvi_dir(), batch_key=c.scvi_batch_key,
+                max_epochs=c.scvi_max_epochs, seed=c.seed)
+        return self._cache["scvi"]
+
+    def scvi_encoder(self):
+        """f: raw counts (n, n_ref_genes) → X_scvi (n, 50), for attribution."""
+        from .models import scvi as ms
+
+        return ms.encoder_fn(self.scvi_model())
+
+    def scvi_adata(self, role: str = "main") -> ad.AnnData:
+        """Dataset aligned to the scVI genes with ``obsm["X_scvi"]`` (cached embeddings).
+
+        The main dataset is the reference; other roles are mapped as query data
+        (``prepare_query_anndata`` + ``load_query_data``).
+        """
+        from .models import scvi as ms
+
+        key = f"scvi_adata:{role}"
+        if key in self._cache:
+            return self._cache[key]
+        model = self.scvi_model()
+        src = self.dataset(role)
+        path = self.cfg.artifacts / "embeddings" / (
+            f"scvi_{self.scvi_dir().name}_{role}_{param_key({'n': src.n_obs, 'd': src.uns.get('scconcepts_source')})}.npy")
+        if role == "main":
+            adata = src.copy()
+            report = {"n_reference": adata.n_vars, "n_found": adata.n_vars, "missing": []}
+        else:
+            adata, report = ms.prepare_query(src, self.scvi_dir())
+        if path.exists():
+            z = np.load(path)
+        else:
+            if role == "main":
+                z = ms.embed(model)
+            else:
+                z = ms.embed(ms.load_query(adata, self.scvi_dir()), adata)
+            atomic_write(path, lambda tmp: np.save(open(tmp, "wb"), z))
+        adata.obsm["X_scvi"] = z
+        adata.uns["scvi_gene_report"] = {k: v for k, v in report.items() if k != "missing"}
+        adata.uns["scvi_missing_genes"] = list(report["missing"])
+        self._cache[key] = adata
+        return adata
+
+    # ---------------------------------------------------------------- SAEs
+    def sae_config(self, c: int, k: int, model: str = "scvi", role: str = "main", seed=None):
+        from .sae import SAEConfig
+
+        cf = self.cfg
+        d = self.scvi_adata(role).obsm["X_scvi"].shape[1] if model == "scvi" else None
+        return SAEConfig(d=d, c=int(c), k=int(k), aux_k=int(cf.sae_aux_k), lr=float(cf.sae_lr),
+                         epochs=int(cf.sae_epochs), batch_size=int(cf.sae_batch_size),
+                         seed=int(cf.seed if seed is None else seed))
+
+    def sae(self, c: int, k: int, model: str = "scvi", role: str = "main", seed=None):
+        """Top-K SAE (ψ) trained on ``obsm["X_<model>"]`` of ``role`` (cached).
+
+        Returns
+        -------
+        (TopKSAE, dict)
+            The SAE and ``{"config", "history", "metrics"}``.
+        """
+        from . import sae as sae_mod
+
+        config = self.sae_config(c, k, model, role, seed)
+        key = f"sae:{model}:{role}:{param_key(config.__dict__)}"
+        if key in self._cache:
+            return self._cache[key]
+        path = (self.cfg.artifacts / "sae" /
+                f"{model}_{role}_c{c}_k{k}_{param_key({**config.__dict__, 'emb': self.scvi_dir().name})}.pt")
+        A = self.scvi_adata(role).obsm[f"X_{model}"]
+        if path.exists():
+            try:
+                sae, meta = sae_mod.load_sae(path)
+                self._cache[key] = (sae, meta)
+                return self._cache[key]
+            except ValueError:
+                path.unlink()  # corrupt: retrain below
+        sae, hist = sae_mod.train_sae(A, config)
+        metrics = sae_mod.sae_metrics(sae, A)
+        sae_mod.save_sae(sae, path, config, extra={"history": hist, "metrics": metrics})
+        self._cache[key] = (sae, {"config": config.__dict__, "history": hist, "metrics": metrics})
+        return self._cache[key]
+
+    def codes(self, c: int, k: int, model: str = "scvi", role: str = "main",
+              sae_role: str | None = None) -> sp.csr_matrix:
+        """Concept activations U = ψ(A) of ``role``'s cells, shape (n_cells, c)."""
+        from . import sae as sae_mod
+
+        sae, _ = self.sae(c, k, model, sae_role or role)
+        return sae_mod.encode(sae, self.scvi_adata(role).obsm[f"X_{model}"])
+
+    # ---------------------------------------------------------------- attribution
+    def attribution(self, kind: str = "concept", model: str = "scvi", c: int | None = None,
+                    k: int | None = None, units=None, role: str = "main"):
+        """Counterfactual occlusion attribution (Eq 1–3) for concepts or neurons (cached).
+
+        ``units=None`` means every concept that activates at least once (``kind="concept"``)
+        or every neuron (``kind="neuron"``).
+        """
+        from .attribution import (AttributionResult, NeuronReadout, SAEReadout, UnitFunction,
+                                  attribute_units)
+        from . import sae as sae_mod
+
+        cf = self.cfg
+        c = int(c or cf.default_c)
+        k = int(k or cf.default_k)
+        adata = self.scvi_adata(role)
+        A = adata.obsm[f"X_{model}"]
+        if kind == "concept":
+            sae, _ = self.sae(c, k, model, role)
+            readout = SAEReadout(sae)
+            acts = sae_mod.encode(sae, A)
+            if units is None:
+                units = np.flatnonzero(acts.getnnz(axis=0) > 0)
+            tag = f"concept_c{c}_k{k}"
+        elif kind == "neuron":
+            readout = NeuronReadout.from_embeddings(A)
+            acts = A - readout.median.numpy()
+            units = np.arange(A.shape[1]) if units is None else units
+            tag = "neuron"
+        else:
+            raise ValueError(f"kind must be 'concept' or 'neuron', not {kind!r}")
+        units = np.asarray(units, dtype=int)
+        key = param_key({"units": units.tolist(), "np": cf.n_prototypes, "nc": cf.n_counterfactuals,
+                         "sae": self.sae_config(c, k, model, role).__dict__ if kind == "concept" else None,
+                         "emb": self.scvi_dir().name, "role": role, "n": adata.n_obs})
+        path = cf.artifacts / "attribution" / f"{model}_{role}_{tag}_{key}.npz"
+        if path.exists():
+            return AttributionResult.load(path)
+        res = attribute_units(UnitFunction(self.scvi_encoder(), readout), adata.X, A, acts,
+                              units, list(adata.var_names), n_prototypes=int(cf.n_prototypes),
+                              n_counterfactuals=int(cf.n_counterfactuals))
+        res.save(path)
+        return res
+
+    # ---------------------------------------------------------------- GSEA
+    def gsea_units(self, kind: str, attribution) -> np.ndarray:
+        """Units sent to GSEA: a seeded random sample of ``gsea_n_units`` attributed units."""
+        ok = attribution.units[~np.isnan(attribution.scores).all(1)]
+        n = int(self.cfg.gsea_n_units)
+        if len(ok) <= n:
+            return ok
+        rng = np.random.default_rng(self.cfg.seed + (0 if kind == "concept" else 1))
+        return np.sort(rng.choice(ok, n, replace=False))
+
+    def gsea(self, kind: str = "concept", model: str = "scvi", c=None, k=None):
+        """Attribution-based GSEA summary for the sampled units (cached parquet)."""
+        from .enrichment import annotate_units
+
+        cf = self.cfg
+        att = self.attribution(kind, model, c, k)
+        units = self.gsea_units(kind, att)
+        key = param_key({"att": att.scores.tobytes().hex()[:0] + str(float(np.nansum(att.scores))),
+                         "units": units.tolist(), "perm": cf.gsea_permutations,
+                         "strong": cf.gsea_strong_permutations, "lib": cf.gene_sets,
+                         "min": cf.gsea_min_size, "seed": cf.seed})
+        path = cf.artifacts / "gsea" / f"{model}_{kind}_{key}.parquet"
+        if path.exists():
+            return pd.read_parquet(path)
+        summary, _ = annotate_units(
+            att, sc_data.load_gene_sets(cf.gene_sets), units, permutations=int(cf.gsea_permutations),
+            strong_permutations=int(cf.gsea_strong_permutations), min_size=int(cf.gsea_min_size),
+            seed=int(cf.seed), threads=int(cf.values.get("gsea_threads") or 1))
+        summary["model"] = model
+        atomic_write(path, lambda tmp: summary.to_parquet(tmp))
+        return summary

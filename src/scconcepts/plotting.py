@@ -1,0 +1,190 @@
+"""Figures of the book (matplotlib / seaborn / scanpy). Each returns the matplotlib Figure."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+__all__ = ["umap_panels", "r2_bars", "training_curves", "category_bars", "ratio_heatmap",
+           "gene_set_size_hist", "attribution_cdf", "top_genes_bars", "annotation_bars"]
+
+_CAT_COLORS = {
+    "cell_type-specific": "#4C72B0",
+    "tissue-specific": "#55A868",
+    "donor_id-specific": "#C44E52",
+    "condition-specific": "#8172B2",
+    "other": "#CCB974",
+    "not enough data": "#BBBBBB",
+    "dead": "#444444",
+}
+
+
+def umap_panels(adata, keys: Sequence[str], basis: str = "X_umap", title: str = ""):
+    """UMAP scatter coloured by each ``obs`` key (Fig 6/7). ``adata.obsm[basis]`` is (n, 2)."""
+    keys = [k for k in keys if k in adata.obs]
+    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 4.4), squeeze=False)
+    xy = adata.obsm[basis]
+    for ax, key in zip(axes[0], keys):
+        lab = adata.obs[key].astype("category")
+        pal = sns.color_palette("tab20", len(lab.cat.categories))
+        for i, cat in enumerate(lab.cat.categories):
+            m = (lab == cat).to_numpy()
+            ax.scatter(xy[m, 0], xy[m, 1], s=2, color=pal[i], label=f"{cat} ({m.sum()})",
+                       rasterized=True, linewidths=0)
+        ax.set_title(key)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.legend(fontsize=6, markerscale=4, loc="upper left", bbox_to_anchor=(1, 1),
+                  frameon=False)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def r2_bars(table: pd.DataFrame, paper: pd.DataFrame | None = None):
+    """Fig 2A: R² per SAE size; ``table`` has columns ``c``, ``k``, ``r2``; ``paper`` optional."""
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    labels = [f"c={c}\nk={k}" for c, k in zip(table["c"], table["k"])]
+    x = np.arange(len(table))
+    w = 0.38 if paper is not None else 0.7
+    ax.bar(x - (w / 2 if paper is not None else 0), table["r2"], w, label="this book")
+    if paper is not None:
+        ax.bar(x + w / 2, paper["r2"], w, label="paper (TS Immune)", color="#BBBBBB")
+    for xi, v in zip(x, table["r2"]):
+        ax.text(xi - (w / 2 if paper is not None else 0), v + 0.003, f"{v:.3f}", ha="center",
+                fontsize=7)
+    ax.set_xticks(x, labels)
+    ax.set_ylabel("R² (variance-weighted)")
+    lo = min(table["r2"].min(), paper["r2"].min() if paper is not None else 1)
+    ax.set_ylim(max(0, lo - 0.05), 1.0)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def training_curves(histories: dict[str, dict]):
+    """R² and dead concepts per epoch for several SAEs (``label -> history``)."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
+    for label, h in histories.items():
+        a1.plot(h["epoch"], h["r2"], label=label)
+        a2.plot(h["epoch"], h["dead"], label=label)
+    a1.set(xlabel="epoch", ylabel="training R²", ylim=(0.5, 1))
+    a2.set(xlabel="epoch", ylabel="dead concepts")
+    a1.legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def category_bars(counts: pd.DataFrame):
+    """Fig 2B: concepts per Sec 3.1 category (rows: SAE sizes, columns: categories)."""
+    cols = [c for c in _CAT_COLORS if c in counts.columns]
+    fig, ax = plt.subplots(figsize=(7, 0.6 * len(counts) + 1.4))
+    frac = counts[cols].div(counts[cols].sum(1), axis=0)
+    left = np.zeros(len(frac))
+    for col in cols:
+        ax.barh(frac.index.astype(str), frac[col], left=left, color=_CAT_COLORS[col], label=col)
+        for i, (l, v, n) in enumerate(zip(left, frac[col], counts[col])):
+            if v > 0.06:
+                ax.text(l + v / 2, i, str(int(n)), ha="center", va="center", fontsize=7,
+                        color="white")
+        left += frac[col].to_numpy()
+    ax.set_xlabel("fraction of concepts")
+    ax.invert_yaxis()
+    ax.legend(ncol=3, fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.25))
+    fig.tight_layout()
+    return fig
+
+
+def ratio_heatmap(ratios: pd.DataFrame, title: str = ""):
+    """Metadata ratios r (concepts × labels) as a heatmap."""
+    fig, ax = plt.subplots(figsize=(0.5 * ratios.shape[1] + 3, 0.18 * len(ratios) + 1.8))
+    sns.heatmap(ratios, vmin=0, vmax=1, cmap="viridis", ax=ax, cbar_kws={"label": "ratio r"},
+                yticklabels=True)
+    ax.set_ylabel("concept")
+    ax.tick_params(axis="y", labelsize=6)
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def gene_set_size_hist(sizes: dict[str, np.ndarray], threshold_label: str):
+    """Fig 2C: distribution of genes per unit with attribution above the threshold."""
+    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    bins = [0, 1, 2, 3, 4, 6, 11, 21, 51, 10_000]
+    names = ["0", "1", "2", "3", "4-5", "6-10", "11-20", "21-50", ">50"]
+    width = 0.8 / max(1, len(sizes))
+    for i, (label, s) in enumerate(sizes.items()):
+        s = np.asarray(s)
+        s = s[~np.isnan(s)]
+        h, _ = np.histogram(s, bins=bins)
+        ax.bar(np.arange(len(names)) + i * width, h / max(1, len(s)), width, label=label)
+    ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names)
+    ax.set_xlabel(f"genes with {threshold_label}")
+    ax.set_ylabel("fraction of units")
+    ax.legend(frameon=False, fontsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def attribution_cdf(scores: dict[str, np.ndarray]):
+    """Fig 11: cumulative distribution of attribution scores (all genes of all units)."""
+    fig, ax = plt.subplots(figsize=(6, 3.4))
+    for label, s in scores.items():
+        v = np.sort(np.asarray(s)[np.isfinite(s)].ravel())
+        ax.plot(v, np.arange(1, v.size + 1) / v.size, label=label)
+    ax.set_xscale("symlog", linthresh=1e-3)
+    ax.set_xlabel("attribution score (activation drop)")
+    ax.set_ylabel("cumulative fraction")
+    ax.axvline(0.05, ls="--", c="grey", lw=0.8)
+    ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def top_genes_bars(panels: dict[str, pd.Series], per_prototype: dict[str, np.ndarray] | None = None,
+                   ncols: int = 3):
+    """Top attribution genes of several units; dots show per-prototype values."""
+    n = len(panels)
+    nrows = int(np.ceil(n / ncols))
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
+    for ax, (title, s) in zip(axes.ravel(), panels.items()):
+        ax.barh(s.index[::-1], s.values[::-1], color="#4C72B0")
+        if per_prototype and title in per_prototype:
+            pp = per_prototype[title]  # (n_prototypes, n_genes shown), same order as s
+            for j in range(pp.shape[1]):
+                y = len(s) - 1 - j
+                ax.scatter(pp[:, j], np.full(pp.shape[0], y), s=6, color="k", alpha=0.5, zorder=3)
+        ax.set_title(title, fontsize=9)
+        ax.tick_params(axis="y", labelsize=7)
+        ax.set_xlabel("attribution")
+    for ax in axes.ravel()[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def annotation_bars(table: pd.DataFrame, title: str = ""):
+    """Fig 3A.b: fraction of units with strong / weak / no GSEA annotation."""
+    cols = ["strong", "weak", "none"]
+    colors = {"strong": "#2E7D32", "weak": "#A5D6A7", "none": "#DDDDDD"}
+    fig, ax = plt.subplots(figsize=(6.5, 0.7 * len(table) + 1.5))
+    labels = [" / ".join(map(str, i)) if isinstance(i, tuple) else str(i) for i in table.index]
+    left = np.zeros(len(table))
+    for col in cols:
+        ax.barh(labels, table[col], left=left, color=colors[col], label=col)
+        for i, (l, v) in enumerate(zip(left, table[col])):
+            if v > 0.05:
+                ax.text(l + v / 2, i, f"{v:.0%}", ha="center", va="center", fontsize=8)
+        left += table[col].to_numpy()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("fraction of units")
+    ax.invert_yaxis()
+    ax.set_title(title)
+    ax.legend(ncol=3, frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3))
+    fig.tight_layout()
+    return fig
