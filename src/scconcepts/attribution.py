@@ -388,3 +388,48 @@ def attribute_units(
     return AttributionResult(units=units, genes=np.asarray(genes, dtype=str), scores=scores,
                              per_prototype=per_proto, prototypes=protos, counterfactuals=cfs,
                              prototype_activation=proto_act, kind=unit_fn.readout.kind)
+
+
+def top_genes_table(result: AttributionResult, units: Sequence[int], n: int = 10,
+                    gene_info: pd.DataFrame | None = None) -> pd.DataFrame:
+    """Top-``n`` genes of C_i for each unit, with full gene names.
+
+    Parameters
+    ----------
+    gene_info
+        :func:`scconcepts.data.load_gene_info` (index = symbol; ``name``, ``gene_type``).
+
+    Returns
+    -------
+    DataFrame
+        Columns ``unit``, ``rank`` (1-based), ``gene``, ``attribution``, ``name``, ``gene_type``.
+    """
+    rows = []
+    for u in units:
+        top = result.ranked(int(u)).head(n)
+        for rank, (g, a) in enumerate(top.items(), 1):
+            info = gene_info.loc[g] if gene_info is not None and g in gene_info.index else None
+            rows.append({"unit": int(u), "rank": rank, "gene": g, "attribution": float(a),
+                         "name": "" if info is None else info["name"],
+                         "gene_type": "" if info is None else info["gene_type"]})
+    return pd.DataFrame(rows)
+
+
+def marker_overlap(result: AttributionResult, units: Sequence[int], markers: Sequence[str],
+                   n: int = 10) -> pd.DataFrame:
+    """Which of ``markers`` appear among the top-``n`` attribution genes of each unit.
+
+    Returns
+    -------
+    DataFrame
+        One row per unit: ``unit``, ``hits`` (comma-joined markers found), ``n_hits``,
+        ``top_genes`` (comma-joined top-``n``).
+    """
+    mk = set(markers)
+    rows = []
+    for u in units:
+        top = list(result.ranked(int(u)).index[:n])
+        hits = [g for g in top if g in mk]
+        rows.append({"unit": int(u), "hits": ", ".join(hits), "n_hits": len(hits),
+                     "top_genes": ", ".join(top)})
+    return pd.DataFrame(rows)

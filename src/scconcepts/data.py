@@ -258,7 +258,8 @@ def _load_gene_sets_cached(name: str) -> dict[str, list[str]]:
 
 def load_gene_sets(name: str = "GO_Biological_Process_2023") -> dict[str, list[str]]:
     """Bundled gene-set library by name (or a ``.gmt`` path): name -> upper-case symbols."""
-    return dict(_load_gene_sets_cached(name))
+    # copy the lists too: a caller that edits a set must not alter the cached library
+    return {k: list(v) for k, v in _load_gene_sets_cached(name).items()}
 
 
 @lru_cache(maxsize=1)
@@ -290,3 +291,24 @@ def gene_names(symbols: Iterable[str]) -> pd.Series:
     return pd.Series(
         [info["name"].get(s, "") if s in info.index else "" for s in symbols], index=symbols
     )
+
+
+def describe(adatas: dict[str, ad.AnnData],
+             keys: Sequence[str] = ("donor_id", "tissue", "cell_type", "condition")) -> pd.DataFrame:
+    """Table 1 analogue: cells, genes and number of distinct metadata values per dataset.
+
+    Returns
+    -------
+    DataFrame
+        Rows: ``# cells``, ``# genes``, ``median UMIs / cell``, ``# <key>`` for each key
+        (``—`` when the dataset lacks it); one column per dataset.
+    """
+    out = {}
+    for name, a in adatas.items():
+        counts = a.layers["counts"] if "counts" in a.layers else a.X
+        col = {"# cells": f"{a.n_obs:,}", "# genes": f"{a.n_vars:,}",
+               "median UMIs / cell": f"{np.median(np.asarray(counts.sum(1)).ravel()):,.0f}"}
+        for k in keys:
+            col[f"# {k}"] = str(a.obs[k].nunique()) if k in a.obs else "—"
+        out[name] = col
+    return pd.DataFrame(out)

@@ -202,6 +202,36 @@ class Pipeline:
         self._cache[key] = adata
         return adata
 
+    def umap(self, role: str = "main", rep: str = "X_scvi") -> np.ndarray:
+        """2-D UMAP (scanpy: 15-NN graph on ``obsm[rep]``, ``tl.umap``), cached, (n_cells, 2)."""
+        import scanpy as sc
+
+        adata = self.scvi_adata(role)
+        path = self.cfg.artifacts / "embeddings" / (
+            f"umap_{rep}_{self.scvi_dir().name}_{role}_{adata.n_obs}.npy")
+        if path.exists():
+            xy = np.load(path)
+        else:
+            tmp = ad.AnnData(obs=adata.obs[[]].copy(), obsm={rep: adata.obsm[rep]})
+            # exact sklearn kNN: the pynndescent path of scanpy 1.11 breaks on scipy csr_array
+            sc.pp.neighbors(tmp, use_rep=rep, n_neighbors=15, random_state=self.cfg.seed,
+                            transformer="sklearn")
+            sc.tl.umap(tmp, random_state=self.cfg.seed)
+            xy = tmp.obsm["X_umap"].astype(np.float32)
+            atomic_write(path, lambda t: np.save(open(t, "wb"), xy))
+        adata.obsm["X_umap"] = xy
+        return xy
+
+    def knn_accuracy(self, role: str = "main", key: str = "cell_type") -> pd.DataFrame:
+        """k-NN (k = 15, 5-fold) cell-type accuracy of scVI embeddings vs PCA of counts."""
+        from .downstream import knn_table, pca_of_counts
+
+        adata = self.scvi_adata(role)
+        src = self.dataset(role)
+        return knn_table({"scVI (X_scvi)": adata.obsm["X_scvi"],
+                          "PCA of log-normalised counts": pca_of_counts(src, seed=self.cfg.seed)},
+                         adata.obs[key].astype(str).to_numpy(), seed=self.cfg.seed)
+
     # ---------------------------------------------------------------- SAEs
     def sae_config(self, c: int, k: int, model: str = "scvi", role: str = "main", seed=None):
         from .sae import SAEConfig
@@ -242,6 +272,17 @@ class Pipeline:
         self._cache[key] = (sae, {"config": config.__dict__, "history": hist, "metrics": metrics})
         return self._cache[key]
 
+    def sae_table(self, role: str = "main", model: str = "scvi") -> pd.DataFrame:
+        """Table 3 analogue: one row per SAE of ``sae_grid`` with its metrics on ``role``."""
+        rows = []
+        for c, k in self.cfg.sae_grid:
+            _, meta = self.sae(c, k, model, role)
+            cf = meta["config"]
+            rows.append({"c": c, "k": k, "lr": cf["lr"], "epochs": cf["epochs"],
+                         **{m: meta["metrics"][m] for m in
+                            ("r2", "active_concepts", "dead_concepts", "l0", "sparsity")}})
+        return pd.DataFrame(rows)
+
     def codes(self, c: int, k: int, model: str = "scvi", role: str = "main",
               sae_role: str | None = None) -> sp.csr_matrix:
         """Concept activations U = ψ(A) of ``role``'s cells, shape (n_cells, c)."""
@@ -249,6 +290,18 @@ class Pipeline:
 
         sae, _ = self.sae(c, k, model, sae_role or role)
         return sae_mod.encode(sae, self.scvi_adata(role).obsm[f"X_{model}"])
+
+    def categories(self, c: int | None = None, k: int | None = None, model: str = "scvi",
+                   role: str = "main") -> pd.DataFrame:
+        """Sec 3.1 categories of every concept of SAE (c, k) on ``role``'s cells."""
+        from .concepts import categorize_concepts
+
+        c = int(c or self.cfg.default_c)
+        k = int(k or self.cfg.default_k)
+        return categorize_concepts(self.codes(c, k, model, role), self.scvi_adata(role).obs,
+                                   keys=self.cfg.metadata_keys,
+                                   threshold=float(self.cfg.specificity_threshold),
+                                   min_cells=int(self.cfg.min_cells))
 
     # ---------------------------------------------------------------- attribution
     def attribution(self, kind: str = "concept", model: str = "scvi", c: int | None = None,
@@ -293,6 +346,17 @@ class Pipeline:
                               n_counterfactuals=int(cf.n_counterfactuals))
         res.save(path)
         return res
+
+    def sample_units(self, c: int, k: int, n: int | None = None, model: str = "scvi",
+                     role: str = "main") -> np.ndarray:
+        """Seeded random sample of at most ``n`` (``attribution_grid_max_units``) active concepts."""
+        codes = self.codes(c, k, model, role)
+        active = np.flatnonzero(codes.getnnz(axis=0) > 0)
+        n = int(n or self.cfg.attribution_grid_max_units)
+        if len(active) <= n:
+            return active
+        rng = np.random.default_rng(self.cfg.seed)
+        return np.sort(rng.choice(active, n, replace=False))
 
     # ---------------------------------------------------------------- GSEA
     def gsea_units(self, kind: str, attribution) -> np.ndarray:

@@ -205,3 +205,39 @@ def encoder_fn(model):
         return module.inference(x=x, batch_index=batch_index)["qz"].loc
 
     return f
+
+
+def describe(model, paper_census: bool = True):
+    """Table 2 analogue for a trained scVI, next to the paper's Census scVI column.
+
+    Returns
+    -------
+    DataFrame
+        Rows: architecture, encoder / total parameters, genes, preprocessing, embedding.
+    """
+    import pandas as pd
+
+    module = model.module
+    n_enc = sum(p.numel() for p in module.z_encoder.parameters())
+    n_all = sum(p.numel() for p in module.parameters())
+    ours = {
+        "Model architecture": "VAE (scvi-tools SCVI)",
+        "Encoder parameters (total)": f"{n_enc / 1e6:.2f}M ({n_all / 1e6:.2f}M)",
+        "Genes in vocabulary": f"{module.n_input:,}",
+        "Gene expression preprocessing": "raw counts; log1p inside the encoder",
+        "Sequence length": f"{module.n_input:,} genes (all genes of the main dataset)",
+        "Cell embedding strategy": "posterior mean of q(z|x)",
+        "Cell embedding size": str(module.n_latent),
+        "Training data": f"{model.adata.n_obs:,} cells" if model.adata is not None else "",
+    }
+    paper = {
+        "Model architecture": "VAE",
+        "Encoder parameters (total)": "2M (8M)",
+        "Genes in vocabulary": "8 000",
+        "Gene expression preprocessing": "sum norm + log1p",
+        "Sequence length": "8000 HVG",
+        "Cell embedding strategy": "Latent embedding",
+        "Cell embedding size": "50",
+        "Training data": "CELLxGENE Census (millions of cells)",
+    }
+    return pd.DataFrame({"scVI (this book)": ours, "scVI Census (paper, Table 2)": paper})

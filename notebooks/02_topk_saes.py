@@ -1,0 +1,119 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Top-K sparse autoencoders at different scales
+#
+# Concept extraction is a dictionary-learning problem (Sec 2 of {cite}`claye2025`): the
+# embeddings $A \in \mathbb{R}^{n \times d}$ of $n$ cells are approximated as $A \approx U D^\top$
+# with a dictionary $D \in \mathbb{R}^{d \times c}$ of $c$ concepts and sparse codes
+# $U \in \mathbb{R}^{n \times c}$. A Top-K sparse autoencoder {cite}`gao2024` computes the codes
+# with an encoder $\psi$,
+#
+# $$U = \psi(A) = \mathrm{ReLU}(\mathrm{TopK}((A - b_{dec}) W + b)), \qquad A' = U D^\top + b_{dec},$$
+#
+# keeping exactly $k$ candidate concepts per cell. As in Gao et al., the decoder columns have unit
+# norm, the inputs are centred by $b_{dec}$, and an auxiliary loss (AuxK) makes the
+# $k_{aux} = 512$ most active *dead* latents reconstruct the residual, which brings them back.
+# A concept *activates* in a cell when its code is $> 0$.
+#
+# The paper trains SAEs on scVI embeddings ($d = 50$) with $c = 200, 500, 1000, 2000, 5000$ and
+# $k = 3, 8, 16, 32, 80$ (Sec 4.2), and keeps $c = 500$, $k = 8$ (expansion factor 10) for the
+# rest of the study. We train the same grid up to $c = 2000$ on the scVI embeddings of the main
+# dataset.
+#
+# ```{admonition} What differs from the paper here
+# :class: warning
+# The paper trains on 592,317 cells for 1,000–3,000 epochs at learning rates $10^{-4}$ to
+# $5 \cdot 10^{-4}$ (batch 1,024). Our main dataset has about 50 times fewer cells, so one epoch
+# is about 12 optimisation steps; we train for more epochs at a higher learning rate (see the
+# run-parameters table) to reach a comparable number of steps in a few minutes on a CPU.
+# ```
+
+# %% tags=["parameters"]
+profile = "default"
+params = {}
+
+# %%
+import matplotlib.pyplot as plt
+import pandas as pd
+from IPython.display import Markdown, display
+
+from scconcepts import plotting
+from scconcepts.pipeline import Pipeline, load_config
+from scconcepts.reference import PAPER_TABLE3
+
+cfg = load_config(profile, params)
+pipe = Pipeline(cfg)
+cfg.table(["main_dataset", "sae_grid", "default_c", "default_k", "sae_lr", "sae_epochs",
+           "sae_batch_size", "sae_aux_k", "seed"])
+
+# %% [markdown]
+# ## Training
+#
+# Each SAE is trained once and cached under `artifacts/<profile>/sae/`; the file name carries a
+# hash of every hyper-parameter, so rerunning this chapter reuses the weights and changing a
+# parameter retrains.
+
+# %%
+A = pipe.scvi_adata("main").obsm["X_scvi"]
+saes = {(c, k): pipe.sae(c, k) for c, k in cfg.sae_grid}
+
+# %% [markdown]
+# ## Reconstruction and sparsity (Table 3 and Fig 2A analogues)
+#
+# R² is $1 - \sum \lVert a - a' \rVert^2 / \sum \lVert a - \bar a \rVert^2$ with $\bar a$ the
+# per-dimension mean embedding (variance-weighted R²): 1 is a perfect reconstruction and 0 is no
+# better than the mean cell. *Active* concepts fire in at least one cell of the training data;
+# L0 is the mean number of non-zero codes per cell.
+
+# %%
+table = pipe.sae_table("main")
+paper = PAPER_TABLE3.query("model == 'scVI' and dataset == 'Tabula Sapiens Immune'")
+merged = table.merge(paper[["c", "k", "r2", "active_concepts"]].rename(
+    columns={"r2": "paper R²", "active_concepts": "paper active"}), on=["c", "k"], how="left")
+merged
+
+# %%
+fig = plotting.r2_bars(table, paper.set_index(["c", "k"]).reindex(
+    list(zip(table["c"], table["k"])))[["r2"]].reset_index(drop=True))
+plt.show()
+
+# %%
+dflt = table.set_index(["c", "k"]).loc[(cfg.default_c, cfg.default_k)]
+trend = ("As in the paper, R² increases with the number of concepts."
+         if table["r2"].is_monotonic_increasing else
+         "Unlike the paper, R² does not increase monotonically with the number of concepts here.")
+display(Markdown(
+    f"At the default size ($c$ = {cfg.default_c}, $k$ = {cfg.default_k}) the SAE reconstructs the "
+    f"scVI embeddings with R² = **{dflt['r2']:.3f}** and {int(dflt['active_concepts'])} active "
+    f"concepts (paper, scVI on Tabula Sapiens Immune: 0.988 and 489). {trend} "
+    f"At the smallest size, R² = {table['r2'].iloc[0]:.3f} (paper: 0.936 at c = 200, k = 3). "
+    "Our R² values are lower than the paper's at equal (c, k); one plausible reason, not tested "
+    "here, is that a 50-dimensional scVI trained on 12k cells uses its latent dimensions less "
+    "economically than the Census model trained on millions."))
+
+# %% [markdown]
+# ## Training curves and dead concepts
+#
+# The paper observes that the learning rate mostly controls the number of dead concepts, and
+# that scVI SAEs with large dictionaries ($c \geq 2000$) keep many dead concepts. The right
+# panel counts latents that have not fired for the last 100,000 training samples (the AuxK
+# criterion).
+
+# %%
+fig = plotting.training_curves({f"c={c}, k={k}": meta["history"]
+                                for (c, k), (_, meta) in saes.items()})
+plt.show()
+
+# %% [markdown]
+# The default size is chosen as the paper chooses it: the expansion factor $c/d = 10$
+# ($c = 500$, $k = 8$ for $d = 50$), where reconstruction is already high and the number of dead
+# concepts is still small; the larger dictionaries add little R² and many dead concepts.
