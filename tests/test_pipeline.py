@@ -1,0 +1,105 @@
+"""Profiles (:func:`scconcepts.pipeline.load_config`, :class:`Config`) and atomic writes."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from scconcepts.pipeline import Config, load_config, repo_root
+from scconcepts.utils import atomic_write, param_key
+
+
+@pytest.fixture
+def params_dir(tmp_path):
+    d = tmp_path / "params"
+    d.mkdir()
+    (d / "alpha.yaml").write_text("seed: 0\nsae_lr: 0.0001\nmain_dataset: kang2018_pbmc_ctrl\n"
+                                  "metadata_keys: [cell_type, donor_id]\n")
+    (d / "beta.yaml").write_text("seed: 1\n")
+    return d
+
+
+def test_load_config_and_overrides(params_dir):
+    cfg = load_config("alpha", {"seed": 3, "sae_lr": 0.0001}, params_dir=params_dir)
+    assert cfg.profile == "alpha"
+    assert cfg.seed == 3 and cfg.values["seed"] == 3
+    assert cfg.overrides == {"seed": 3}  # an override equal to the profile value is not one
+    assert cfg.metadata_keys == ["cell_type", "donor_id"]
+    with pytest.raises(AttributeError, match="not_there"):
+        cfg.not_there
+    assert load_config("beta", params_dir=params_dir).values == {"seed": 1}
+
+
+def test_unknown_override_key(params_dir):
+    with pytest.raises(KeyError, match="sae_l") as ei:
+        load_config("alpha", {"sae_l": 1e-3}, params_dir=params_dir)
+    assert "sae_lr" in str(ei.value)  # lists the known parameters
+
+
+def test_missing_profile_lists_available(params_dir):
+    with pytest.raises(FileNotFoundError, match="gamma") as ei:
+        load_config("gamma", params_dir=params_dir)
+    assert "['alpha', 'beta']" in str(ei.value)
+
+
+def test_repository_profiles_load():
+    avail = sorted(p.stem for p in (repo_root() / "params").glob("*.yaml"))
+    assert {"default", "smoke"} <= set(avail)
+    for profile in ("default", "smoke"):
+        cfg = load_config(profile)
+        assert cfg.overrides == {} and "seed" in cfg.values
+
+
+def test_config_table(params_dir):
+    cfg = load_config("alpha", {"seed": 3}, params_dir=params_dir)
+    tab = cfg.table()
+    assert list(tab.index) == ["seed", "sae_lr", "main_dataset", "metadata_keys"]
+    assert tab.loc["seed", "value"] == "3" and tab.loc["seed", "source"] == "override"
+    assert tab.loc["sae_lr", "value"] == "0.0001"
+    assert tab.loc["sae_lr", "source"] == "params/alpha.yaml"
+    assert tab.loc["main_dataset", "value"] == "kang2018_pbmc_ctrl"  # strings are not quoted
+    assert tab.loc["metadata_keys", "value"] == '["cell_type", "donor_id"]'
+    sub = cfg.table(["main_dataset", "seed"])
+    assert list(sub.index) == ["main_dataset", "seed"]
+    with pytest.raises(KeyError):
+        cfg.table(["nope"])
+
+
+def test_config_artifacts_folder(tmp_path):
+    cfg = Config("p", {"artifacts_dir": str(tmp_path / "art")})
+    assert cfg.artifacts == tmp_path / "art" / "p" and cfg.artifacts.is_dir()
+
+
+def test_atomic_write_replaces(tmp_path):
+    path = tmp_path / "out" / "f.txt"
+    atomic_write(path, lambda tmp: open(tmp, "w").write("one"))
+    atomic_write(path, lambda tmp: open(tmp, "w").write("two"))
+    assert path.read_text() == "two"
+    assert os.listdir(path.parent) == ["f.txt"]
+    assert (path.stat().st_mode & 0o777) == 0o644
+
+
+def test_atomic_write_failure_keeps_old_file(tmp_path):
+    path = tmp_path / "f.txt"
+    path.write_text("old")
+
+    def failing(tmp):
+        with open(tmp, "w") as fh:
+            fh.write("half-writ")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(path, failing)
+    assert path.read_text() == "old"
+    assert os.listdir(tmp_path) == ["f.txt"]  # no temporary file left
+    fresh = tmp_path / "new.txt"
+    with pytest.raises(RuntimeError):
+        atomic_write(fresh, failing)
+    assert not fresh.exists() and os.listdir(tmp_path) == ["f.txt"]
+
+
+def test_param_key_is_stable_and_order_free():
+    a = param_key({"x": 1, "y": [1, 2]})
+    assert a == param_key({"y": [1, 2], "x": 1}) and len(a) == 10
+    assert a != param_key({"x": 2, "y": [1, 2]})
