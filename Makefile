@@ -19,8 +19,11 @@ STAMP := $(VENV)/.installed
 PROFILE ?= default
 MATHJAX_VERSION := 3.2.2
 MATHJAX_STAMP := book/_static/mathjax/VERSION
-# Book tooling not (yet) in pyproject's `book` extra.
-EXTRA_BOOK_PKGS :=
+# scGPT 0.2.4 pins scvi-tools < 1 and a torchtext that cannot load with torch >= 2.4, so it is
+# installed without its dependencies, plus the two it really imports (ipython, datasets);
+# scconcepts.models.scgpt registers a pure-Python stand-in for torchtext.vocab.
+SCGPT_PKGS := "scgpt==0.2.4"
+SCGPT_DEPS := ipython datasets
 
 export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # Headless matplotlib for scripts and tests; the runner gives kernels the (headless) inline
@@ -33,10 +36,12 @@ env: $(STAMP)
 
 # (Re)install when pyproject.toml changes. torch first, alone: the pinned CPU wheel, not the
 # CUDA build that a looser requirement would pull.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install "torch==2.13.0"
-	$(PY) -m pip install -e ".[book,test]" $(EXTRA_BOOK_PKGS)
+	$(PY) -m pip install -e ".[book,test]"
+	$(PY) -m pip install --no-deps $(SCGPT_PKGS)
+	$(PY) -m pip install $(SCGPT_DEPS)
 	$(PY) -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (scconcepts)"
 	@touch $@
 

@@ -73,8 +73,9 @@ display(Markdown(
     f"At the default size, {len(enough)} of {len(dflt)} concepts activate in at least "
     f"{cfg.min_cells} cells; **{frac_ct:.0%}** of those are cell-type-specific. The paper also "
     "finds that a large share of concepts are cell-type-specific for scVI, as expected since "
-    "cell type is the strongest signal in expression. Donor-specific concepts would reveal a "
-    "batch effect that the embedding keeps; their count is in the table above."))
+    "cell type is the strongest signal in expression. "
+    f"{int((dflt['category'] == 'donor_id-specific').sum())} concepts are donor-specific; such "
+    "concepts would reveal a donor (batch) effect kept by the embedding."))
 
 # %% [markdown]
 # ## Which cell types do the specific concepts cover?

@@ -147,10 +147,28 @@ def test_annotation_summary_fractions(annotated):
     s = s.reset_index()
     other = s.assign(kind="neuron", annotation=["none", "none", "weak"])
     tab = annotation_summary(s, other)
-    assert list(tab.columns) == ["strong", "weak", "none", "n_units"]
+    assert list(tab.columns)[:4] == ["strong", "weak", "none", "n_units"]
+    assert tab["best term FDR ≤ 0.05"].between(0, 1).all()
     np.testing.assert_allclose(tab[["strong", "weak", "none"]].sum(1), 1.0)
     assert tab.loc["neuron", "none"] == pytest.approx(2 / 3)
     assert tab.loc["neuron", "strong"] == 0.0
     assert tab.loc["concept", "n_units"] == 3 and tab.loc["neuron", "n_units"] == 3
     by_model = annotation_summary(s.assign(model="scvi"), other.assign(model="scgpt"))
     assert by_model.index.names == ["model", "kind"] and len(by_model) == 2
+
+
+def test_shuffled_null_destroys_the_planted_signal(go, universe):
+    """shuffle=True permutes each unit's scores across genes (seeded): the planted set is no
+    longer the annotation, rows are flagged, and the same seed gives the same result."""
+    rng = np.random.default_rng(3)
+    scores = np.stack([_planted_scores(universe, go[SET_A], rng)])
+    res = _result(universe, scores, [0])
+    kw = dict(permutations=200, strong_permutations=400, seed=0, progress=False)
+    real, _ = annotate_units(res, go, **kw)
+    null1, _ = annotate_units(res, go, shuffle=True, **kw)
+    null2, _ = annotate_units(res, go, shuffle=True, **kw)
+    assert real.loc[0, "best_term"] == SET_A and not real.loc[0, "shuffled"]
+    assert null1.loc[0, "shuffled"] and null1.loc[0, "best_term"] != SET_A
+    pd.testing.assert_frame_equal(null1, null2)
+    tab = annotation_summary(real, null1)
+    assert set(tab.index) == {"concept", "concept (shuffled genes)"}

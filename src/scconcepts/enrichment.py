@@ -111,6 +111,7 @@ def annotate_units(
     seed: int = 0,
     threads: int = 1,
     progress: bool = True,
+    shuffle: bool = False,
 ) -> tuple[pd.DataFrame, dict[int, pd.DataFrame]]:
     """Attribution-based GSEA label of each unit (Sec 3.4, Fig 3A.b).
 
@@ -122,14 +123,20 @@ def annotate_units(
         Subset of ``attribution.units`` (default: all with finite scores).
     permutations, strong_permutations
         Permutations of the full run and of the strong re-test (see module docstring).
+    shuffle
+        Null control: shuffle each unit's attribution scores across genes (seeded) before GSEA.
+        The best pathway is still chosen among ~10² tested sets with *nominal* p-values (as in
+        the paper), so shuffled rankings also get "annotations"; their rate is the false-positive
+        baseline against which concept and neuron rates should be read.
 
     Returns
     -------
     (summary, tables)
         ``summary``: one row per unit with ``unit``, ``best_term`` (highest NES among
         positively enriched sets, ``None`` if none), ``NES``, ``pval`` (full run),
-        ``pval_strong`` (re-test, NaN if not re-tested), ``annotation`` (``"strong"``,
-        ``"weak"`` or ``"none"``), ``n_sets_tested``; ``tables``: unit → full prerank table.
+        ``pval_strong`` (re-test, NaN if not re-tested), ``fdr`` (GSEApy FDR q-value of the best
+        term), ``annotation`` (``"strong"``, ``"weak"`` or ``"none"``), ``n_sets_tested``;
+        ``tables``: unit → full prerank table.
     """
     units = attribution.units if units is None else np.asarray(units)
     rows, tables = [], {}
@@ -137,6 +144,9 @@ def annotate_units(
         scores = attribution.ranked(int(unit))
         if scores.isna().all():
             continue
+        if shuffle:
+            perm = np.random.default_rng([seed, int(unit)]).permutation(len(scores))
+            scores = pd.Series(scores.to_numpy()[perm], index=scores.index)
         tab = prerank(scores, gene_sets, permutations=permutations, min_size=min_size,
                       max_size=max_size, seed=seed, threads=threads)
         tables[int(unit)] = tab
@@ -144,10 +154,11 @@ def annotate_units(
         best = pos.iloc[0] if len(pos) else None
         row = {"unit": int(unit), "kind": attribution.kind, "n_sets_tested": len(tab),
                "best_term": None, "NES": np.nan, "pval": np.nan, "pval_strong": np.nan,
+               "fdr": np.nan, "shuffled": shuffle,
                "lead_genes": "", "annotation": "none"}
         if best is not None:
             row.update(best_term=best["Term"], NES=best["NES"], pval=best["pval"],
-                       lead_genes=best["lead_genes"])
+                       fdr=best["fdr"], lead_genes=best["lead_genes"])
             if best["pval"] <= WEAK_P:
                 row["annotation"] = "weak"
                 one = {best["Term"]: [g for g in gene_sets[best["Term"]]]}
@@ -166,8 +177,12 @@ def annotate_units(
 def annotation_summary(*summaries: pd.DataFrame) -> pd.DataFrame:
     """Fraction of units per annotation level (Fig 3A.b), one row per (model, kind)."""
     df = pd.concat(summaries, ignore_index=True)
+    if "shuffled" in df.columns:
+        df["kind"] = np.where(df["shuffled"], df["kind"] + " (shuffled genes)", df["kind"])
     keys = [k for k in ("model", "kind") if k in df.columns]
     tab = (df.groupby(keys)["annotation"].value_counts(normalize=True).unstack(fill_value=0.0)
            .reindex(columns=["strong", "weak", "none"], fill_value=0.0))
     tab["n_units"] = df.groupby(keys).size()
+    if "fdr" in df.columns:
+        tab["best term FDR ≤ 0.05"] = df.assign(q=df["fdr"] <= 0.05).groupby(keys)["q"].mean()
     return tab

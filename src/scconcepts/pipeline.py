@@ -368,8 +368,12 @@ class Pipeline:
         rng = np.random.default_rng(self.cfg.seed + (0 if kind == "concept" else 1))
         return np.sort(rng.choice(ok, n, replace=False))
 
-    def gsea(self, kind: str = "concept", model: str = "scvi", c=None, k=None):
-        """Attribution-based GSEA summary for the sampled units (cached parquet)."""
+    def gsea(self, kind: str = "concept", model: str = "scvi", c=None, k=None,
+             shuffle: bool = False):
+        """Attribution-based GSEA summary for the sampled units (cached parquet).
+
+        ``shuffle=True`` runs the shuffled-ranking null on the same units.
+        """
         from .enrichment import annotate_units
 
         cf = self.cfg
@@ -378,14 +382,14 @@ class Pipeline:
         key = param_key({"att": att.scores.tobytes().hex()[:0] + str(float(np.nansum(att.scores))),
                          "units": units.tolist(), "perm": cf.gsea_permutations,
                          "strong": cf.gsea_strong_permutations, "lib": cf.gene_sets,
-                         "min": cf.gsea_min_size, "seed": cf.seed})
-        path = cf.artifacts / "gsea" / f"{model}_{kind}_{key}.parquet"
+                         "min": cf.gsea_min_size, "seed": cf.seed, "shuffle": shuffle})
+        path = cf.artifacts / "gsea" / f"{model}_{kind}{'_null' if shuffle else ''}_{key}.parquet"
         if path.exists():
             return pd.read_parquet(path)
         summary, _ = annotate_units(
             att, sc_data.load_gene_sets(cf.gene_sets), units, permutations=int(cf.gsea_permutations),
             strong_permutations=int(cf.gsea_strong_permutations), min_size=int(cf.gsea_min_size),
-            seed=int(cf.seed), threads=int(cf.values.get("gsea_threads") or 1))
+            seed=int(cf.seed), threads=int(cf.values.get("gsea_threads") or 1), shuffle=shuffle)
         summary["model"] = model
         atomic_write(path, lambda tmp: summary.to_parquet(tmp))
         return summary

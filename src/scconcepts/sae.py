@@ -156,6 +156,19 @@ def train_sae(
         raise ValueError("Need at least 2 cells to train an SAE.")
     seed_everything(config.seed)
     dev = resolve_device(device)
+    threads = torch.get_num_threads()
+    if dev.type == "cpu":
+        # SAE matrices are small (d ≤ 512): one thread is as fast as two here, and immune to the
+        # 10-20x OpenMP slow-down seen when other processes compete for the cores.
+        torch.set_num_threads(1)
+    try:
+        sae, hist = _train_loop(a, config, dev, progress)
+    finally:
+        torch.set_num_threads(threads)
+    return sae, hist
+
+
+def _train_loop(a: np.ndarray, config: SAEConfig, dev: torch.device, progress: bool):
     x = torch.from_numpy(a).to(dev)
     sae = TopKSAE(config.d, config.c, config.k).to(dev)
     with torch.no_grad():

@@ -34,8 +34,12 @@ QUERY_BATCH = "unassigned"
 
 
 def _scvi():
+    import logging
+
     import scvi  # heavy import (lightning); deferred so `import scconcepts` stays light
 
+    # scvi-tools logs every load ("File ... already downloaded") at INFO to stdout
+    scvi.settings.verbosity = logging.WARNING
     return scvi
 
 
