@@ -106,7 +106,13 @@ display(Markdown(
     "nominal p-values on the best of many pathways. With the FDR q-value of the best term "
     f"(≤ 0.05) instead, the shares are {fdr.xs('concept', level='kind').iloc[0]:.0%} "
     f"(concepts), {fdr.xs('neuron', level='kind').iloc[0]:.0%} (neurons) and "
-    f"{fdr.xs('concept (shuffled genes)', level='kind').iloc[0]:.0%} (shuffled)."))
+    f"{fdr.xs('concept (shuffled genes)', level='kind').iloc[0]:.0%} (shuffled)."
+    + ("" if c_share > n_share else
+       " A plausible reason for the disagreement, not tested here: a neuron is a dense linear "
+       "read-out of the embedding, so every gene that moves the embedding moves the neuron and its "
+       "attribution ranking is graded over many genes, whereas a Top-K concept's code changes only "
+       "for the few genes that push it within or out of the top k, leaving most genes tied near 0, "
+       "which gives GSEA less to rank.")))
 
 # %% [markdown]
 # ## Example concepts and their pathways (Table 7, pathway column)
