@@ -103,3 +103,46 @@ def test_param_key_is_stable_and_order_free():
     a = param_key({"x": 1, "y": [1, 2]})
     assert a == param_key({"y": [1, 2], "x": 1}) and len(a) == 10
     assert a != param_key({"x": 2, "y": [1, 2]})
+
+
+def test_attribution_resumes_from_cached_blocks(tmp_path, monkeypatch):
+    """An attribution run killed after its first block resumes without recomputing it, and the
+    resumed result equals an uninterrupted run."""
+    import numpy as np
+
+    import scconcepts.pipeline as pl
+
+    cfg = load_config("smoke", {"artifacts_dir": str(tmp_path / "a"), "attribution_block": 3,
+                                "subsample_main": 400, "sae_epochs": 5, "scvi_max_epochs": 2})
+    pipe = pl.Pipeline(cfg)
+    units = np.arange(7)  # 3 blocks: [0,1,2] [3,4,5] [6]
+    import scconcepts.attribution as att
+
+    class Killed(RuntimeError):
+        pass
+
+    calls, killed = [], []
+    original = att.attribute_units
+
+    def flaky(*args, **kw):
+        calls.append(list(args[4]))
+        if len(calls) == 2 and not killed:
+            killed.append(True)
+            raise Killed("killed")
+        return original(*args, **kw)
+
+    monkeypatch.setattr(att, "attribute_units", flaky)
+    with pytest.raises(Killed):
+        pipe.attribution("concept", units=units)
+    blocks = list((cfg.artifacts / "attribution" / "blocks").glob("*.npz"))
+    assert len(blocks) == 1
+    calls.clear()
+    resumed = pipe.attribution("concept", units=units)
+    assert calls == [[3, 4, 5], [6]]  # the finished block was not recomputed
+    assert not list((cfg.artifacts / "attribution" / "blocks").glob("*.npz"))
+    monkeypatch.setattr(att, "attribute_units", original)
+    fresh = pl.Pipeline(load_config("smoke", {**cfg.overrides,
+                                              "artifacts_dir": str(tmp_path / "b")}))
+    again = fresh.attribution("concept", units=units)
+    np.testing.assert_array_equal(resumed.units, again.units)
+    np.testing.assert_allclose(resumed.scores, again.scores, atol=1e-6, equal_nan=True)

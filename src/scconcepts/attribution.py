@@ -293,6 +293,20 @@ class AttributionResult:
         kw["kind"] = str(kw["kind"])
         return cls(**kw)
 
+    @classmethod
+    def concat(cls, parts: Sequence["AttributionResult"]) -> "AttributionResult":
+        """Stack results for disjoint unit blocks of the same model, genes and kind."""
+        if not parts:
+            raise ValueError("nothing to concatenate")
+        first = parts[0]
+        for p in parts[1:]:
+            if p.kind != first.kind or not np.array_equal(p.genes, first.genes):
+                raise ValueError("cannot concatenate attribution results of different genes/kinds")
+        arrays = {k: np.concatenate([getattr(p, k) for p in parts])
+                  for k in ("units", "scores", "per_prototype", "prototypes", "counterfactuals",
+                            "prototype_activation")}
+        return cls(genes=first.genes, kind=first.kind, **arrays)
+
     def ranked(self, unit: int) -> pd.Series:
         """C_i of Eq 3: gene → mean attribution, sorted decreasingly, for unit index ``unit``."""
         row = int(np.flatnonzero(self.units == unit)[0])

@@ -12,6 +12,7 @@ Profiles are flat YAML files ``params/<profile>.yaml``; notebooks receive ``prof
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from dataclasses import dataclass, field
@@ -335,28 +336,38 @@ class Pipeline:
         else:
             raise ValueError(f"kind must be 'concept' or 'neuron', not {kind!r}")
         units = np.asarray(units, dtype=int)
-        key = param_key({"units": units.tolist(), "np": cf.n_prototypes, "nc": cf.n_counterfactuals,
-                         "sae": self.sae_config(c, k, model, role).__dict__ if kind == "concept" else None,
-                         "emb": self.scvi_dir().name, "role": role, "n": adata.n_obs})
+        common = {"np": cf.n_prototypes, "nc": cf.n_counterfactuals,
+                  "sae": self.sae_config(c, k, model, role).__dict__ if kind == "concept" else None,
+                  "emb": self.scvi_dir().name, "role": role, "n": adata.n_obs}
+        key = param_key({"units": units.tolist(), **common})
         path = cf.artifacts / "attribution" / f"{model}_{role}_{tag}_{key}.npz"
         if path.exists():
             return AttributionResult.load(path)
-        res = attribute_units(UnitFunction(self.scvi_encoder(), readout), adata.X, A, acts,
-                              units, list(adata.var_names), n_prototypes=int(cf.n_prototypes),
-                              n_counterfactuals=int(cf.n_counterfactuals))
+        # Blocks of units are cached as they finish, so an interrupted run resumes from the last
+        # finished block instead of starting over.
+        block = int(cf.values.get("attribution_block") or 100)
+        unit_fn = UnitFunction(self.scvi_encoder(), readout)
+        parts = []
+        for start in range(0, len(units), block):
+            sub = units[start:start + block]
+            bpath = (cf.artifacts / "attribution" / "blocks" /
+                     f"{model}_{role}_{tag}_{param_key({'units': sub.tolist(), **common})}.npz")
+            if bpath.exists():
+                parts.append(AttributionResult.load(bpath))
+                continue
+            part = attribute_units(unit_fn, adata.X, A, acts, sub, list(adata.var_names),
+                                   n_prototypes=int(cf.n_prototypes),
+                                   n_counterfactuals=int(cf.n_counterfactuals))
+            part.save(bpath)
+            parts.append(part)
+        res = AttributionResult.concat(parts)
         res.save(path)
+        for start in range(0, len(units), block):
+            sub = units[start:start + block]
+            (cf.artifacts / "attribution" / "blocks" /
+             f"{model}_{role}_{tag}_{param_key({'units': sub.tolist(), **common})}.npz"
+             ).unlink(missing_ok=True)
         return res
-
-    def sample_units(self, c: int, k: int, n: int | None = None, model: str = "scvi",
-                     role: str = "main") -> np.ndarray:
-        """Seeded random sample of at most ``n`` (``attribution_grid_max_units``) active concepts."""
-        codes = self.codes(c, k, model, role)
-        active = np.flatnonzero(codes.getnnz(axis=0) > 0)
-        n = int(n or self.cfg.attribution_grid_max_units)
-        if len(active) <= n:
-            return active
-        rng = np.random.default_rng(self.cfg.seed)
-        return np.sort(rng.choice(active, n, replace=False))
 
     # ---------------------------------------------------------------- GSEA
     def gsea_units(self, kind: str, attribution) -> np.ndarray:
@@ -379,17 +390,35 @@ class Pipeline:
         cf = self.cfg
         att = self.attribution(kind, model, c, k)
         units = self.gsea_units(kind, att)
-        key = param_key({"att": att.scores.tobytes().hex()[:0] + str(float(np.nansum(att.scores))),
+        key = param_key({"att": hashlib.sha1(att.scores.tobytes()).hexdigest(),
                          "units": units.tolist(), "perm": cf.gsea_permutations,
                          "strong": cf.gsea_strong_permutations, "lib": cf.gene_sets,
                          "min": cf.gsea_min_size, "seed": cf.seed, "shuffle": shuffle})
-        path = cf.artifacts / "gsea" / f"{model}_{kind}{'_null' if shuffle else ''}_{key}.parquet"
+        name = f"{model}_{kind}{'_null' if shuffle else ''}"
+        path = cf.artifacts / "gsea" / f"{name}_{key}.parquet"
         if path.exists():
             return pd.read_parquet(path)
-        summary, _ = annotate_units(
-            att, sc_data.load_gene_sets(cf.gene_sets), units, permutations=int(cf.gsea_permutations),
-            strong_permutations=int(cf.gsea_strong_permutations), min_size=int(cf.gsea_min_size),
-            seed=int(cf.seed), threads=int(cf.values.get("gsea_threads") or 1), shuffle=shuffle)
-        summary["model"] = model
+        gene_sets = sc_data.load_gene_sets(cf.gene_sets)
+        # blocks of units are cached as they finish: an interrupted run resumes
+        block = max(1, int(cf.values.get("gsea_block") or 10))
+        parts, block_paths = [], []
+        for start in range(0, len(units), block):
+            bpath = cf.artifacts / "gsea" / "blocks" / f"{name}_{key}_{start}.parquet"
+            block_paths.append(bpath)
+            if bpath.exists():
+                parts.append(pd.read_parquet(bpath))
+                continue
+            part, _ = annotate_units(
+                att, gene_sets, units[start:start + block],
+                permutations=int(cf.gsea_permutations),
+                strong_permutations=int(cf.gsea_strong_permutations),
+                min_size=int(cf.gsea_min_size), seed=int(cf.seed),
+                threads=int(cf.values.get("gsea_threads") or 1), shuffle=shuffle)
+            part["model"] = model
+            atomic_write(bpath, lambda tmp, part=part: part.to_parquet(tmp))
+            parts.append(part)
+        summary = pd.concat(parts, ignore_index=True)
         atomic_write(path, lambda tmp: summary.to_parquet(tmp))
+        for bpath in block_paths:
+            bpath.unlink(missing_ok=True)
         return summary
