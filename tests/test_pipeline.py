@@ -146,3 +146,19 @@ def test_attribution_resumes_from_cached_blocks(tmp_path, monkeypatch):
     again = fresh.attribution("concept", units=units)
     np.testing.assert_array_equal(resumed.units, again.units)
     np.testing.assert_allclose(resumed.scores, again.scores, atol=1e-6, equal_nan=True)
+
+
+def test_sample_units_is_seeded_and_bounded(tmp_path):
+    import numpy as np
+
+    from scconcepts.pipeline import Pipeline
+
+    cfg = load_config("smoke", {"artifacts_dir": str(tmp_path), "subsample_main": 300,
+                                "sae_epochs": 2, "scvi_max_epochs": 1})
+    pipe = Pipeline(cfg)
+    a = pipe.sample_units(100, 4, n=5)
+    b = pipe.sample_units(100, 4, n=5)
+    assert len(a) == 5 and np.array_equal(a, b) and np.all(np.diff(a) > 0)
+    active = np.flatnonzero(pipe.codes(100, 4).getnnz(axis=0) > 0)
+    assert set(a) <= set(active)
+    assert np.array_equal(pipe.sample_units(100, 4, n=10_000), active)

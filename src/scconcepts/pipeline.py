@@ -369,6 +369,17 @@ class Pipeline:
              ).unlink(missing_ok=True)
         return res
 
+    def sample_units(self, c: int, k: int, n: int | None = None, model: str = "scvi",
+                     role: str = "main") -> np.ndarray:
+        """Seeded random sample of at most ``n`` (``attribution_grid_max_units``) active concepts."""
+        codes = self.codes(c, k, model, role)
+        active = np.flatnonzero(codes.getnnz(axis=0) > 0)
+        n = int(n or self.cfg.attribution_grid_max_units)
+        if len(active) <= n:
+            return active
+        rng = np.random.default_rng(self.cfg.seed)
+        return np.sort(rng.choice(active, n, replace=False))
+
     # ---------------------------------------------------------------- GSEA
     def gsea_units(self, kind: str, attribution) -> np.ndarray:
         """Units sent to GSEA: a seeded random sample of ``gsea_n_units`` attributed units."""
