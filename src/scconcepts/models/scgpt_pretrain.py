@@ -257,8 +257,7 @@ def train(model, cells: Sequence[tuple[np.ndarray, np.ndarray]], vocab: Mapping[
     lengths = np.array([len(c[0]) for c in cells])
     bs, epochs = int(config["batch_size"]), int(config["epochs"])
     steps_per_epoch = math.ceil(len(cells) / bs)
-    total = steps_per_epoch * epochs if max_steps is None else min(max_steps,
-                                                                   steps_per_epoch * epochs)
+    total = steps_per_epoch * epochs  # the schedule ignores early stops (max_steps/minutes)
     opt = torch.optim.Adam(model.parameters(), lr=float(config["lr"]))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: _lr_factor(s, total, int(config["warmup_steps"])))
@@ -313,7 +312,8 @@ def train(model, cells: Sequence[tuple[np.ndarray, np.ndarray]], vocab: Mapping[
             log["epochs"].append({"epoch": epoch, "steps": n, "loss": sums[0] / n,
                                   "loss_gep": sums[1] / n, "loss_mvc": sums[2] / n,
                                   "seconds": time.perf_counter() - t0})
-            if step >= total or log["stopped_early"]:
+            if step >= total or log["stopped_early"] or (max_steps is not None
+                                                      and step >= max_steps):
                 break
     finally:
         torch.backends.mha.set_fastpath_enabled(prev_fast)
@@ -372,7 +372,8 @@ def save_checkpoint(model, vocab: Mapping[str, int], config: Mapping, out: str |
 
 def pretrain(out: str | os.PathLike, *, seed: int = 0, config: Mapping | None = None,
              adatas: Mapping[str, object] | None = None, max_minutes: float | None = None,
-             max_steps: int | None = None, progress: bool = True):
+             max_steps: int | None = None, progress: bool = True,
+             init_from: str | os.PathLike | None = None):
     """Build the vocabulary, tokenise all cells, build and train the model, save the folder.
 
     Parameters
@@ -389,6 +390,10 @@ def pretrain(out: str | os.PathLike, *, seed: int = 0, config: Mapping | None = 
         gene is kept.
     max_minutes, max_steps
         Early stop (see :func:`train`).
+    init_from
+        Continue training a saved folder (same data, hence the same vocabulary) instead of
+        starting from random weights; its ``training_log.json`` is prepended to the new log
+        (``stage`` counts the runs).
 
     Returns
     -------
@@ -411,8 +416,18 @@ def pretrain(out: str | os.PathLike, *, seed: int = 0, config: Mapping | None = 
         cells += toks
     torch.manual_seed(seed)
     model = ms.build_model({**cfg, "MVC": True}, vocab)
+    prev = None
+    if init_from is not None:
+        loaded, vocab0, _ = ms.load_checkpoint(init_from, device="cpu")
+        if vocab0 != vocab:
+            raise ValueError(f"{init_from} was trained with another vocabulary.")
+        model.load_state_dict(loaded.state_dict())
+        log_file = Path(init_from) / "training_log.json"
+        prev = json.loads(log_file.read_text()) if log_file.is_file() else None
     log = train(model, cells, vocab, cfg, seed=seed, max_minutes=max_minutes,
                 max_steps=max_steps, progress=progress)
+    if prev is not None:
+        log = _concat_logs(prev, log, cfg)
     log.update({"config": cfg, "datasets": per_dataset, "n_vocab": len(vocab),
                 "n_params": int(sum(p.numel() for n, p in model.named_parameters()
                                     if not n.startswith("cls_decoder."))),
@@ -420,6 +435,23 @@ def pretrain(out: str | os.PathLike, *, seed: int = 0, config: Mapping | None = 
                 "machine": platform.processor() or platform.machine()})
     save_checkpoint(model, vocab, cfg, out, log, n_cells=len(cells))
     return model, vocab, log
+
+
+def _concat_logs(prev: Mapping, new: dict, cfg: Mapping) -> dict:
+    """One curve over successive runs: steps, epochs and seconds continue from ``prev``."""
+    n, n_ep, secs = int(prev["steps"]), len(prev["epochs"]), float(prev["seconds"])
+    stages = list(prev.get("stages", [{"config": prev.get("config"), "steps": n,
+                                       "seconds": secs}]))
+    stages.append({"config": dict(cfg), "steps": new["steps"], "seconds": new["seconds"]})
+    out = dict(new)
+    for key in ("loss", "loss_gep", "loss_mvc", "lr"):
+        out[key] = list(prev[key]) + list(new[key])
+    out["step"] = list(prev["step"]) + [s + n for s in new["step"]]
+    out["epoch"] = list(prev["epoch"]) + [e + n_ep for e in new["epoch"]]
+    out["epochs"] = list(prev["epochs"]) + [
+        {**e, "epoch": e["epoch"] + n_ep, "seconds": e["seconds"] + secs} for e in new["epochs"]]
+    out["steps"], out["seconds"], out["stages"] = n + new["steps"], secs + new["seconds"], stages
+    return out
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -433,7 +465,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--max-steps", type=int, default=None)
     p.add_argument("--threads", type=int, default=1)
-    for key in ("embsize", "nheads", "d_hid", "nlayers", "max_seq_len", "batch_size", "n_hvg"):
+    p.add_argument("--init-from", default=None,
+                   help="continue training this saved folder (same data and vocabulary)")
+    for key in ("embsize", "nheads", "d_hid", "nlayers", "max_seq_len", "batch_size", "n_hvg",
+                "warmup_steps"):
         p.add_argument("--" + key.replace("_", "-"), type=int, default=DEFAULT_CONFIG[key])
     for key in ("lr", "mask_ratio", "dropout"):
         p.add_argument("--" + key.replace("_", "-"), type=float, default=DEFAULT_CONFIG[key])
@@ -441,9 +476,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     torch.set_num_threads(a.threads)
     cfg = {k: getattr(a, k) for k in ("epochs", "embsize", "nheads", "d_hid", "nlayers",
                                       "max_seq_len", "batch_size", "n_hvg", "lr", "mask_ratio",
-                                      "dropout")}
+                                      "dropout", "warmup_steps")}
     _, vocab, log = pretrain(a.out, seed=a.seed, config=cfg, max_minutes=a.max_minutes,
-                             max_steps=a.max_steps)
+                             max_steps=a.max_steps, init_from=a.init_from)
     print(f"saved {a.out}: {log['n_params']:,} parameters, {len(vocab):,} tokens, "
           f"{log['steps']} steps in {log['seconds'] / 60:.1f} min, "
           f"final epoch loss {log['epochs'][-1]['loss']:.3f}")
