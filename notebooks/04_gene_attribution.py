@@ -207,7 +207,7 @@ top_genes_table(concepts, list(dict.fromkeys(examples.values())), n=10,
 # %%
 lines = []
 for ct, row in marker_summary.iterrows():
-    lines.append(f"{ct}: {row['with a marker in top 10']} of {row['specific concepts']} specific "
+    lines.append(f"{ct}: {int(row['with a marker in top 10'])} of {int(row['specific concepts'])} specific "
                  f"concepts ({row['share']:.0%}; control {row.iloc[-1]:.0%})")
 display(Markdown(
     "Specific concepts whose top-10 attribution genes contain a canonical marker: "
