@@ -204,10 +204,15 @@ class Pipeline:
         return adata
 
     def umap(self, role: str = "main", rep: str = "X_scvi") -> np.ndarray:
-        """2-D UMAP (scanpy: 15-NN graph on ``obsm[rep]``, ``tl.umap``), cached, (n_cells, 2)."""
+        """2-D UMAP (scanpy: 15-NN graph on ``obsm[rep]``, ``tl.umap``), cached, (n_cells, 2).
+
+        Stored in ``obsm["X_umap"]`` for scVI and ``obsm["X_umap_<model>"]`` otherwise.
+        """
         import scanpy as sc
 
         adata = self.scvi_adata(role)
+        if rep == "X_scgpt" and rep not in adata.obsm:
+            adata.obsm[rep] = self.scgpt_embeddings(role)
         path = self.cfg.artifacts / "embeddings" / (
             f"umap_{rep}_{self.scvi_dir().name}_{role}_{adata.n_obs}.npy")
         if path.exists():
@@ -220,18 +225,42 @@ class Pipeline:
             sc.tl.umap(tmp, random_state=self.cfg.seed)
             xy = tmp.obsm["X_umap"].astype(np.float32)
             atomic_write(path, lambda t: np.save(open(t, "wb"), xy))
-        adata.obsm["X_umap"] = xy
+        adata.obsm["X_umap" if rep == "X_scvi" else f"X_umap_{rep[2:]}"] = xy
         return xy
 
-    def knn_accuracy(self, role: str = "main", key: str = "cell_type") -> pd.DataFrame:
-        """k-NN (k = 15, 5-fold) cell-type accuracy of scVI embeddings vs PCA of counts."""
+    def scgpt_checkpoint(self) -> Path:
+        """Folder of the scGPT checkpoint (``scgpt_checkpoint``, relative to the repository)."""
+        path = Path(self.cfg.scgpt_checkpoint)
+        return path if path.is_absolute() else repo_root() / path
+
+    def scgpt_embeddings(self, role: str = "main") -> np.ndarray:
+        """CLS embeddings X_scgpt of ``role``'s cells (cached), shape (n_cells, d_model)."""
+        from .models import scgpt as ms
+
+        src = self.dataset(role)
+        folder = self.scgpt_checkpoint()
+        stamp = (folder / "best_model.pt").stat().st_size if (folder / "best_model.pt").exists() else 0
+        path = self.cfg.artifacts / "embeddings" / (
+            f"scgpt_{folder.name}_{role}_{param_key({'n': src.n_obs, 'ckpt': stamp, 'seed': self.cfg.seed})}.npy")
+        if path.exists():
+            return np.load(path)
+        model, vocab, _ = ms.load_checkpoint(folder)
+        z = ms.embed(model, vocab, src, seed=int(self.cfg.seed))
+        atomic_write(path, lambda tmp: np.save(open(tmp, "wb"), z))
+        return z
+
+    def knn_accuracy(self, role: str = "main", key: str = "cell_type",
+                     scgpt: bool = False) -> pd.DataFrame:
+        """k-NN (k = 15, 5-fold) cell-type accuracy of scVI (and scGPT) embeddings vs PCA."""
         from .downstream import knn_table, pca_of_counts
 
         adata = self.scvi_adata(role)
         src = self.dataset(role)
-        return knn_table({"scVI (X_scvi)": adata.obsm["X_scvi"],
-                          "PCA of log-normalised counts": pca_of_counts(src, seed=self.cfg.seed)},
-                         adata.obs[key].astype(str).to_numpy(), seed=self.cfg.seed)
+        reps = {"scVI (X_scvi)": adata.obsm["X_scvi"]}
+        if scgpt:
+            reps["scGPT, project-pretrained (X_scgpt)"] = self.scgpt_embeddings(role)
+        reps["PCA of log-normalised counts"] = pca_of_counts(src, seed=self.cfg.seed)
+        return knn_table(reps, adata.obs[key].astype(str).to_numpy(), seed=self.cfg.seed)
 
     # ---------------------------------------------------------------- SAEs
     def sae_config(self, c: int, k: int, model: str = "scvi", role: str = "main", seed=None):

@@ -10,7 +10,8 @@ import pandas as pd
 import seaborn as sns
 
 __all__ = ["umap_panels", "r2_bars", "training_curves", "category_bars", "ratio_heatmap",
-           "gene_set_size_hist", "attribution_cdf", "top_genes_bars", "annotation_bars"]
+           "gene_set_size_hist", "attribution_cdf", "top_genes_bars", "annotation_bars",
+           "pretraining_curve"]
 
 _CAT_COLORS = {
     "cell_type-specific": "#4C72B0",
@@ -186,5 +187,20 @@ def annotation_bars(table: pd.DataFrame, title: str = ""):
     ax.invert_yaxis()
     ax.set_title(title)
     ax.legend(ncol=3, frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3))
+    fig.tight_layout()
+    return fig
+
+
+def pretraining_curve(log: dict):
+    """Training curve of the project scGPT (``training_log.json``): GEP and MVC losses per step."""
+    fig, ax = plt.subplots(figsize=(7, 3.2))
+    step = np.asarray(log["step"])
+    for key, label in (("loss_gep", "masked value prediction (GEP)"),
+                       ("loss_mvc", "cell-embedding value prediction (MVC)")):
+        v = pd.Series(log[key]).rolling(25, min_periods=1).mean()
+        ax.plot(step, v, label=label)
+    ax.set(xlabel="optimisation step (batch 32)", ylabel="masked MSE (bin units², 25-step mean)")
+    ax.set_yscale("log")
+    ax.legend(frameon=False, fontsize=8)
     fig.tight_layout()
     return fig
