@@ -47,7 +47,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from scconcepts import data, plotting
-from scconcepts.attribution import marker_overlap, top_genes_table
+from scconcepts.attribution import example_concepts, marker_report, top_genes_table
 from scconcepts.pipeline import Pipeline, load_config
 
 cfg = load_config(profile, params)
@@ -137,22 +137,7 @@ plt.show()
 # of concepts specific to *other* cell types.
 
 # %%
-rows, tables = [], {}
-specific = cats[cats["category"] == "cell_type-specific"]
-for cell_type, markers in cfg.canonical_markers.items():
-    own = specific.index[specific["cell_type_label"] == cell_type]
-    other = specific.index[specific["cell_type_label"] != cell_type]
-    hits_own = marker_overlap(concepts, own, markers)
-    hits_other = marker_overlap(concepts, other, markers)
-    tables[cell_type] = hits_own.assign(
-        ratio=cats.loc[hits_own["unit"], "cell_type_ratio"].round(2).to_numpy(),
-        n_cells=cats.loc[hits_own["unit"], "n_cells"].to_numpy())
-    rows.append({"cell type": cell_type, "specific concepts": len(own),
-                 "with a marker in top 10": int((hits_own["n_hits"] > 0).sum()),
-                 "share": (hits_own["n_hits"] > 0).mean() if len(own) else np.nan,
-                 "control: other-type concepts with one of these markers":
-                     (hits_other["n_hits"] > 0).mean() if len(other) else np.nan})
-marker_summary = pd.DataFrame(rows).set_index("cell type")
+marker_summary, tables = marker_report(concepts, cats, cfg.canonical_markers)
 marker_summary.round(2)
 
 # %%
@@ -171,23 +156,12 @@ for cell_type, tab in tables.items():
 # Full gene names come from NCBI Gene (org.Hs.eg.db).
 
 # %%
-codes = pipe.codes(cfg.default_c, cfg.default_k)
-cell_types = pipe.scvi_adata("main").obs["cell_type"]
-examples, main_without = {}, []
-for ct, markers in cfg.canonical_markers.items():
-    own = specific.index[specific["cell_type_label"] == ct]
-    if len(own) == 0:
-        continue
-    in_type = (cell_types == ct).to_numpy()
-    coverage = pd.Series(np.asarray((codes[in_type][:, own] > 0).sum(0)).ravel(), index=own)
-    hit = tables[ct].set_index("unit")["n_hits"] > 0
-    picks = [("main concept", int(coverage.idxmax()))]
-    if not hit[picks[0][1]]:
-        main_without.append(f"C{picks[0][1]} ({ct})")
-    if hit.any() and int(coverage[hit[hit].index].idxmax()) != picks[0][1]:
-        picks.append(("with a marker", int(coverage[hit[hit].index].idxmax())))
-    for why, unit in picks:
-        examples[f"C{unit}: {ct}, {why} ({coverage[unit]} cells)"] = unit
+picked = example_concepts(pipe.codes(cfg.default_c, cfg.default_k),
+                          pipe.scvi_adata("main").obs["cell_type"], tables)
+examples = {f"C{r.unit}: {r.cell_type}, {r.rule} ({r.cells} cells)": r.unit
+            for r in picked.itertuples()}
+main_without = [f"C{r.unit} ({r.cell_type})" for r in picked.itertuples()
+                if r.rule == "main concept" and not r.has_marker]
 panels, per_proto = {}, {}
 for title, unit in examples.items():
     top = concepts.ranked(unit).head(10)

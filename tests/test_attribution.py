@@ -276,3 +276,38 @@ def test_gene_set_sizes():
     rel = res.gene_set_sizes(threshold=0.04, relative=True)
     np.testing.assert_array_equal(rel[:2], [1, 2])
     assert list(res.ranked(9).index[:2]) == ["a", "b"]
+
+
+def test_marker_report_and_example_concepts_constructed():
+    """Known answers: concept 0 (B) has CD79A in its top genes, concept 1 (B) does not but covers
+    more B cells, concept 2 (NK) has GNLY; the control counts markers of other types' concepts."""
+    import pandas as pd
+    import scipy.sparse as sp
+
+    from scconcepts.attribution import AttributionResult, example_concepts, marker_report
+
+    genes = np.array(["CD79A", "GNLY", "ACTB", "FTH1"])
+    scores = np.array([[0.9, 0.0, 0.1, 0.2],   # C0: CD79A first
+                       [0.0, 0.0, 0.5, 0.4],   # C1: no marker in the top 2
+                       [0.0, 0.8, 0.1, 0.0],   # C2: GNLY first
+                       [0.2, 0.1, 0.9, 0.8]], np.float32)  # C3: 'other'
+    res = AttributionResult(units=np.arange(4), genes=genes, scores=scores,
+                            per_prototype=scores[:, None], prototypes=np.zeros((4, 1), int),
+                            counterfactuals=np.zeros((4, 1, 1), int),
+                            prototype_activation=np.ones((4, 1), np.float32), kind="concept")
+    cats = pd.DataFrame({"category": ["cell_type-specific"] * 3 + ["other"],
+                         "cell_type_label": ["B", "B", "NK", "B"],
+                         "cell_type_ratio": [0.9, 0.8, 0.95, 0.5], "n_cells": [10, 20, 5, 7]})
+    summary, tables = marker_report(res, cats, {"B": ["CD79A"], "NK": ["GNLY"]}, n=2)
+    assert summary.loc["B", "specific concepts"] == 2
+    assert summary.loc["B", "with a marker in top 10"] == 1
+    assert summary.loc["NK", "share"] == 1.0
+    assert summary.loc["B", "control: other-type concepts with one of these markers"] == 0.0
+    assert list(tables["B"]["unit"]) == [0, 1]
+    # cells 0-3 are B, 4-5 NK; C1 fires in 3 B cells, C0 in 1, C2 in both NK cells
+    codes = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 0],
+                                    [0, 0, 1, 0], [0, 0, 1, 0]], float))
+    ex = example_concepts(codes, pd.Series(["B"] * 4 + ["NK"] * 2), tables)
+    assert ex[["cell_type", "unit", "rule", "cells", "has_marker"]].values.tolist() == [
+        ["B", 1, "main concept", 3, False], ["B", 0, "with a marker", 1, True],
+        ["NK", 2, "main concept", 2, True]]

@@ -447,3 +447,83 @@ def marker_overlap(result: AttributionResult, units: Sequence[int], markers: Seq
         rows.append({"unit": int(u), "hits": ", ".join(hits), "n_hits": len(hits),
                      "top_genes": ", ".join(top)})
     return pd.DataFrame(rows)
+
+
+def marker_report(result: AttributionResult, categories: pd.DataFrame,
+                  markers: dict[str, Sequence[str]], n: int = 10
+                  ) -> tuple[pd.DataFrame, dict[str, pd.DataFrame]]:
+    """Canonical markers among the top-``n`` genes of cell-type-specific concepts, with a control.
+
+    Parameters
+    ----------
+    result
+        Concept attributions (must contain every specific concept).
+    categories
+        :func:`scconcepts.concepts.categorize_concepts` output (``category``,
+        ``cell_type_label``, ``cell_type_ratio``, ``n_cells``).
+    markers
+        Cell type → canonical marker symbols.
+
+    Returns
+    -------
+    (summary, tables)
+        ``summary``: one row per cell type with the number of specific concepts, how many have a
+        marker in their top ``n``, that share, and the control share among concepts specific to
+        *other* cell types; ``tables``: cell type → :func:`marker_overlap` of its concepts with
+        their ``ratio`` and ``n_cells``.
+    """
+    specific = categories[categories["category"] == "cell_type-specific"]
+    rows, tables = [], {}
+    for cell_type, mk in markers.items():
+        own = specific.index[specific["cell_type_label"] == cell_type]
+        other = specific.index[specific["cell_type_label"] != cell_type]
+        hits_own = marker_overlap(result, own, mk, n)
+        hits_other = marker_overlap(result, other, mk, n)
+        tables[cell_type] = hits_own.assign(
+            ratio=categories.loc[hits_own["unit"], "cell_type_ratio"].round(2).to_numpy(),
+            n_cells=categories.loc[hits_own["unit"], "n_cells"].to_numpy())
+        rows.append({"cell type": cell_type, "specific concepts": len(own),
+                     "with a marker in top 10": int((hits_own["n_hits"] > 0).sum()),
+                     "share": (hits_own["n_hits"] > 0).mean() if len(own) else np.nan,
+                     "control: other-type concepts with one of these markers":
+                         (hits_other["n_hits"] > 0).mean() if len(other) else np.nan})
+    return pd.DataFrame(rows).set_index("cell type"), tables
+
+
+def example_concepts(codes, cell_types: pd.Series, tables: dict[str, pd.DataFrame]
+                     ) -> pd.DataFrame:
+    """Example concepts per cell type, by a fixed rule (no cherry-picking).
+
+    For each cell type of ``tables`` (from :func:`marker_report`): its *main concept*, the
+    specific concept that activates in the most cells of that type, and, when different, the one
+    with the most such cells among those with a marker in their top genes.
+
+    Parameters
+    ----------
+    codes
+        Concept activations U, shape (n_cells, c).
+    cell_types
+        Cell type of every cell, length n_cells.
+
+    Returns
+    -------
+    DataFrame
+        Columns ``cell_type``, ``unit``, ``rule`` (``"main concept"`` / ``"with a marker"``),
+        ``cells`` (cells of that type activating it), ``has_marker``.
+    """
+    rows = []
+    labels = np.asarray(cell_types)
+    for ct, tab in tables.items():
+        if tab.empty:
+            continue
+        own = tab["unit"].to_numpy()
+        cov = pd.Series(np.asarray((codes[labels == ct][:, own] > 0).sum(0)).ravel(), index=own)
+        hit = tab.set_index("unit")["n_hits"] > 0
+        main = int(cov.idxmax())
+        rows.append({"cell_type": ct, "unit": main, "rule": "main concept",
+                     "cells": int(cov[main]), "has_marker": bool(hit[main])})
+        if hit.any() and not hit[main]:
+            best = int(cov[hit[hit].index].idxmax())
+            rows.append({"cell_type": ct, "unit": best, "rule": "with a marker",
+                         "cells": int(cov[best]), "has_marker": True})
+    return pd.DataFrame(rows, columns=["cell_type", "unit", "rule", "cells", "has_marker"])

@@ -229,8 +229,8 @@ def read_gmt(path: str | os.PathLike) -> dict[str, list[str]]:
     dict
         Gene-set name -> list of upper-case gene symbols.
     """
-    # gseapy.read_gmt exists but silently drops sets and does not upper-case; the format is
-    # three tab-separated fields, so a direct reader keeps the library exactly as shipped.
+    # Not gseapy.read_gmt: we also upper-case (Enrichr vs dataset symbols) and de-duplicate
+    # members, and fail loudly on a file with no sets.
     sets: dict[str, list[str]] = {}
     with open(path, encoding="utf-8") as fh:
         for line in fh:

@@ -161,7 +161,7 @@ def annotate_units(
                        fdr=best["fdr"], lead_genes=best["lead_genes"])
             if best["pval"] <= WEAK_P:
                 row["annotation"] = "weak"
-                one = {best["Term"]: [g for g in gene_sets[best["Term"]]]}
+                one = {best["Term"]: gene_sets[best["Term"]]}
                 retest = prerank(scores, one, permutations=strong_permutations,
                                  min_size=min_size, max_size=max_size, seed=seed, threads=threads)
                 if len(retest):

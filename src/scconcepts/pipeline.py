@@ -114,6 +114,31 @@ def _subsample(adata: ad.AnnData, n: int | None, seed: int, stratify: str | None
     return adata[np.sort(idx)].copy()
 
 
+def _in_blocks(items: np.ndarray, block: int, block_path, compute, load, save) -> list:
+    """Run ``compute(sub)`` over blocks of ``items``, caching each finished block.
+
+    A block whose file ``block_path(sub)`` exists is loaded instead of recomputed, so an
+    interrupted run resumes from the last finished block. Returns the per-block results in order;
+    the caller assembles them and then calls :func:`_drop_blocks`.
+    """
+    parts = []
+    for start in range(0, len(items), block):
+        sub = items[start:start + block]
+        path = block_path(sub)
+        if path.exists():
+            parts.append(load(path))
+            continue
+        part = compute(sub)
+        save(part, path)
+        parts.append(part)
+    return parts
+
+
+def _drop_blocks(items: np.ndarray, block: int, block_path) -> None:
+    for start in range(0, len(items), block):
+        block_path(items[start:start + block]).unlink(missing_ok=True)
+
+
 class Pipeline:
     """Cached steps for one profile: datasets → scVI → SAEs → attribution → GSEA.
 
@@ -267,7 +292,7 @@ class Pipeline:
         from .sae import SAEConfig
 
         cf = self.cfg
-        d = self.scvi_adata(role).obsm["X_scvi"].shape[1] if model == "scvi" else None
+        d = self.scvi_adata(role).obsm[f"X_{model}"].shape[1]
         return SAEConfig(d=d, c=int(c), k=int(k), aux_k=int(cf.sae_aux_k), lr=float(cf.sae_lr),
                          epochs=int(cf.sae_epochs), batch_size=int(cf.sae_batch_size),
                          seed=int(cf.seed if seed is None else seed))
@@ -372,30 +397,22 @@ class Pipeline:
         path = cf.artifacts / "attribution" / f"{model}_{role}_{tag}_{key}.npz"
         if path.exists():
             return AttributionResult.load(path)
-        # Blocks of units are cached as they finish, so an interrupted run resumes from the last
-        # finished block instead of starting over.
         block = int(cf.values.get("attribution_block") or 100)
         unit_fn = UnitFunction(self.scvi_encoder(), readout)
-        parts = []
-        for start in range(0, len(units), block):
-            sub = units[start:start + block]
-            bpath = (cf.artifacts / "attribution" / "blocks" /
-                     f"{model}_{role}_{tag}_{param_key({'units': sub.tolist(), **common})}.npz")
-            if bpath.exists():
-                parts.append(AttributionResult.load(bpath))
-                continue
-            part = attribute_units(unit_fn, adata.X, A, acts, sub, list(adata.var_names),
-                                   n_prototypes=int(cf.n_prototypes),
-                                   n_counterfactuals=int(cf.n_counterfactuals))
-            part.save(bpath)
-            parts.append(part)
+
+        def block_path(sub):
+            return (cf.artifacts / "attribution" / "blocks" /
+                    f"{model}_{role}_{tag}_{param_key({'units': sub.tolist(), **common})}.npz")
+
+        parts = _in_blocks(
+            units, block, block_path,
+            compute=lambda sub: attribute_units(
+                unit_fn, adata.X, A, acts, sub, list(adata.var_names),
+                n_prototypes=int(cf.n_prototypes), n_counterfactuals=int(cf.n_counterfactuals)),
+            load=AttributionResult.load, save=lambda part, path: part.save(path))
         res = AttributionResult.concat(parts)
         res.save(path)
-        for start in range(0, len(units), block):
-            sub = units[start:start + block]
-            (cf.artifacts / "attribution" / "blocks" /
-             f"{model}_{role}_{tag}_{param_key({'units': sub.tolist(), **common})}.npz"
-             ).unlink(missing_ok=True)
+        _drop_blocks(units, block, block_path)
         return res
 
     def sample_units(self, c: int, k: int, n: int | None = None, model: str = "scvi",
@@ -439,26 +456,22 @@ class Pipeline:
         if path.exists():
             return pd.read_parquet(path)
         gene_sets = sc_data.load_gene_sets(cf.gene_sets)
-        # blocks of units are cached as they finish: an interrupted run resumes
         block = max(1, int(cf.values.get("gsea_block") or 10))
-        parts, block_paths = [], []
-        for start in range(0, len(units), block):
-            bpath = cf.artifacts / "gsea" / "blocks" / f"{name}_{key}_{start}.parquet"
-            block_paths.append(bpath)
-            if bpath.exists():
-                parts.append(pd.read_parquet(bpath))
-                continue
+
+        def block_path(sub):
+            return cf.artifacts / "gsea" / "blocks" / f"{name}_{key}_{param_key(sub.tolist())}.parquet"
+
+        def compute(sub):
             part, _ = annotate_units(
-                att, gene_sets, units[start:start + block],
-                permutations=int(cf.gsea_permutations),
+                att, gene_sets, sub, permutations=int(cf.gsea_permutations),
                 strong_permutations=int(cf.gsea_strong_permutations),
                 min_size=int(cf.gsea_min_size), seed=int(cf.seed),
                 threads=int(cf.values.get("gsea_threads") or 1), shuffle=shuffle)
-            part["model"] = model
-            atomic_write(bpath, lambda tmp, part=part: part.to_parquet(tmp))
-            parts.append(part)
+            return part.assign(model=model)
+
+        parts = _in_blocks(units, block, block_path, compute, load=pd.read_parquet,
+                           save=lambda part, p: atomic_write(p, part.to_parquet))
         summary = pd.concat(parts, ignore_index=True)
-        atomic_write(path, lambda tmp: summary.to_parquet(tmp))
-        for bpath in block_paths:
-            bpath.unlink(missing_ok=True)
+        atomic_write(path, summary.to_parquet)
+        _drop_blocks(units, block, block_path)
         return summary
