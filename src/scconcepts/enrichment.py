@@ -16,6 +16,7 @@ resolution 5e-5) and call it strong only when that test gives p ≤ 5e-5, i.e. w
 
 from __future__ import annotations
 
+import json
 import logging
 from typing import Sequence
 
@@ -112,6 +113,7 @@ def annotate_units(
     threads: int = 1,
     progress: bool = True,
     shuffle: bool = False,
+    n_top_terms: int = 5,
 ) -> tuple[pd.DataFrame, dict[int, pd.DataFrame]]:
     """Attribution-based GSEA label of each unit (Sec 3.4, Fig 3A.b).
 
@@ -128,6 +130,8 @@ def annotate_units(
         The best pathway is still chosen among ~10² tested sets with *nominal* p-values (as in
         the paper), so shuffled rankings also get "annotations"; their rate is the false-positive
         baseline against which concept and neuron rates should be read.
+    n_top_terms
+        Positively enriched sets kept per unit in ``top_terms`` (by decreasing NES).
 
     Returns
     -------
@@ -135,7 +139,9 @@ def annotate_units(
         ``summary``: one row per unit with ``unit``, ``best_term`` (highest NES among
         positively enriched sets, ``None`` if none), ``NES``, ``pval`` (full run),
         ``pval_strong`` (re-test, NaN if not re-tested), ``fdr`` (GSEApy FDR q-value of the best
-        term), ``annotation`` (``"strong"``, ``"weak"`` or ``"none"``), ``n_sets_tested``;
+        term), ``annotation`` (``"strong"``, ``"weak"`` or ``"none"``), ``n_sets_tested``,
+        ``top_terms`` (JSON list of the ``n_top_terms`` positively enriched sets with the highest
+        NES, each ``{"term", "NES", "pval", "fdr"}``; shown by :mod:`scconcepts.viewer`);
         ``tables``: unit → full prerank table.
     """
     units = attribution.units if units is None else np.asarray(units)
@@ -155,7 +161,10 @@ def annotate_units(
         row = {"unit": int(unit), "kind": attribution.kind, "n_sets_tested": len(tab),
                "best_term": None, "NES": np.nan, "pval": np.nan, "pval_strong": np.nan,
                "fdr": np.nan, "shuffled": shuffle,
-               "lead_genes": "", "annotation": "none"}
+               "lead_genes": "", "annotation": "none",
+               "top_terms": json.dumps([
+                   {"term": str(t.Term), "NES": float(t.NES), "pval": float(t.pval),
+                    "fdr": float(t.fdr)} for t in pos.head(n_top_terms).itertuples()])}
         if best is not None:
             row.update(best_term=best["Term"], NES=best["NES"], pval=best["pval"],
                        fdr=best["fdr"], lead_genes=best["lead_genes"])
