@@ -4,6 +4,8 @@
 #                 book strictly and print the path of _build/html/index.html
 #   make test     unit tests + smoke execution of every notebook + strict build checks
 #   make smoke    execute and build the book with the tiny "smoke" profile
+#   make paper    the paper's settings (params/paper.yaml: Census atlases, Census scVI, scGPT
+#                 whole-human, GPU); stops within seconds listing the downloads if absent
 #   make mathjax  vendor MathJax from npm into book/_static/mathjax (done by book/test/smoke)
 #   make clean    remove executed notebooks and the built site (keeps .venv and artifacts/)
 #
@@ -30,7 +32,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # backend so that figures still appear in the executed notebooks.
 export MPLBACKEND := Agg
 
-.PHONY: book test smoke mathjax env clean distclean
+.PHONY: book test smoke paper mathjax env clean distclean
 
 env: $(STAMP)
 
@@ -55,6 +57,13 @@ book: $(STAMP) $(MATHJAX_STAMP)
 
 smoke: $(STAMP) $(MATHJAX_STAMP)
 	$(PY) -m scconcepts.book all --profile smoke
+
+# Paper scale: needs the downloads of README "Run at paper scale" (python -m scconcepts.census
+# download --profile paper) and a CUDA GPU; the runner checks the inputs before any notebook.
+paper: $(STAMP)
+	$(PY) -m scconcepts.census check --profile paper
+	$(MAKE) --no-print-directory mathjax
+	$(PY) -m scconcepts.book all --profile paper
 
 test: $(STAMP) $(MATHJAX_STAMP)
 	$(PY) -m pytest -x -q

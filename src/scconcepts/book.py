@@ -328,6 +328,17 @@ def execute(
     out = Path(out or root / "book" / "_executed")
     sources = discover_notebooks(notebooks, only)
     params = load_params(profile, params_dir, overrides)
+    if params.get("census_version") and params.get("cache_dir"):
+        # Census (paper) profile: check the downloads first, so that missing data or checkpoints
+        # fail here within seconds with what to download, not deep inside a notebook.
+        from types import SimpleNamespace
+
+        from . import census
+
+        try:
+            census.preflight(SimpleNamespace(profile=profile, values=params))
+        except census.PaperInputsMissing as err:
+            raise BookError(str(err)) from err
     python = prepare_kernel_env(kernel_name)
     log.info(
         "executing %d notebook(s) with profile %r (kernel %s -> %s) into %s",
