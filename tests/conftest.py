@@ -4,7 +4,9 @@
   control PBMCs, loaded and validated through :func:`scconcepts.data.load_dataset`;
 * ``scvi_ref``: a tiny reference scVI trained on it (3 epochs) into a temporary folder, with its
   posterior-mean embeddings;
-* ``sae_small``: a small Top-K SAE trained on those embeddings.
+* ``sae_small``: a small Top-K SAE trained on those embeddings;
+* ``smoke_book`` / ``smoke_site``: every chapter executed with the smoke profile and the book
+  built strictly, once per session (used by ``test_book.py`` and ``test_browser.py``).
 
 Everything runs on CPU with one thread: the unit-test suite is meant to stay fast.
 """
@@ -12,6 +14,10 @@ Everything runs on CPU with one thread: the unit-test suite is meant to stay fas
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
@@ -64,3 +70,75 @@ def sae_small(scvi_ref):
                        seed=0)
     sae, _ = train_sae(scvi_ref.z, config, device="cpu", progress=False)
     return SimpleNamespace(sae=sae, config=config, codes=encode(sae, scvi_ref.z))
+
+
+# --------------------------------------------------------------------------------------------
+# the smoke book, executed and built once per session (tests/test_book.py, tests/test_browser.py)
+# --------------------------------------------------------------------------------------------
+
+BOOK_ROOT = Path(__file__).resolve().parents[1]
+BOOK_NOTEBOOKS = Path(os.environ.get("SCCONCEPTS_BOOK_NOTEBOOKS", BOOK_ROOT / "notebooks"))
+BOOK_PARAMS = Path(os.environ.get("SCCONCEPTS_BOOK_PARAMS", BOOK_ROOT / "params"))
+BOOK_PROFILE = "smoke"
+
+
+@pytest.fixture(scope="session")
+def smoke_book(tmp_path_factory):
+    """Execute each notebook (smoke profile) with the runner's CLI, one call per chapter in
+    order, so that each chapter reports its own failure. Artifacts go to a temporary folder, so
+    the run proves the chapters work from scratch.
+
+    Returns a namespace: ``out`` (executed notebooks), ``errors`` ({stem: log tail}),
+    ``artifacts`` (the ``artifacts_dir`` used, or None), ``params`` (the profile values used).
+    """
+    import yaml
+
+    from scconcepts import book as runner
+
+    sources = sorted(BOOK_NOTEBOOKS.glob(runner.NOTEBOOK_GLOB))
+    tmp = tmp_path_factory.mktemp("smoke")
+    out = tmp / "executed"
+    extra, artifacts = [], None
+    profile = yaml.safe_load((BOOK_PARAMS / f"{BOOK_PROFILE}.yaml").read_text()) or {}
+    if "artifacts_dir" in profile:
+        artifacts = tmp / "artifacts"
+        extra = ["--set", f"artifacts_dir={artifacts}"]
+        profile["artifacts_dir"] = str(artifacts)
+    errors: dict[str, str] = {}
+    for src in sources:
+        cmd = [
+            sys.executable, "-m", "scconcepts.book", "execute", "--profile", BOOK_PROFILE,
+            "--only", src.stem, "--out", str(out), "--notebooks", str(BOOK_NOTEBOOKS),
+            "--params-dir", str(BOOK_PARAMS), "--root", str(BOOK_ROOT), *extra,
+        ]
+        proc = subprocess.run(cmd, cwd=BOOK_ROOT, capture_output=True, text=True)
+        if proc.returncode != 0:
+            errors[src.stem] = (proc.stdout + proc.stderr)[-4000:]
+    return SimpleNamespace(out=out, errors=errors, artifacts=artifacts, params=profile,
+                           sources=sources)
+
+
+@pytest.fixture(scope="session")
+def smoke_site(smoke_book, tmp_path_factory):
+    """A copy of the book sources with the smoke-executed chapters, built strictly."""
+    from scconcepts import book as runner
+
+    if smoke_book.errors:
+        pytest.fail(f"not built: notebooks failed to execute: {', '.join(smoke_book.errors)}")
+    if not runner.mathjax_vendored(BOOK_ROOT):
+        runner.vendor_mathjax(BOOK_ROOT)
+    src = tmp_path_factory.mktemp("site")
+    shutil.copy2(BOOK_ROOT / "_config.yml", src / "_config.yml")
+    shutil.copy2(BOOK_ROOT / "_toc.yml", src / "_toc.yml")
+    shutil.copytree(BOOK_ROOT / "book", src / "book",
+                    ignore=shutil.ignore_patterns("_executed", "_build", ".ipynb_checkpoints"))
+    (src / "book" / "_executed").mkdir()
+    for nb in smoke_book.out.glob("*.ipynb"):
+        if not nb.name.endswith(".failed.ipynb"):
+            shutil.copy2(nb, src / "book" / "_executed" / nb.name)
+    proc = subprocess.run(
+        [sys.executable, "-m", "scconcepts.book", "build", "--strict", "--root", str(src)],
+        cwd=src, capture_output=True, text=True,
+    )
+    html = src / "_build" / "html"
+    return {"root": src, "html": html, "proc": proc}

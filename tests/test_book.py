@@ -14,8 +14,6 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
-import subprocess
 import sys
 from html.parser import HTMLParser
 from pathlib import Path
@@ -135,53 +133,18 @@ def test_toc_lists_every_notebook_and_config_is_offline():
 
 
 @pytest.fixture(scope="module")
-def executed(tmp_path_factory):
-    """Execute each notebook (smoke profile) with the runner's CLI, one call per chapter in
-    order, so that each chapter reports its own failure. Returns (out_dir, {stem: error})."""
+def executed(smoke_book):
+    """(out_dir, {stem: error}) of the smoke execution (session fixture in conftest.py, shared
+    with the browser tests)."""
     if not SOURCES:
         pytest.skip(f"no notebooks in {NOTEBOOKS}")
-    tmp = tmp_path_factory.mktemp("smoke")
-    out = tmp / "executed"
-    extra = []
-    profile = yaml.safe_load((PARAMS / f"{PROFILE}.yaml").read_text()) or {}
-    if "artifacts_dir" in profile:
-        extra = ["--set", f"artifacts_dir={tmp / 'artifacts'}"]
-    errors: dict[str, str] = {}
-    for src in SOURCES:
-        cmd = [
-            sys.executable, "-m", "scconcepts.book", "execute", "--profile", PROFILE,
-            "--only", src.stem, "--out", str(out), "--notebooks", str(NOTEBOOKS),
-            "--params-dir", str(PARAMS), "--root", str(ROOT), *extra,
-        ]
-        proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
-        if proc.returncode != 0:
-            errors[src.stem] = (proc.stdout + proc.stderr)[-4000:]
-    return out, errors
+    return smoke_book.out, smoke_book.errors
 
 
 @pytest.fixture(scope="module")
-def site(executed, tmp_path_factory):
-    """A copy of the book sources with the smoke-executed chapters, built strictly."""
-    out, errors = executed
-    if errors:
-        pytest.fail(f"not built: notebooks failed to execute: {', '.join(errors)}")
-    if not runner.mathjax_vendored(ROOT):
-        runner.vendor_mathjax(ROOT)
-    src = tmp_path_factory.mktemp("site")
-    shutil.copy2(ROOT / "_config.yml", src / "_config.yml")
-    shutil.copy2(ROOT / "_toc.yml", src / "_toc.yml")
-    shutil.copytree(ROOT / "book", src / "book",
-                    ignore=shutil.ignore_patterns("_executed", "_build", ".ipynb_checkpoints"))
-    (src / "book" / "_executed").mkdir()
-    for nb in out.glob("*.ipynb"):
-        if not nb.name.endswith(".failed.ipynb"):
-            shutil.copy2(nb, src / "book" / "_executed" / nb.name)
-    proc = subprocess.run(
-        [sys.executable, "-m", "scconcepts.book", "build", "--strict", "--root", str(src)],
-        cwd=src, capture_output=True, text=True,
-    )
-    html = src / "_build" / "html"
-    return {"root": src, "html": html, "proc": proc}
+def site(smoke_site):
+    """The strictly built smoke book (session fixture in conftest.py)."""
+    return smoke_site
 
 
 @pytest.mark.slow

@@ -16,7 +16,7 @@ inline SVG and a canvas; no CDN, no network, works from ``file://``):
 * the annotation form of Fig 9 (cell type, tissue, biological process, free text), saved in the
   browser's ``localStorage`` and exported / imported as JSON.
 
-**Blinded mode** (in the style of InterProt, Simon & Zou 2024): a second file in which concepts
+**Blinded mode** (in the style of InterProt, Adams et al. 2025): a second file in which concepts
 and neurons are shuffled with a seed, get opaque ids (``item-01``, ...) and carry neither their
 kind nor their unit index; attributions are shown relative to the prototypes' mean activation
 and activations relative to their maximum, so that the scale of a code does not tell a concept
@@ -65,6 +65,8 @@ __all__ = [
     "interpretability_table",
     "plot_interpretability",
     "table7_rows",
+    "rater_agreement",
+    "preview_panels",
 ]
 
 #: Schema names of the embedded data and of the exported annotations. They are deliberately
@@ -257,7 +259,7 @@ def collect_items(
                                             for v in r] for r in pp],
                 "prototype_mean_activation": _round(mean_act),
                 "metadata": {k: [[str(lab), _round(r)] for lab, r in
-                                 ratios[k].iloc[j].dropna().sort_values(ascending=False)
+                                 ratios[k].iloc[j].loc[lambda r: r > 0].sort_values(ascending=False)
                                  .head(int(n_labels)).items()] for k in used},
                 "hist": {"counts": counts.astype(int).tolist(), "max": _round(vmax)},
                 "cells": _b64(q),
@@ -385,6 +387,33 @@ def blind_payload(payload: dict[str, Any], seed: int = 0) -> tuple[dict[str, Any
     key = {"study": blinded["study"], "open_study": payload["study"], "seed": int(seed),
            "items": key_items}
     return blinded, key
+
+
+def preview_panels(payload: dict[str, Any], n_genes: int = 10
+                   ) -> tuple[dict[str, pd.Series], dict[str, np.ndarray]]:
+    """Inputs of :func:`scconcepts.plotting.top_genes_bars` for a static preview of the viewer.
+
+    Takes the first item of each (model, kind) of an open payload.
+
+    Returns
+    -------
+    (panels, per_prototype)
+        Title → top-``n_genes`` mean attribution (Series indexed by gene), and title →
+        per-prototype values, shape (N_p, n_genes), NaN where a prototype is absent.
+    """
+    panels, dots, seen = {}, {}, set()
+    for it in payload["items"]:
+        key = (it["model"], it["kind"])
+        if key in seen or "kind" not in it:
+            continue
+        seen.add(key)
+        title = f"{MODEL_NAMES.get(it['model'], it['model'])} {it['kind']} {it['unit']}"
+        vals = [np.nan if v is None else v for v in it["attribution"][:n_genes]]
+        panels[title] = pd.Series(vals, index=it["genes"][:n_genes], dtype=float)
+        pp = np.array([[np.nan if v is None else v for v in r]
+                       for r in it["per_prototype"][:n_genes]], dtype=float)
+        dots[title] = pp.T
+    return panels, dots
 
 
 # --------------------------------------------------------------------------------------------
@@ -744,3 +773,37 @@ def table7_rows(ann: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
                                                                  r["notes"]) if s),
                      "pathway enrichment label": pw, "top-10 genes": it["top10"]})
     return pd.DataFrame(rows, columns=cols)
+
+
+def rater_agreement(ann: pd.DataFrame) -> pd.DataFrame:
+    """Agreement between raters on the Fig 3A.a levels, per (model, kind).
+
+    Uses the items rated by every rater of that (model, kind); Fleiss' kappa from statsmodels
+    (``statsmodels.stats.inter_rater``), which is 1 for perfect agreement and about 0 for
+    chance agreement.
+
+    Returns
+    -------
+    DataFrame
+        Index (model, kind); ``n_raters``, ``n_items`` (rated by all), ``share unanimous``,
+        ``Fleiss kappa`` (NaN with fewer than 2 raters or no shared item).
+    """
+    from statsmodels.stats.inter_rater import fleiss_kappa
+
+    rows = {}
+    for (m, k), g in ann.groupby(["model", "kind"]):
+        wide = g.pivot_table(index="id", columns="rater", values="level", aggfunc="first").dropna()
+        n_r = g["rater"].nunique()
+        if n_r < 2 or wide.empty:
+            rows[(m, k)] = {"n_raters": n_r, "n_items": len(wide), "share unanimous": np.nan,
+                            "Fleiss kappa": np.nan}
+            continue
+        counts = np.stack([(wide == lev).sum(1).to_numpy() for lev in LEVELS], axis=1)
+        with np.errstate(invalid="ignore", divide="ignore"):
+            kappa = float(fleiss_kappa(counts))
+        rows[(m, k)] = {"n_raters": n_r, "n_items": len(wide),
+                        "share unanimous": float((counts.max(1) == n_r).mean()),
+                        "Fleiss kappa": kappa}
+    out = pd.DataFrame.from_dict(rows, orient="index")
+    out.index = pd.MultiIndex.from_tuples(out.index, names=["model", "kind"])
+    return out

@@ -194,7 +194,8 @@
       svg.append(grp);
     });
     const yAxis = top + rows * rh + 14;
-    for (const v of [lo, 0, hi]) {
+    for (const v of [lo, 0, hi]) {  // skip a tick that would overlap the zero tick
+      if (v !== 0 && Math.abs(X(v) - X(0)) < 36) continue;
       svg.append(sv("text", { x: X(v), y: yAxis, "text-anchor": "middle" }, fmt(v, 2)));
     }
     svg.append(sv("text", { x: (left + width) / 2, y: yAxis + 12, "text-anchor": "middle" },
@@ -225,7 +226,7 @@
         box.append(el("div", { class: "ratio-row" },
           el("span", { class: "ratio-label", title: lab, text: lab }),
           el("div", {}, el("div", { class: "ratio-bar", style: "width:" + Math.round(100 * (r || 0)) + "%" })),
-          el("span", { class: "num", text: Math.round(100 * (r || 0)) + "%" })));
+          el("span", { class: "num", text: (r > 0 && r < 0.01) ? "<1%" : Math.round(100 * (r || 0)) + "%" })));
       }
     }
     box.append(el("div", { class: "caption", text: "Category: " + it.category }));

@@ -1,0 +1,168 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Expert interpretation
+#
+# Pathway enrichment labels a concept with curated knowledge; an expert labels it with their own
+# (Sec 3.3 of {cite}`claye2025`). For concept $i$, a biologist reads the attribution ranking
+# $C_i$ and answers a few questions, helped by an interactive interface that shows the most
+# important genes with their NCBI Gene descriptions on hover (Appendix D, Fig 9). In the
+# paper's study (Sec 4.3), a domain expert in immunology rated **20 random concepts and 20
+# random neurons per model**, and concepts came out more interpretable than neurons for both
+# scGPT and scVI (Fig 3A.a).
+#
+# The viewer below is that interface, built from this book's results and embedded in the page:
+# it needs no server and no network (open it from `file://`, or save it as a file and send it).
+# For every item it shows the attribution of the top genes (mean over the prototype cells and
+# each prototype's value), each gene's full name and type on hover (bundled NCBI gene table),
+# the Sec 3.1 metadata ratios of the activating cells, the activation histogram, the activating
+# cells on the UMAP, and the best GO pathways of the attribution-based GSEA (chapter 05). The
+# form asks the questions of Fig 9; answers are saved in the browser and exported as JSON.
+#
+# ```{admonition} What differs from the paper here
+# :class: warning
+# * **Which units**: the same seeded sample as chapter 05 (`gsea_n_units` concepts of the default
+#   SAE and as many neurons per model), so that the expert and the GSEA labels describe the
+#   same units. The paper's tool is private; this one is rebuilt from Fig 9.
+# * **Blinding and several raters**: the paper's study had a single expert, which its reviewers
+#   criticised. The viewer has a **blinded rating mode** in the style of InterProt (Adams et al.,
+#   2025, cited in the paper): concepts and neurons are shuffled with a seed, carry opaque ids and no
+#   kind or index, and their values are shown relative to their maximum. The key that maps the
+#   ids back stays with this chapter. Blinding cannot hide everything: a neuron is centred at its
+#   median (chapter 04), so about half the cells "activate" it, while a Top-K concept is sparse.
+# * **No ratings ship with the book.** The figure and table at the end are computed only from
+#   an annotation file that real raters exported; the chapter never invents answers.
+# ```
+
+# %% tags=["parameters"]
+profile = "default"
+params = {}
+annotations = None  # path (or list of paths, or a folder) of annotation JSON files from the viewer
+
+# %%
+import matplotlib.pyplot as plt
+from IPython.display import HTML, Markdown, display
+
+from scconcepts import plotting, viewer
+from scconcepts.pipeline import Pipeline, load_config, repo_root
+
+cfg = load_config(profile, params)
+pipe = Pipeline(cfg)
+models = list(cfg.values.get("models", ["scvi"]))
+cfg.table(["main_dataset", "default_c", "default_k", "gsea_n_units", "n_prototypes",
+           "n_counterfactuals", "metadata_keys", "seed"])
+
+# %%
+payload = viewer.build_payload(pipe, models)
+export = viewer.export_viewer(payload, cfg.artifacts / "viewer", seed=int(cfg.seed))
+n_items = export.items.groupby(["model", "kind"]).size()
+display(Markdown(
+    f"The viewer holds {len(export.items)} items: "
+    + ", ".join(f"{n} {kind}s of {viewer.MODEL_NAMES.get(m, m)}" for (m, kind), n in n_items.items())
+    + f". Open study id `{payload['study']}`, blinded study id `{export.key['study']}` (shuffle "
+    f"seed {cfg.seed})."))
+
+# %% [markdown]
+# ## The viewer
+#
+# Pick an item on the left (search by gene, pathway or label; filter by model, unit type,
+# Sec 3.1 category or best pathway), hover the genes, and fill in the form. **Blinded rating
+# mode** switches to the blinded page, which is a separate document holding only anonymised
+# data.
+
+# %%
+display(HTML(viewer.embed_html(export)))
+
+# %% [markdown]
+# A static preview, for readers without JavaScript: the top-10 genes of the first concept and
+# the first neuron of each model, as the viewer draws them (bars: mean; dots: prototypes).
+
+# %%
+panels, dots = viewer.preview_panels(payload, n_genes=10)
+fig = plotting.top_genes_bars(panels, dots, ncols=2)
+plt.show()
+
+# %% [markdown]
+# ## Running a rating study
+#
+# 1. **Build** this chapter for the profile and models to rate. Its viewers are also written to
+#    `artifacts/<profile>/viewer/`: `viewer_blinded.html` for the raters, `viewer_open.html`,
+#    and `blinded_key_<study>.json`, the key from opaque ids to units, which raters must not
+#    get. (The buttons above also save either page as a file.)
+# 2. **Send** `viewer_blinded.html` to each expert. It is one self-contained file: it opens in
+#    any recent browser, offline.
+# 3. **Rate**: each expert enters a name in *Rater*, answers the form for every item (the list
+#    marks rated items with ✓), and presses *Export JSON*. Answers persist in the browser
+#    between sessions; *Import JSON* restores them on another machine.
+# 4. **Merge**: collect the exported files in one folder and run this chapter with the
+#    `annotations` parameter set to that folder (or a list of files), e.g.
+#    `papermill 06_expert_interpretation.ipynb out.ipynb -p profile default -p annotations ratings/`
+#    (see the README for converting the chapter source with jupytext). The files are checked
+#    against this build: a file from another study, or with unknown item ids, is rejected with a
+#    message saying why.
+#
+# Each form becomes one level of Fig 3A.a: **interpretable** when the rater names a cell type, a
+# tissue or a biological process (any "yes"), **signal but unclear** when the process answer is
+# "signal but unclear" and nothing is named, and **not interpretable** otherwise.
+
+# %% [markdown]
+# ## Results: concepts vs neurons (Fig 3A.a analogue)
+
+# %%
+ann = None
+if annotations is None:
+    display(Markdown(
+        "**No annotations are loaded yet.** No expert has rated these items for this build, so "
+        "there is no Fig 3A.a here and no Table 7 rows: run a study as described above and pass "
+        "the exported files as the `annotations` parameter."))
+else:
+    ann = viewer.load_annotations(annotations, export.studies)
+    display(Markdown(
+        f"Loaded {len(ann)} ratings of {ann['id'].nunique()} of {len(export.items)} items by "
+        f"{ann['rater'].nunique()} rater(s) ({', '.join(sorted(ann['rater'].unique()))}), "
+        f"mode: {', '.join(sorted(ann['mode'].astype(str).unique()))}."))
+
+# %%
+if ann is not None:
+    fig3a = viewer.interpretability_table(ann)
+    display(fig3a.round(3))
+    fig = viewer.plot_interpretability(fig3a, title="Expert interpretation (Fig 3A.a analogue)")
+    plt.show()
+
+# %%
+if ann is not None:
+    share = fig3a["interpretable"].unstack("kind")
+    lines = []
+    for m, row in share.iterrows():
+        c, n = row.get("concept"), row.get("neuron")
+        if c == c and n == n and c is not None and n is not None:
+            lines.append(f"{viewer.MODEL_NAMES.get(m, m)}: {c:.0%} of the concept ratings and "
+                         f"{n:.0%} of the neuron ratings are interpretable ("
+                         + ("concepts ahead, as in the paper" if c > n else
+                            "**not** ahead of neurons, unlike the paper") + ").")
+    display(Markdown(" ".join(lines) or "Concepts and neurons of the same model were not both "
+                     "rated, so they cannot be compared."))
+    if ann["rater"].nunique() > 1:
+        display(Markdown("Agreement between raters (items rated by all of them):"))
+        display(viewer.rater_agreement(ann).round(3))
+
+# %% [markdown]
+# ## Interpreted units (Table 7 analogue)
+#
+# Items rated interpretable, with the rater's label and description, the attribution-GSEA label
+# of chapter 05 and the top-10 attribution genes.
+
+# %%
+if ann is None:
+    display(Markdown("No annotations are loaded yet, so there are no rows to show."))
+else:
+    rows = viewer.table7_rows(ann, export.items)
+    display(rows.set_index("ID") if len(rows) else Markdown("No item was rated interpretable."))
