@@ -407,11 +407,17 @@ def _concat_parts(parts: Sequence[Path], final: Path, meta: dict) -> None:
         from anndata.experimental import write_elem
 
     def write(tmp):
-        concat_on_disk([str(p) for p in parts], tmp, merge="same")
-        with h5py.File(tmp, "a") as f:
-            if "uns" in f:
-                del f["uns"]
-            write_elem(f, "uns", {"census": meta})
+        h5 = f"{tmp}.h5ad"  # concat_on_disk picks the format from the suffix (.h5ad vs zarr)
+        try:
+            concat_on_disk([str(p) for p in parts], h5, merge="same")
+            with h5py.File(h5, "a") as f:
+                if "uns" in f:
+                    del f["uns"]
+                write_elem(f, "uns", {"census": meta})
+            os.replace(h5, tmp)
+        finally:
+            if os.path.exists(h5):
+                os.remove(h5)
 
     atomic_write(final, write)
 
