@@ -23,7 +23,9 @@ change any attribution score (it cancels in Eq 2); it only defines the counterfa
 
 **Fast path.** A gene with x^p_l = x^c_l gives x̃^p = x^p, hence a_l = 0 exactly: no forward pass
 is spent on it. The remaining perturbed copies of all (prototype, counterfactual) pairs of a unit
-are stacked and run through f and ψ in batches. :func:`occlusion_literal` is the literal per-gene
+are stacked and run through f and ψ in batches. An encoder object with an ``occlude`` method
+(scGPT: :class:`scconcepts.models.scgpt_occlusion.ScGPTOcclusion`) computes the copies of each
+prototype itself, exactly but incrementally. :func:`occlusion_literal` is the literal per-gene
 loop of Eq 2 used to test this (``tests/test_attribution.py``, ``benchmarks/attribution.py``).
 """
 
@@ -231,8 +233,29 @@ def occlusion_fast(
     n_pairs, m = xp.shape
     xp_t = torch.from_numpy(xp).to(device)
     base = unit_fn(xp_t, unit)  # (n_pairs,)
-    pair_idx, gene_idx = np.nonzero(xp != xc)
     out = np.zeros((n_pairs, m), dtype=np.float32)
+    occlude = getattr(unit_fn.encoder, "occlude", None)
+    if occlude is not None:
+        # Encoders with their own exact fast occlusion (scGPT: re-binning + incremental
+        # attention, scconcepts.models.scgpt_occlusion): one call per distinct prototype, with
+        # the (gene, new value) copies of all its counterfactuals deduplicated.
+        base_np = base.float().cpu().numpy()
+        groups: dict[bytes, list[int]] = {}
+        for r in range(n_pairs):
+            groups.setdefault(xp[r].tobytes(), []).append(r)
+        for rows in groups.values():
+            rows = np.asarray(rows)
+            pi, gi = np.nonzero(xp[rows] != xc[rows])
+            if pi.size == 0:
+                continue
+            vals = xc[rows[pi], gi]
+            keys, inv = np.unique(np.stack([gi.astype(np.float64), vals.astype(np.float64)], 1),
+                                  axis=0, return_inverse=True)
+            emb = occlude(xp[rows[0]], keys[:, 0].astype(np.int64), keys[:, 1])
+            act = unit_fn.readout(torch.from_numpy(emb).to(device))[:, unit].float().cpu().numpy()
+            out[rows[pi], gi] = base_np[rows[pi]] - act[inv.ravel()]
+        return out[0] if single else out
+    pair_idx, gene_idx = np.nonzero(xp != xc)
     for s in range(0, pair_idx.size, batch_size):
         p = torch.from_numpy(pair_idx[s:s + batch_size]).to(device)
         g = torch.from_numpy(gene_idx[s:s + batch_size]).to(device)

@@ -274,6 +274,60 @@ class Pipeline:
         atomic_write(path, lambda tmp: np.save(open(tmp, "wb"), z))
         return z
 
+    def scgpt_loaded(self):
+        """(model, vocab, args) of the scGPT checkpoint, loaded once."""
+        from .models import scgpt as ms
+
+        if "scgpt_model" not in self._cache:
+            self._cache["scgpt_model"] = ms.load_checkpoint(self.scgpt_checkpoint())
+        return self._cache["scgpt_model"]
+
+    def embeddings(self, role: str = "main", model: str = "scvi") -> np.ndarray:
+        """Cell embeddings ``obsm["X_<model>"]`` of ``role``'s cells, shape (n_cells, d).
+
+        d = 50 for scVI, ``d_model`` for scGPT (64 for the project model, 512 whole-human).
+        """
+        adata = self.scvi_adata(role)
+        key = f"X_{model}"
+        if key not in adata.obsm:
+            if model != "scgpt":
+                raise ValueError(f"Unknown model {model!r}: expected 'scvi' or 'scgpt'.")
+            adata.obsm[key] = self.scgpt_embeddings(role)
+        return adata.obsm[key]
+
+    def _emb_tag(self, model: str) -> str:
+        """Identifies the embeddings an SAE or attribution was computed from (for cache keys)."""
+        if model == "scvi":
+            return self.scvi_dir().name
+        path = self.scgpt_checkpoint() / "best_model.pt"
+        return f"scgpt_{self.scgpt_checkpoint().name}_{path.stat().st_size if path.exists() else 0}"
+
+    def model_settings(self, model: str = "scvi") -> dict:
+        """Per-model SAE grid, default size and attribution N_p/N_c (``scgpt_*`` parameters)."""
+        v = self.cfg.values
+        if model == "scvi":
+            return {"grid": v["sae_grid"], "c": v["default_c"], "k": v["default_k"],
+                    "np": v["n_prototypes"], "nc": v["n_counterfactuals"]}
+        if model == "scgpt":
+            return {"grid": v["scgpt_sae_grid"], "c": v["scgpt_default_c"],
+                    "k": v["scgpt_default_k"], "np": v["scgpt_n_prototypes"],
+                    "nc": v["scgpt_n_counterfactuals"]}
+        raise ValueError(f"Unknown model {model!r}: expected 'scvi' or 'scgpt'.")
+
+    def _model_input(self, role: str, model: str):
+        """(expression, genes, f) of ``model`` for attribution: raw counts in the model's genes."""
+        if model == "scvi":
+            adata = self.scvi_adata(role)
+            return adata.X, list(adata.var_names), self.scvi_encoder()
+        from .models import scgpt as ms
+        from .models.scgpt_occlusion import ScGPTOcclusion
+
+        src = self.dataset(role)
+        net, vocab, _ = self.scgpt_loaded()
+        genes = ms.match_genes(src, vocab)["found"]
+        X = sp.csr_matrix(ms._counts(src, None)[:, src.var_names.get_indexer(genes)])
+        return X, genes, ScGPTOcclusion(net, vocab, genes, seed=int(self.cfg.seed))
+
     def knn_accuracy(self, role: str = "main", key: str = "cell_type",
                      scgpt: bool = False) -> pd.DataFrame:
         """k-NN (k = 15, 5-fold) cell-type accuracy of scVI (and scGPT) embeddings vs PCA."""
@@ -292,7 +346,7 @@ class Pipeline:
         from .sae import SAEConfig
 
         cf = self.cfg
-        d = self.scvi_adata(role).obsm[f"X_{model}"].shape[1]
+        d = self.embeddings(role, model).shape[1]
         return SAEConfig(d=d, c=int(c), k=int(k), aux_k=int(cf.sae_aux_k), lr=float(cf.sae_lr),
                          epochs=int(cf.sae_epochs), batch_size=int(cf.sae_batch_size),
                          seed=int(cf.seed if seed is None else seed))
@@ -312,8 +366,8 @@ class Pipeline:
         if key in self._cache:
             return self._cache[key]
         path = (self.cfg.artifacts / "sae" /
-                f"{model}_{role}_c{c}_k{k}_{param_key({**config.__dict__, 'emb': self.scvi_dir().name})}.pt")
-        A = self.scvi_adata(role).obsm[f"X_{model}"]
+                f"{model}_{role}_c{c}_k{k}_{param_key({**config.__dict__, 'emb': self._emb_tag(model)})}.pt")
+        A = self.embeddings(role, model)
         if path.exists():
             try:
                 sae, meta = sae_mod.load_sae(path)
@@ -330,7 +384,7 @@ class Pipeline:
     def sae_table(self, role: str = "main", model: str = "scvi") -> pd.DataFrame:
         """Table 3 analogue: one row per SAE of ``sae_grid`` with its metrics on ``role``."""
         rows = []
-        for c, k in self.cfg.sae_grid:
+        for c, k in self.model_settings(model)["grid"]:
             _, meta = self.sae(c, k, model, role)
             cf = meta["config"]
             rows.append({"c": c, "k": k, "lr": cf["lr"], "epochs": cf["epochs"],
@@ -344,15 +398,16 @@ class Pipeline:
         from . import sae as sae_mod
 
         sae, _ = self.sae(c, k, model, sae_role or role)
-        return sae_mod.encode(sae, self.scvi_adata(role).obsm[f"X_{model}"])
+        return sae_mod.encode(sae, self.embeddings(role, model))
 
     def categories(self, c: int | None = None, k: int | None = None, model: str = "scvi",
                    role: str = "main") -> pd.DataFrame:
         """Sec 3.1 categories of every concept of SAE (c, k) on ``role``'s cells."""
         from .concepts import categorize_concepts
 
-        c = int(c or self.cfg.default_c)
-        k = int(k or self.cfg.default_k)
+        ms = self.model_settings(model)
+        c = int(c or ms["c"])
+        k = int(k or ms["k"])
         return categorize_concepts(self.codes(c, k, model, role), self.scvi_adata(role).obs,
                                    keys=self.cfg.metadata_keys,
                                    threshold=float(self.cfg.specificity_threshold),
@@ -363,42 +418,49 @@ class Pipeline:
                     k: int | None = None, units=None, role: str = "main"):
         """Counterfactual occlusion attribution (Eq 1–3) for concepts or neurons (cached).
 
-        ``units=None`` means every concept that activates at least once (``kind="concept"``)
-        or every neuron (``kind="neuron"``).
+        ``units=None`` means, for scVI, every concept that activates at least once
+        (``kind="concept"``) or every neuron (``kind="neuron"``); for scGPT, whose forward pass
+        is ~100× costlier, the interpretation sample: ``gsea_n_units`` seeded random active
+        concepts or neurons (:meth:`sample_units`, :meth:`sample_neurons`). N_p and N_c are
+        ``n_prototypes``/``n_counterfactuals`` for scVI and ``scgpt_n_*`` for scGPT.
         """
         from .attribution import (AttributionResult, NeuronReadout, SAEReadout, UnitFunction,
                                   attribute_units)
         from . import sae as sae_mod
 
         cf = self.cfg
-        c = int(c or cf.default_c)
-        k = int(k or cf.default_k)
-        adata = self.scvi_adata(role)
-        A = adata.obsm[f"X_{model}"]
+        ms = self.model_settings(model)
+        c = int(c or ms["c"])
+        k = int(k or ms["k"])
+        A = self.embeddings(role, model)
         if kind == "concept":
             sae, _ = self.sae(c, k, model, role)
             readout = SAEReadout(sae)
             acts = sae_mod.encode(sae, A)
             if units is None:
-                units = np.flatnonzero(acts.getnnz(axis=0) > 0)
+                units = (np.flatnonzero(acts.getnnz(axis=0) > 0) if model == "scvi" else
+                         self.sample_units(c, k, int(cf.gsea_n_units), model, role))
             tag = f"concept_c{c}_k{k}"
         elif kind == "neuron":
             readout = NeuronReadout.from_embeddings(A)
             acts = A - readout.median.numpy()
-            units = np.arange(A.shape[1]) if units is None else units
+            if units is None:
+                units = (np.arange(A.shape[1]) if model == "scvi" else
+                         self.sample_neurons(int(cf.gsea_n_units), model, role))
             tag = "neuron"
         else:
             raise ValueError(f"kind must be 'concept' or 'neuron', not {kind!r}")
         units = np.asarray(units, dtype=int)
-        common = {"np": cf.n_prototypes, "nc": cf.n_counterfactuals,
+        common = {"np": ms["np"], "nc": ms["nc"],
                   "sae": self.sae_config(c, k, model, role).__dict__ if kind == "concept" else None,
-                  "emb": self.scvi_dir().name, "role": role, "n": adata.n_obs}
+                  "emb": self._emb_tag(model), "role": role, "n": A.shape[0]}
         key = param_key({"units": units.tolist(), **common})
         path = cf.artifacts / "attribution" / f"{model}_{role}_{tag}_{key}.npz"
         if path.exists():
             return AttributionResult.load(path)
         block = int(cf.values.get("attribution_block") or 100)
-        unit_fn = UnitFunction(self.scvi_encoder(), readout)
+        X, genes, f = self._model_input(role, model)
+        unit_fn = UnitFunction(f, readout)
 
         def block_path(sub):
             return (cf.artifacts / "attribution" / "blocks" /
@@ -407,8 +469,8 @@ class Pipeline:
         parts = _in_blocks(
             units, block, block_path,
             compute=lambda sub: attribute_units(
-                unit_fn, adata.X, A, acts, sub, list(adata.var_names),
-                n_prototypes=int(cf.n_prototypes), n_counterfactuals=int(cf.n_counterfactuals)),
+                unit_fn, X, A, acts, sub, genes,
+                n_prototypes=int(ms["np"]), n_counterfactuals=int(ms["nc"])),
             load=AttributionResult.load, save=lambda part, path: part.save(path))
         res = AttributionResult.concat(parts)
         res.save(path)
@@ -425,6 +487,14 @@ class Pipeline:
             return active
         rng = np.random.default_rng(self.cfg.seed)
         return np.sort(rng.choice(active, n, replace=False))
+
+    def sample_neurons(self, n: int, model: str = "scvi", role: str = "main") -> np.ndarray:
+        """Seeded random sample of at most ``n`` neurons (embedding dimensions)."""
+        d = self.embeddings(role, model).shape[1]
+        if d <= n:
+            return np.arange(d)
+        rng = np.random.default_rng(self.cfg.seed + 1)
+        return np.sort(rng.choice(d, n, replace=False))
 
     # ---------------------------------------------------------------- GSEA
     def gsea_units(self, kind: str, attribution) -> np.ndarray:
