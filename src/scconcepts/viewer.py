@@ -116,18 +116,17 @@ def _quantise_xy(xy: np.ndarray) -> dict[str, Any]:
 def _embedding(pipe, model: str) -> tuple[np.ndarray, np.ndarray]:
     """(embedding (n_cells, d), UMAP (n_cells, 2)) of the main dataset for ``model``.
 
-    Uses only public :class:`~scconcepts.pipeline.Pipeline` methods: ``umap("main",
-    rep="X_<model>")`` (which also places a missing scGPT embedding into ``obsm``) and
-    ``scvi_adata("main")``.
+    Uses only public :class:`~scconcepts.pipeline.Pipeline` methods: ``embeddings("main",
+    model)`` and ``umap("main", rep="X_<model>")``.
+
+    Raises
+    ------
+    ValueError
+        If the pipeline knows no such model.
     """
-    rep = f"X_{model}"
-    xy = pipe.umap("main", rep=rep)
-    adata = pipe.scvi_adata("main")
-    if rep not in adata.obsm:
-        raise KeyError(f"No embedding obsm[{rep!r}] for model {model!r} in the main dataset; "
-                       f"available: {list(adata.obsm)}. Use a model the pipeline embeds "
-                       "(scvi, scgpt).")
-    return np.asarray(adata.obsm[rep], dtype=np.float32), np.asarray(xy)
+    A = np.asarray(pipe.embeddings("main", model), dtype=np.float32)
+    xy = pipe.umap("main", rep=f"X_{model}")
+    return A, np.asarray(xy)
 
 
 def _gsea_terms(row: pd.Series | None) -> list[dict[str, Any]]:
@@ -193,8 +192,8 @@ def collect_items(
 
     Raises
     ------
-    KeyError
-        If the model has no embedding in the main dataset.
+    ValueError
+        If the pipeline knows no such model.
     """
     from .attribution import NeuronReadout
     from .concepts import categorize_concepts, metadata_ratios
@@ -208,9 +207,11 @@ def collect_items(
     keys = list(cfg.metadata_keys)
     thr, min_cells = float(cfg.specificity_threshold), int(cfg.min_cells)
 
-    # activations of every unit in every cell; neurons: value − median (scconcepts.attribution)
+    # activations of every unit in every cell; neurons: value − median (scconcepts.attribution);
+    # concepts of the model's default SAE, the one pipe.attribution(kind, model=model) uses
+    ms = pipe.model_settings(model)
     acts = {
-        "concept": pipe.codes(int(cfg.default_c), int(cfg.default_k), model=model).tocsc(),
+        "concept": pipe.codes(int(ms["c"]), int(ms["k"]), model=model).tocsc(),
         "neuron": A - NeuronReadout.from_embeddings(A).median.numpy(),
     }
     items: list[dict[str, Any]] = []
