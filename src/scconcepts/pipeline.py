@@ -8,6 +8,24 @@ cached artefacts and a changed parameter never reuses a stale result.
 
 Profiles are flat YAML files ``params/<profile>.yaml``; notebooks receive ``profile`` and
 ``params`` (overrides) as papermill parameters and call :func:`load_config`.
+
+Paper scale (``params/paper.yaml``; every key is null/off in the default and smoke profiles, whose
+behaviour and cache keys do not depend on it):
+
+* ``census_version`` + ``cache_dir``: datasets named by CELLxGENE dataset id are read from the
+  download cache (:func:`scconcepts.census.resolve_dataset`), and :class:`Pipeline` checks every
+  input at construction (:func:`scconcepts.census.preflight`);
+* ``scvi_model: census``: the Census scVI model applied as a query model (no training); its genes
+  are Ensembl ids, matched through ``var["feature_id"]``, and the counts it reads keep gene
+  symbols as ``var_names`` so attribution genes, GSEA and displays use symbols;
+* ``embedding_chunk_size``: embeddings go through the resumable on-disk store of
+  :func:`scconcepts.scale.embed_in_chunks`;
+* ``attribution_shard_count`` > 1: :meth:`Pipeline.attribution` computes shard
+  ``attribution_shard_index`` only; a later run without sharding (or
+  :meth:`Pipeline.merge_attribution_shards`) merges the shards with
+  :func:`scconcepts.scale.merge_shards`;
+* ``sae_table3``: per-SAE learning rate and epochs (:func:`scconcepts.scale.sae_hparams`);
+* ``gene_sets``: a library fetched by name into the cache (:func:`scconcepts.census.resolve_gene_sets`).
 """
 
 from __future__ import annotations
@@ -26,7 +44,9 @@ import scipy.sparse as sp
 import torch
 import yaml
 
+from . import census
 from . import data as sc_data
+from . import scale
 from .utils import atomic_write, param_key
 
 __all__ = ["Config", "load_config", "repo_root", "Pipeline"]
@@ -139,6 +159,23 @@ def _drop_blocks(items: np.ndarray, block: int, block_path) -> None:
         block_path(items[start:start + block]).unlink(missing_ok=True)
 
 
+def _empty_attribution(kind: str, genes, n_p: int, n_c: int):
+    """An :class:`~scconcepts.attribution.AttributionResult` with no unit (an empty shard)."""
+    from .attribution import AttributionResult
+
+    m = len(genes)
+    return AttributionResult(
+        units=np.zeros(0, dtype=np.int64), genes=np.asarray(genes, dtype=str),
+        scores=np.zeros((0, m), np.float32), per_prototype=np.zeros((0, n_p, m), np.float32),
+        prototypes=np.zeros((0, n_p), np.int64), counterfactuals=np.zeros((0, n_p, n_c), np.int64),
+        prototype_activation=np.zeros((0, n_p), np.float32), kind=kind)
+
+
+def _uses_census(values: dict) -> bool:
+    """True for profiles with Census inputs (``census_version`` and ``cache_dir`` both set)."""
+    return bool(values.get("census_version")) and bool(values.get("cache_dir"))
+
+
 class Pipeline:
     """Cached steps for one profile: datasets → scVI → SAEs → attribution → GSEA.
 
@@ -146,12 +183,89 @@ class Pipeline:
     ----------
     cfg
         :class:`Config` from :func:`load_config`.
+
+    Raises
+    ------
+    scconcepts.census.PaperInputsMissing
+        For a Census profile (``census_version`` and ``cache_dir`` set, e.g. ``paper``) whose
+        downloads are not all present; the message lists each one, where it must go and the
+        command that gets it. Profiles without Census inputs are not checked.
+    ValueError
+        If ``scvi_model`` is neither null nor ``"census"``, or the shard settings are invalid.
     """
 
     def __init__(self, cfg: Config):
         self.cfg = cfg
         torch.set_num_threads(max(1, int(cfg.values.get("torch_threads") or os.cpu_count() or 1)))
         self._cache: dict[str, Any] = {}
+        scvi_model = cfg.values.get("scvi_model")
+        if scvi_model not in (None, "census"):
+            raise ValueError(f"scvi_model must be null (train scVI on main_dataset) or 'census' "
+                             f"(the CELLxGENE Census model), not {scvi_model!r}.")
+        self._shard()  # validates attribution_shard_index / attribution_shard_count
+        if _uses_census(cfg.values):
+            census.preflight(cfg)
+
+    # ---------------------------------------------------------------- paper-scale switches
+    @property
+    def census_scvi(self) -> bool:
+        """True when scVI is the CELLxGENE Census model (``scvi_model: census``)."""
+        return self.cfg.values.get("scvi_model") == "census"
+
+    def _chunk_size(self) -> int | None:
+        n = self.cfg.values.get("embedding_chunk_size")
+        return int(n) if n else None
+
+    def _shard(self) -> tuple[int, int]:
+        """(index, count) of this job's attribution shard; (0, 1) when not sharding."""
+        v = self.cfg.values
+        count = int(v.get("attribution_shard_count") or 1)
+        index = int(v.get("attribution_shard_index") or 0)
+        if count < 1 or not 0 <= index < count:
+            raise ValueError(f"attribution_shard_index must be in 0..attribution_shard_count-1 "
+                             f"and attribution_shard_count >= 1; got index {index}, count "
+                             f"{count}. Set e.g. --set attribution_shard_count=4 --set "
+                             "attribution_shard_index=0.")
+        return index, count
+
+    def _scvi_tag(self) -> str:
+        """Names the scVI model in cache keys (the model folder name, as before, for trained
+        models; ``census_scvi_<release>`` for the Census model, whose folder is ``homo_sapiens``)."""
+        if self.census_scvi:
+            return f"census_scvi_{census.cache_for(self.cfg).version}"
+        return self.scvi_dir().name
+
+    def _embedding_source(self, role: str):
+        """What :func:`scconcepts.scale.embed_in_chunks` reads for ``role``: the dataset's
+        ``.h5ad`` (backed, one chunk in memory) when the dataset is a file and is not subsampled,
+        else the loaded dataset. Rows are the rows of :meth:`dataset` either way."""
+        resolved = census.resolve_dataset(self.cfg, role)
+        path = Path(str(resolved))
+        if (path.suffix == ".h5ad" and path.is_file()
+                and not self.cfg.values.get(f"subsample_{role}")):
+            return path
+        return self.dataset(role)
+
+    def _chunked_embeddings(self, name: str, role: str, make_encoder, key: dict) -> np.ndarray:
+        """Embeddings of ``role``'s cells through the resumable store ``embeddings/<name>/``.
+
+        ``make_encoder()`` is called only if some chunk is still to be computed.
+        """
+        built: list = []
+
+        def encode(chunk):
+            if not built:
+                built.append(make_encoder())
+            return built[0](chunk)
+
+        z = scale.embed_in_chunks(self._embedding_source(role), encode,
+                                  self.cfg.artifacts / "embeddings" / name,
+                                  chunk_size=int(self._chunk_size()), key=key, progress=False)
+        if z.shape[0] != self.dataset(role).n_obs:
+            raise ValueError(f"The embedding store embeddings/{name} has {z.shape[0]} rows but "
+                             f"the {role} dataset has {self.dataset(role).n_obs} cells; delete "
+                             "the folder to recompute.")
+        return np.array(z, dtype=np.float32)  # in memory, writable (the store stays on disk)
 
     # ---------------------------------------------------------------- datasets
     def dataset(self, role: str = "main") -> ad.AnnData:
@@ -161,7 +275,8 @@ class Pipeline:
         """
         key = f"dataset:{role}"
         if key not in self._cache:
-            name = self.cfg.values[f"{role}_dataset"]
+            # a Census dataset id becomes its cached .h5ad (PaperInputsMissing if absent)
+            name = census.resolve_dataset(self.cfg, role)
             required = tuple(self.cfg.values.get(f"{role}_required_obs") or ())
             adata = sc_data.load_dataset(name, required_obs=required)
             adata = _subsample(adata, self.cfg.values.get(f"subsample_{role}"), self.cfg.seed,
@@ -171,18 +286,29 @@ class Pipeline:
 
     # ---------------------------------------------------------------- scVI
     def scvi_dir(self) -> Path:
+        """Folder of the scVI ``model.pt``: trained here (cached), or the downloaded Census
+        model (``<cache_dir>/models/scvi/<census_version>/homo_sapiens``)."""
         c = self.cfg
+        if self.census_scvi:
+            return census.cache_for(c).scvi_model_dir()
         key = param_key({"data": c.main_dataset, "n": c.values.get("subsample_main"),
                          "epochs": c.scvi_max_epochs, "seed": c.seed, "n_latent": 50,
                          "batch": c.scvi_batch_key})
         return c.artifacts / "models" / f"scvi_{key}"
 
     def scvi_model(self):
-        """Reference scVI trained on the main dataset (cached in ``artifacts/``)."""
+        """Reference scVI trained on the main dataset (cached in ``artifacts/``), or with
+        ``scvi_model: census`` the Census scVI loaded as a query model (not trained;
+        :func:`scconcepts.census.load_census_scvi`)."""
         from .models import scvi as ms
 
         if "scvi" not in self._cache:
             c = self.cfg
+            if self.census_scvi:
+                model, report = census.load_census_scvi(self.dataset("main"), self.scvi_dir())
+                self._cache["scvi"] = model
+                self._cache["scvi_report"] = report
+                return model
             self._cache["scvi"] = ms.train_reference(
                 self.dataset("main"), self.scvi_dir(), batch_key=c.scvi_batch_key,
                 max_epochs=c.scvi_max_epochs, seed=c.seed)
@@ -194,11 +320,50 @@ class Pipeline:
 
         return ms.encoder_fn(self.scvi_model())
 
+    def _census_aligned(self, src: ad.AnnData) -> tuple[ad.AnnData, dict]:
+        """``src`` aligned to the Census scVI genes (model order, absent genes zero-filled).
+
+        The model is indexed by Ensembl ids, matched through ``src.var["feature_id"]``; the
+        result keeps gene symbols as ``var_names`` (the Ensembl id where the dataset lacks the
+        gene) and the ids in ``var["feature_id"]``, so attribution genes are symbols.
+        """
+        from .models import scvi as ms
+
+        ref = ms.reference_genes(self.scvi_dir())
+        census._check_ensembl(src, "feature_id", ref, 0.2)
+        ids = src.var["feature_id"].astype(str).tolist()
+        P, n_found = scale._selection_matrix(ids, ref)
+        symbol = dict(zip(ids, src.var_names.astype(str)))
+        names = pd.Index([symbol.get(g, g) for g in ref])
+        if names.has_duplicates:  # a symbol equal to another gene's Ensembl id: keep ids
+            names = pd.Index(ref)
+        X = sp.csr_matrix(sp.csr_matrix(src.X, dtype=np.float32) @ P, dtype=np.float32)
+        adata = ad.AnnData(X=X, obs=src.obs.copy(),
+                           var=pd.DataFrame({"feature_id": list(ref)}, index=names),
+                           obsm={k: np.asarray(v) for k, v in src.obsm.items()},
+                           uns={"scconcepts_source": src.uns.get("scconcepts_source")})
+        found = set(ids)
+        report = {"n_reference": len(ref), "n_found": int(n_found),
+                  "missing": [g for g in ref if g not in found]}
+        return adata, report
+
+    def _scvi_chunk_encoder(self):
+        """Chunk encoder of the scVI model (:mod:`scconcepts.scale`), on ``device`` with ``amp``."""
+        c = self.cfg
+        device, amp = c.values.get("device"), bool(c.values.get("amp"))
+        if self.census_scvi:
+            return census.census_scvi_encoder(self.scvi_model(), self.scvi_dir(), device=device,
+                                              amp=amp)
+        return scale.scvi_chunk_encoder(self.scvi_model(), device=device, amp=amp)
+
     def scvi_adata(self, role: str = "main") -> ad.AnnData:
         """Dataset aligned to the scVI genes with ``obsm["X_scvi"]`` (cached embeddings).
 
         The main dataset is the reference; other roles are mapped as query data
-        (``prepare_query_anndata`` + ``load_query_data``).
+        (``prepare_query_anndata`` + ``load_query_data``). With the Census model every role is a
+        query, aligned through ``var["feature_id"]`` with symbols kept as ``var_names``. With
+        ``embedding_chunk_size`` the embeddings come from the resumable store
+        ``embeddings/scvi_<model>_<role>_<key>/`` (:func:`scconcepts.scale.embed_in_chunks`).
         """
         from .models import scvi as ms
 
@@ -207,17 +372,29 @@ class Pipeline:
             return self._cache[key]
         model = self.scvi_model()
         src = self.dataset(role)
-        path = self.cfg.artifacts / "embeddings" / (
-            f"scvi_{self.scvi_dir().name}_{role}_{param_key({'n': src.n_obs, 'd': src.uns.get('scconcepts_source')})}.npy")
-        if role == "main":
+        stem = (f"scvi_{self._scvi_tag()}_{role}_"
+                f"{param_key({'n': src.n_obs, 'd': src.uns.get('scconcepts_source')})}")
+        path = self.cfg.artifacts / "embeddings" / f"{stem}.npy"
+        if self.census_scvi:
+            adata, report = self._census_aligned(src)
+        elif role == "main":
             adata = src.copy()
             report = {"n_reference": adata.n_vars, "n_found": adata.n_vars, "missing": []}
         else:
             adata, report = ms.prepare_query(src, self.scvi_dir())
-        if path.exists():
+        chunk = self._chunk_size()
+        if chunk:
+            amp = bool(self.cfg.values.get("amp"))
+            z = self._chunked_embeddings(
+                f"{stem}_chunks{chunk}{'_amp' if amp else ''}", role, self._scvi_chunk_encoder,
+                {"model": self._scvi_tag(), "scvi_dir": str(self.scvi_dir()), "role": role,
+                 "n": src.n_obs, "source": src.uns.get("scconcepts_source"), "amp": amp})
+        elif path.exists():
             z = np.load(path)
         else:
-            if role == "main":
+            if self.census_scvi:
+                z = self._scvi_chunk_encoder()(src)
+            elif role == "main":
                 z = ms.embed(model)
             else:
                 z = ms.embed(ms.load_query(adata, self.scvi_dir()), adata)
@@ -239,7 +416,7 @@ class Pipeline:
         if rep == "X_scgpt" and rep not in adata.obsm:
             adata.obsm[rep] = self.scgpt_embeddings(role)
         path = self.cfg.artifacts / "embeddings" / (
-            f"umap_{rep}_{self.scvi_dir().name}_{role}_{adata.n_obs}.npy")
+            f"umap_{rep}_{self._scvi_tag()}_{role}_{adata.n_obs}.npy")
         if path.exists():
             xy = np.load(path)
         else:
@@ -259,14 +436,35 @@ class Pipeline:
         return path if path.is_absolute() else repo_root() / path
 
     def scgpt_embeddings(self, role: str = "main") -> np.ndarray:
-        """CLS embeddings X_scgpt of ``role``'s cells (cached), shape (n_cells, d_model)."""
+        """CLS embeddings X_scgpt of ``role``'s cells (cached), shape (n_cells, d_model).
+
+        With ``embedding_chunk_size`` they go through the resumable store
+        ``embeddings/scgpt_<checkpoint>_<role>_<key>/`` (:func:`scconcepts.scale.scgpt_chunk_encoder`,
+        on ``device``, fp16 autocast on CUDA when ``amp``).
+        """
         from .models import scgpt as ms
 
         src = self.dataset(role)
         folder = self.scgpt_checkpoint()
         stamp = (folder / "best_model.pt").stat().st_size if (folder / "best_model.pt").exists() else 0
-        path = self.cfg.artifacts / "embeddings" / (
-            f"scgpt_{folder.name}_{role}_{param_key({'n': src.n_obs, 'ckpt': stamp, 'seed': self.cfg.seed})}.npy")
+        stem = (f"scgpt_{folder.name}_{role}_"
+                f"{param_key({'n': src.n_obs, 'ckpt': stamp, 'seed': self.cfg.seed})}")
+        path = self.cfg.artifacts / "embeddings" / f"{stem}.npy"
+        chunk = self._chunk_size()
+        if chunk:
+            v = self.cfg.values
+            amp = bool(v.get("amp"))
+
+            def make_encoder():
+                net, vocab, _ = self.scgpt_loaded()
+                return scale.scgpt_chunk_encoder(net, vocab, seed=int(self.cfg.seed), amp=amp,
+                                                 device=v.get("device"))
+
+            return self._chunked_embeddings(
+                f"{stem}_chunks{chunk}{'_amp' if amp else ''}", role, make_encoder,
+                {"model": f"scgpt_{folder.name}_{stamp}", "role": role, "n": src.n_obs,
+                 "source": src.uns.get("scconcepts_source"), "seed": int(self.cfg.seed),
+                 "amp": amp})
         if path.exists():
             return np.load(path)
         model, vocab, _ = ms.load_checkpoint(folder)
@@ -298,7 +496,7 @@ class Pipeline:
     def _emb_tag(self, model: str) -> str:
         """Identifies the embeddings an SAE or attribution was computed from (for cache keys)."""
         if model == "scvi":
-            return self.scvi_dir().name
+            return self._scvi_tag()
         path = self.scgpt_checkpoint() / "best_model.pt"
         return f"scgpt_{self.scgpt_checkpoint().name}_{path.stat().st_size if path.exists() else 0}"
 
@@ -347,8 +545,10 @@ class Pipeline:
 
         cf = self.cfg
         d = self.embeddings(role, model).shape[1]
-        return SAEConfig(d=d, c=int(c), k=int(k), aux_k=int(cf.sae_aux_k), lr=float(cf.sae_lr),
-                         epochs=int(cf.sae_epochs), batch_size=int(cf.sae_batch_size),
+        # Table 3 per-SAE values when sae_table3 is set, else sae_lr / sae_epochs (as before)
+        lr, epochs = scale.sae_hparams(cf.values, model, c, k)
+        return SAEConfig(d=d, c=int(c), k=int(k), aux_k=int(cf.sae_aux_k), lr=float(lr),
+                         epochs=int(epochs), batch_size=int(cf.sae_batch_size),
                          seed=int(cf.seed if seed is None else seed))
 
     def sae(self, c: int, k: int, model: str = "scvi", role: str = "main", seed=None):
@@ -414,18 +614,9 @@ class Pipeline:
                                    min_cells=int(self.cfg.min_cells))
 
     # ---------------------------------------------------------------- attribution
-    def attribution(self, kind: str = "concept", model: str = "scvi", c: int | None = None,
-                    k: int | None = None, units=None, role: str = "main"):
-        """Counterfactual occlusion attribution (Eq 1–3) for concepts or neurons (cached).
-
-        ``units=None`` means, for scVI, every concept that activates at least once
-        (``kind="concept"``) or every neuron (``kind="neuron"``); for scGPT, whose forward pass
-        is ~100× costlier, the interpretation sample: ``gsea_n_units`` seeded random active
-        concepts or neurons (:meth:`sample_units`, :meth:`sample_neurons`). N_p and N_c are
-        ``n_prototypes``/``n_counterfactuals`` for scVI and ``scgpt_n_*`` for scGPT.
-        """
-        from .attribution import (AttributionResult, NeuronReadout, SAEReadout, UnitFunction,
-                                  attribute_units)
+    def _attribution_plan(self, kind: str, model: str, c, k, units, role: str) -> dict:
+        """Readout, activations, units and cache names of one attribution (no computation)."""
+        from .attribution import NeuronReadout, SAEReadout
         from . import sae as sae_mod
 
         cf = self.cfg
@@ -454,13 +645,59 @@ class Pipeline:
         common = {"np": ms["np"], "nc": ms["nc"],
                   "sae": self.sae_config(c, k, model, role).__dict__ if kind == "concept" else None,
                   "emb": self._emb_tag(model), "role": role, "n": A.shape[0]}
-        key = param_key({"units": units.tolist(), **common})
-        path = cf.artifacts / "attribution" / f"{model}_{role}_{tag}_{key}.npz"
-        if path.exists():
+        stem = f"{model}_{role}_{tag}_{param_key({'units': units.tolist(), **common})}"
+        return {"A": A, "readout": readout, "acts": acts, "units": units, "tag": tag,
+                "common": common, "ms": ms, "stem": stem,
+                "path": cf.artifacts / "attribution" / f"{stem}.npz",
+                "shards": cf.artifacts / "attribution" / "shards"}
+
+    def attribution(self, kind: str = "concept", model: str = "scvi", c: int | None = None,
+                    k: int | None = None, units=None, role: str = "main"):
+        """Counterfactual occlusion attribution (Eq 1–3) for concepts or neurons (cached).
+
+        ``units=None`` means, for scVI, every concept that activates at least once
+        (``kind="concept"``) or every neuron (``kind="neuron"``); for scGPT, whose forward pass
+        is ~100× costlier, the interpretation sample: ``gsea_n_units`` seeded random active
+        concepts or neurons (:meth:`sample_units`, :meth:`sample_neurons`). N_p and N_c are
+        ``n_prototypes``/``n_counterfactuals`` for scVI and ``scgpt_n_*`` for scGPT.
+
+        With ``attribution_shard_count`` = n > 1 only shard ``attribution_shard_index`` of the
+        units is computed (:func:`scconcepts.scale.shard_units`, a contiguous range of the
+        sorted units) and returned, saved as ``attribution/shards/<stem>_shard<i>of<n>.npz``.
+        Without sharding, a complete set of shards of the same attribution is merged
+        (:meth:`merge_attribution_shards`) instead of recomputing; an incomplete set raises.
+
+        Raises
+        ------
+        FileNotFoundError
+            Without sharding, when some but not all shards of this attribution exist (the
+            message lists the missing shard indices and how to run them).
+        """
+        from .attribution import AttributionResult, UnitFunction, attribute_units
+
+        cf = self.cfg
+        plan = self._attribution_plan(kind, model, c, k, units, role)
+        units, common, ms, tag = plan["units"], plan["common"], plan["ms"], plan["tag"]
+        path = plan["path"]
+        shard, n_shards = self._shard()
+        if n_shards > 1:
+            out = scale.shard_path(plan["shards"], plan["stem"], shard, n_shards)
+            if out.exists():
+                return AttributionResult.load(out)
+            units = scale.shard_units(units, shard, n_shards)
+        elif path.exists():
             return AttributionResult.load(path)
+        else:
+            merged = self._merge_shards(plan, require=False)
+            if merged is not None:
+                return merged
         block = int(cf.values.get("attribution_block") or 100)
         X, genes, f = self._model_input(role, model)
-        unit_fn = UnitFunction(f, readout)
+        if n_shards > 1 and len(units) == 0:  # more shards than units: an empty shard
+            res = _empty_attribution(kind, genes, int(ms["np"]), int(ms["nc"]))
+            res.save(out)
+            return res
+        unit_fn = UnitFunction(f, plan["readout"])
 
         def block_path(sub):
             return (cf.artifacts / "attribution" / "blocks" /
@@ -469,13 +706,69 @@ class Pipeline:
         parts = _in_blocks(
             units, block, block_path,
             compute=lambda sub: attribute_units(
-                unit_fn, X, A, acts, sub, genes,
+                unit_fn, X, plan["A"], plan["acts"], sub, genes,
                 n_prototypes=int(ms["np"]), n_counterfactuals=int(ms["nc"])),
             load=AttributionResult.load, save=lambda part, path: part.save(path))
         res = AttributionResult.concat(parts)
-        res.save(path)
+        res.save(out if n_shards > 1 else path)
         _drop_blocks(units, block, block_path)
         return res
+
+    def _merge_shards(self, plan: dict, require: bool):
+        """Merge the complete shard set of ``plan`` into its unsharded cache file.
+
+        Returns None when no shard exists (and ``require`` is False).
+        """
+        from .attribution import AttributionResult
+
+        found: dict[int, list[int]] = {}
+        prefix = f"{plan['stem']}_shard"
+        for p in plan["shards"].glob(f"{prefix}*of*.npz"):
+            i, _, n = p.stem[len(prefix):].partition("of")
+            if i.isdigit() and n.isdigit():
+                found.setdefault(int(n), []).append(int(i))
+        if not found:
+            if not require:
+                return None
+            raise FileNotFoundError(
+                f"No attribution shards of {plan['stem']} in {plan['shards']}. Run the shards "
+                "first: --set attribution_shard_count=<n> --set attribution_shard_index=<i> "
+                "for i = 0..n-1 (README 'Run at paper scale').")
+        complete = [n for n, idx in found.items() if len(set(idx)) == n]
+        n = max(complete) if complete else max(found, key=lambda m: len(found[m]))
+        try:
+            merged = scale.merge_shards(plan["shards"], plan["stem"], n, units=plan["units"])
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f"{err} Or delete {plan['shards']}/{prefix}*of{n:03d}.npz to compute this "
+                "attribution without sharding.") from None
+        # rows in the order of the requested units, as an unsharded run returns them
+        rows = np.searchsorted(merged.units, plan["units"])
+        for key in ("units", "scores", "per_prototype", "prototypes", "counterfactuals",
+                    "prototype_activation"):
+            setattr(merged, key, getattr(merged, key)[rows])
+        merged.save(plan["path"])
+        return AttributionResult.load(plan["path"])
+
+    def merge_attribution_shards(self, kind: str = "concept", model: str = "scvi",
+                                 c: int | None = None, k: int | None = None, units=None,
+                                 role: str = "main"):
+        """Merge the shards of one attribution (same arguments as :meth:`attribution`).
+
+        Checks with :func:`scconcepts.scale.merge_shards` that every shard is present and that
+        their units are exactly the requested ones, writes the result where an unsharded
+        :meth:`attribution` caches it (so later chapters load it) and returns it. A run without
+        sharding does this by itself; this method is for checking after the shard jobs.
+
+        Raises
+        ------
+        FileNotFoundError
+            If no shard or not every shard exists (lists the missing indices).
+        ValueError
+            If the shards hold other units than the requested set.
+        """
+        return self._merge_shards(self._attribution_plan(kind, model, c, k, units, role),
+                                  require=True)
 
     def sample_units(self, c: int, k: int, n: int | None = None, model: str = "scvi",
                      role: str = "main") -> np.ndarray:
@@ -515,6 +808,11 @@ class Pipeline:
         from .enrichment import annotate_units
 
         cf = self.cfg
+        if self._shard()[1] > 1:
+            raise ValueError(
+                "GSEA needs the whole attribution, but attribution_shard_count > 1 makes "
+                "attribution compute one shard. Run the shard jobs of chapter 04, then this step "
+                "without --set attribution_shard_count (the shards are merged automatically).")
         att = self.attribution(kind, model, c, k)
         units = self.gsea_units(kind, att)
         key = param_key({"att": hashlib.sha1(att.scores.tobytes()).hexdigest(),
@@ -525,7 +823,8 @@ class Pipeline:
         path = cf.artifacts / "gsea" / f"{name}_{key}.parquet"
         if path.exists():
             return pd.read_parquet(path)
-        gene_sets = sc_data.load_gene_sets(cf.gene_sets)
+        # bundled name, or the cached GMT of a library fetched by name (paper: GO 2025)
+        gene_sets = sc_data.load_gene_sets(census.resolve_gene_sets(cf))
         block = max(1, int(cf.values.get("gsea_block") or 10))
 
         def block_path(sub):
