@@ -178,8 +178,9 @@ display(Markdown(
     + ("concepts are annotated more often than neurons, as in the paper."
        if gc > gn else
        "concepts are **not** annotated more often than neurons, unlike the paper.")
-    + f" For scVI above: {c_share:.0%} vs {n_share:.0%}. With {len(g_concepts)} units per group "
-    "a difference of less than about 30 percentage points is within chance."))
+    + f" For scVI above: {c_share:.0%} vs {n_share:.0%}."
+    + (f" With {len(g_concepts)} and {len(g_neurons)} units the scGPT difference is within chance "
+       "(p > 0.05)." if g_p > 0.05 else "")))
 
 # %%
 g_att = pipe.attribution("concept", model="scgpt")
