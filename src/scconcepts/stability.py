@@ -1,0 +1,318 @@
+"""Stability of concept dictionaries across datasets and seeds (Sec 4.4, Fig 4).
+
+Three questions, as in Sec 4.4 of Claye et al. (2025), plus the reviewers' seed question:
+
+* **Generalisation** (Fig 4A): an SAE trained on dataset X reconstructs the embeddings of dataset
+  Y with R² (:func:`cross_r2_table`), next to its R² on its own training data.
+* **Dictionary matching** (Fig 4B): the decoder atoms (concept vectors, columns of D, unit norm)
+  of two SAEs are paired one-to-one by the Hungarian algorithm on their cosine similarity, the
+  procedure of Fel et al. (2025, "Archetypal SAE" / "Sparks of instability"), and the mean cosine
+  of the matched pairs measures how well the dictionaries agree (1 = identical up to a
+  permutation) (:func:`match_dictionaries`). Always read it next to the same score for random
+  dictionaries of the same shape (:func:`random_dictionary_null`): with c ≫ d, even random atoms
+  find fairly similar partners.
+* **Gene-level agreement** (Fig 4C): the top-10 attribution genes of matched pairs, side by side
+  (:func:`matched_gene_table`).
+* **Seeds** (not in the paper): the same data, several seeds: mean ± std of R², active
+  concepts and matching scores between seeds (:func:`seed_stability`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import combinations
+
+import numpy as np
+import pandas as pd
+from scipy.optimize import linear_sum_assignment
+
+from . import sae as sae_mod
+
+__all__ = ["Matching", "decoder_atoms", "cosine_matrix", "match_dictionaries",
+           "random_dictionary", "random_dictionary_null", "cross_r2_table", "sae_for_seed",
+           "seed_stability", "matched_gene_table", "top_pairs"]
+
+
+@dataclass
+class Matching:
+    """One-to-one matching of the atoms of two dictionaries.
+
+    Attributes
+    ----------
+    rows, cols
+        Matched atom indices in dictionary 1 and 2 (into the *original* atom numbering, also when
+        only a subset, e.g. the active atoms, was matched), shape (n_pairs,), n_pairs =
+        min(c1, c2).
+    cosine
+        Cosine similarity of each matched pair, shape (n_pairs,), in [−1, 1].
+    """
+
+    rows: np.ndarray
+    cols: np.ndarray
+    cosine: np.ndarray
+
+    @property
+    def score(self) -> float:
+        """Mean cosine of the matched pairs (Fig 4B); 1 = identical up to a permutation."""
+        return float(self.cosine.mean()) if self.cosine.size else float("nan")
+
+    def table(self) -> pd.DataFrame:
+        """Pairs sorted by decreasing cosine: columns ``atom_1``, ``atom_2``, ``cosine``."""
+        df = pd.DataFrame({"atom_1": self.rows, "atom_2": self.cols, "cosine": self.cosine})
+        return df.sort_values("cosine", ascending=False, kind="stable").reset_index(drop=True)
+
+
+def decoder_atoms(sae) -> np.ndarray:
+    """Concept vectors of a :class:`~scconcepts.sae.TopKSAE`: its decoder D, shape (d, c)."""
+    return sae.D.detach().cpu().numpy().astype(np.float64)
+
+
+def cosine_matrix(D1: np.ndarray, D2: np.ndarray) -> np.ndarray:
+    """Cosine similarity between the columns of ``D1`` (d, c1) and ``D2`` (d, c2): (c1, c2).
+
+    Raises
+    ------
+    ValueError
+        If the dictionaries live in spaces of different dimension d, or a column has zero norm.
+    """
+    D1 = np.asarray(D1, dtype=np.float64)
+    D2 = np.asarray(D2, dtype=np.float64)
+    if D1.ndim != 2 or D2.ndim != 2 or D1.shape[0] != D2.shape[0]:
+        raise ValueError(f"Dictionaries must be (d, c) with the same d; got {D1.shape} and "
+                         f"{D2.shape}. Atoms of different models cannot be compared.")
+    n1 = np.linalg.norm(D1, axis=0)
+    n2 = np.linalg.norm(D2, axis=0)
+    if (n1 == 0).any() or (n2 == 0).any():
+        raise ValueError("A dictionary has an all-zero atom; its cosine is undefined.")
+    return (D1 / n1).T @ (D2 / n2)
+
+
+def match_dictionaries(D1: np.ndarray, D2: np.ndarray, atoms_1=None, atoms_2=None) -> Matching:
+    """Hungarian matching of two dictionaries by cosine similarity (Fel et al. 2025; Fig 4B).
+
+    The assignment maximises the total cosine of one-to-one pairs
+    (``scipy.optimize.linear_sum_assignment`` on −cosine; rectangular when c1 ≠ c2, then
+    min(c1, c2) pairs).
+
+    Parameters
+    ----------
+    D1, D2
+        Dictionaries, shapes (d, c1) and (d, c2): columns are atoms (any norm).
+    atoms_1, atoms_2
+        Optional indices (or boolean masks) of the atoms to match, e.g. the active concepts; the
+        returned indices refer to the full dictionaries.
+
+    Returns
+    -------
+    Matching
+    """
+    idx1 = _indices(atoms_1, D1.shape[1])
+    idx2 = _indices(atoms_2, D2.shape[1])
+    cos = cosine_matrix(D1[:, idx1], D2[:, idx2])
+    r, c = linear_sum_assignment(cos, maximize=True)
+    return Matching(rows=idx1[r], cols=idx2[c], cosine=cos[r, c])
+
+
+def _indices(sel, c: int) -> np.ndarray:
+    if sel is None:
+        return np.arange(c)
+    sel = np.asarray(sel)
+    idx = np.flatnonzero(sel) if sel.dtype == bool else sel.astype(int)
+    if idx.size == 0:
+        raise ValueError("No atom selected for matching (is every concept dead?).")
+    return idx
+
+
+def random_dictionary(d: int, c: int, seed: int = 0) -> np.ndarray:
+    """c atoms drawn uniformly on the unit sphere of R^d (normalised Gaussians), shape (d, c)."""
+    rng = np.random.default_rng(seed)
+    D = rng.standard_normal((d, c))
+    return D / np.linalg.norm(D, axis=0)
+
+
+def random_dictionary_null(D1: np.ndarray, c2: int, n_repeats: int = 3, seed: int = 0,
+                           atoms_1=None) -> np.ndarray:
+    """Matching scores of ``D1`` against random dictionaries of shape (d, c2) (the null of Fig 4B).
+
+    Parameters
+    ----------
+    D1
+        The real dictionary, (d, c1).
+    c2
+        Atoms of the random dictionaries (that of the real partner dictionary).
+    n_repeats
+        Random dictionaries drawn (seeds ``seed``, ``seed + 1``, ...).
+    atoms_1
+        Atoms of ``D1`` to match, as in :func:`match_dictionaries`.
+
+    Returns
+    -------
+    numpy.ndarray
+        Mean matched cosine for each random dictionary, shape (n_repeats,).
+    """
+    d = D1.shape[0]
+    return np.array([match_dictionaries(D1, random_dictionary(d, c2, seed + i), atoms_1).score
+                     for i in range(n_repeats)])
+
+
+def cross_r2_table(saes: dict[str, object], embeddings: dict[str, np.ndarray]) -> pd.DataFrame:
+    """R² of every SAE on every dataset's embeddings (Fig 4A).
+
+    Parameters
+    ----------
+    saes
+        Training-dataset name → SAE trained on it.
+    embeddings
+        Dataset name → embeddings (n_cells, d) of the same model.
+
+    Returns
+    -------
+    DataFrame
+        One row per (trained on, evaluated on): ``trained on``, ``evaluated on``, ``own data``
+        (bool), ``r2`` (variance-weighted, :func:`scconcepts.sae.r2_score`), ``cells``.
+    """
+    rows = []
+    for train, sae in saes.items():
+        for test, A in embeddings.items():
+            rows.append({"trained on": train, "evaluated on": test, "own data": train == test,
+                         "r2": sae_mod.r2_score(A, sae_mod.reconstruct(sae, A)),
+                         "cells": int(A.shape[0])})
+    return pd.DataFrame(rows)
+
+
+def sae_for_seed(pipe, model: str, role: str, seed: int, epochs: int | None = None):
+    """The default-size SAE of ``model`` on ``role`` for ``seed``, with optionally fewer epochs.
+
+    With ``epochs`` None (or equal to the profile's epochs) this is ``pipe.sae(...)`` (the cached
+    SAE of the other chapters). Otherwise an SAE of the same configuration except ``epochs`` is
+    trained and cached under ``artifacts/<profile>/stability/`` (file name = hash of the whole
+    configuration and of the embeddings' model).
+
+    Returns
+    -------
+    (TopKSAE, dict)
+        The SAE and ``{"config", "metrics"}`` (metrics on ``role``'s embeddings).
+    """
+    from .utils import param_key
+
+    ms = pipe.model_settings(model)
+    config = pipe.sae_config(ms["c"], ms["k"], model, role, seed=seed)
+    if epochs is None or int(epochs) == config.epochs:
+        sae, meta = pipe.sae(ms["c"], ms["k"], model, role, seed=seed)
+        return sae, {"config": meta["config"], "metrics": meta["metrics"]}
+    config.epochs = int(epochs)
+    key = param_key({**config.__dict__, "emb": pipe._emb_tag(model)})
+    path = pipe.cfg.artifacts / "stability" / f"{model}_{role}_c{config.c}_k{config.k}_{key}.pt"
+    A = pipe.embeddings(role, model)
+    if path.exists():
+        try:
+            sae, meta = sae_mod.load_sae(path)
+            return sae, {"config": meta["config"], "metrics": meta["metrics"]}
+        except ValueError:
+            path.unlink()
+    sae, _ = sae_mod.train_sae(A, config, progress=False)
+    metrics = sae_mod.sae_metrics(sae, A)
+    sae_mod.save_sae(sae, path, config, extra={"metrics": metrics})
+    return sae, {"config": config.__dict__, "metrics": metrics}
+
+
+def seed_stability(saes: dict[int, object], A: np.ndarray, n_null: int = 3, seed: int = 0
+                   ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Seed stability of SAEs trained on the same embeddings (a reviewer's ask).
+
+    Parameters
+    ----------
+    saes
+        Seed → SAE, all of the same size, trained on ``A``.
+    A
+        Training embeddings, (n_cells, d).
+    n_null
+        Random dictionaries per pair for the null.
+
+    Returns
+    -------
+    (per_seed, pairs, summary)
+        ``per_seed``: seed, r2, active concepts, L0; ``pairs``: for each pair of seeds the
+        matching score over active atoms and the null's mean; ``summary``: mean and std (ddof=1)
+        over seeds / pairs of R², active concepts, matching score and null score.
+    """
+    per_seed, active = [], {}
+    for s, sae in saes.items():
+        m = sae_mod.sae_metrics(sae, A)
+        active[s] = np.asarray(sae_mod.encode(sae, A).getnnz(axis=0) > 0)
+        per_seed.append({"seed": s, "r2": m["r2"], "active_concepts": m["active_concepts"],
+                         "l0": m["l0"]})
+    pairs = []
+    for s1, s2 in combinations(sorted(saes), 2):
+        D1, D2 = decoder_atoms(saes[s1]), decoder_atoms(saes[s2])
+        match = match_dictionaries(D1, D2, active[s1], active[s2])
+        null = random_dictionary_null(D1, int(active[s2].sum()), n_null, seed, active[s1])
+        pairs.append({"seeds": f"{s1} vs {s2}", "matching score": match.score,
+                      "pairs with cosine > 0.9": float((match.cosine > 0.9).mean()),
+                      "null (random dictionaries)": float(null.mean())})
+    per_seed, pairs = pd.DataFrame(per_seed), pd.DataFrame(pairs)
+    summary = pd.DataFrame({
+        "mean": [per_seed["r2"].mean(), per_seed["active_concepts"].mean(),
+                 pairs["matching score"].mean(), pairs["null (random dictionaries)"].mean()],
+        "std": [per_seed["r2"].std(), per_seed["active_concepts"].std(),
+                pairs["matching score"].std(), pairs["null (random dictionaries)"].std()]},
+        index=["R²", "active concepts", "matching score between seeds",
+               "null: random dictionaries"])
+    return per_seed, pairs, summary
+
+
+def top_pairs(matching: Matching, n: int, allowed_1=None, allowed_2=None) -> pd.DataFrame:
+    """The ``n`` matched pairs with the highest cosine, optionally restricted to allowed atoms.
+
+    ``allowed_1``/``allowed_2`` (index arrays) keep pairs whose atom is in them, e.g. units with
+    a cached attribution.
+    """
+    t = matching.table()
+    if allowed_1 is not None:
+        t = t[t["atom_1"].isin(np.asarray(allowed_1))]
+    if allowed_2 is not None:
+        t = t[t["atom_2"].isin(np.asarray(allowed_2))]
+    return t.head(n).reset_index(drop=True)
+
+
+def matched_gene_table(att_1, att_2, pairs: pd.DataFrame, n: int = 10,
+                       labels: tuple[str, str] = ("main", "second")) -> pd.DataFrame:
+    """Top-``n`` attribution genes of matched concept pairs side by side (Fig 4C).
+
+    Parameters
+    ----------
+    att_1, att_2
+        :class:`~scconcepts.attribution.AttributionResult` of the SAEs of each dataset; must hold
+        ``pairs["atom_1"]`` and ``pairs["atom_2"]`` respectively.
+    pairs
+        Columns ``atom_1``, ``atom_2``, ``cosine`` (:meth:`Matching.table`).
+
+    Returns
+    -------
+    DataFrame
+        One row per pair: the two concepts, cosine, each side's top genes (comma-joined), shared
+        genes and their number. A concept that never activates on its own data has no
+        attribution: its genes are empty.
+    """
+    rows = []
+    for p in pairs.itertuples():
+        g1 = _top(att_1, int(p.atom_1), n)
+        g2 = _top(att_2, int(p.atom_2), n)
+        shared = [g for g in g1 if g in set(g2)]
+        rows.append({f"concept ({labels[0]})": f"C{int(p.atom_1)}",
+                     f"concept ({labels[1]})": f"C{int(p.atom_2)}",
+                     "cosine": float(p.cosine),
+                     f"top {n} genes ({labels[0]})": ", ".join(g1),
+                     f"top {n} genes ({labels[1]})": ", ".join(g2),
+                     "shared": ", ".join(shared), "n shared": len(shared)})
+    return pd.DataFrame(rows)
+
+
+def _top(att, unit: int, n: int) -> list[str]:
+    if unit not in set(att.units.tolist()):
+        raise KeyError(f"Unit {unit} has no attribution in this result (units "
+                       f"{att.units[:5].tolist()}...); compute it first.")
+    row = int(np.flatnonzero(att.units == unit)[0])
+    if np.isnan(att.scores[row]).all():
+        return []
+    return list(att.ranked(unit).index[:n])
