@@ -11,7 +11,7 @@ import seaborn as sns
 
 __all__ = ["umap_panels", "r2_bars", "training_curves", "category_bars", "ratio_heatmap",
            "gene_set_size_hist", "attribution_cdf", "top_genes_bars", "annotation_bars",
-           "pretraining_curve"]
+           "pretraining_curve", "cross_r2_bars", "matching_hist", "confusion_panels"]
 
 _CAT_COLORS = {
     "cell_type-specific": "#4C72B0",
@@ -202,5 +202,61 @@ def pretraining_curve(log: dict):
     ax.set(xlabel="optimisation step (batch 32)", ylabel="masked MSE (bin units², 25-step mean)")
     ax.set_yscale("log")
     ax.legend(frameon=False, fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def cross_r2_bars(tables: dict[str, pd.DataFrame]):
+    """Fig 4A: R² of SAEs on their own data and on the other dataset, one panel per model.
+
+    ``tables``: model → :func:`scconcepts.stability.cross_r2_table` output.
+    """
+    fig, axes = plt.subplots(1, len(tables), figsize=(4.6 * len(tables), 3.4), squeeze=False)
+    for ax, (model, t) in zip(axes[0], tables.items()):
+        trains = list(dict.fromkeys(t["trained on"]))
+        x = np.arange(len(trains))
+        for j, own in enumerate((True, False)):
+            sub = t[t["own data"] == own].set_index("trained on").reindex(trains)
+            ax.bar(x + (j - 0.5) * 0.38, sub["r2"], 0.38,
+                   label="own (training) data" if own else "the other dataset",
+                   color="#4C72B0" if own else "#DD8452")
+            for xi, v in zip(x, sub["r2"]):
+                ax.text(xi + (j - 0.5) * 0.38, v + 0.005, f"{v:.3f}", ha="center", fontsize=7)
+        ax.set_xticks(x, [f"SAE trained on\n{tr}" for tr in trains], fontsize=8)
+        ax.set_ylim(max(0, t["r2"].min() - 0.1), 1.0)
+        ax.set_title(model)
+        ax.set_ylabel("R² (variance-weighted)")
+    axes[0][0].legend(frameon=False, fontsize=8, loc="lower left")
+    fig.tight_layout()
+    return fig
+
+
+def matching_hist(real: dict[str, np.ndarray], null: dict[str, np.ndarray]):
+    """Fig 4B: matched-pair cosines of real dictionaries vs a random dictionary, per model."""
+    fig, axes = plt.subplots(1, len(real), figsize=(4.6 * len(real), 3.2), squeeze=False)
+    bins = np.linspace(-0.2, 1, 49)
+    for ax, (model, cos) in zip(axes[0], real.items()):
+        ax.hist(cos, bins=bins, alpha=0.7, label=f"main vs second (mean {np.mean(cos):.2f})",
+                color="#4C72B0")
+        ax.hist(null[model], bins=bins, alpha=0.6, color="#BBBBBB",
+                label=f"main vs random (mean {np.mean(null[model]):.2f})")
+        ax.set(title=model, xlabel="cosine of matched atoms", ylabel="pairs")
+        ax.legend(frameon=False, fontsize=7, loc="upper left")
+    fig.tight_layout()
+    return fig
+
+
+def confusion_panels(confusions: dict[str, pd.DataFrame], title: str = ""):
+    """Fig 10: row-normalised confusion matrices (true × predicted), one panel per entry."""
+    n = len(confusions)
+    fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 0.8, 3.6), squeeze=False)
+    for ax, (name, cm) in zip(axes[0], confusions.items()):
+        frac = cm.div(cm.sum(1).replace(0, 1), axis=0)
+        sns.heatmap(frac, vmin=0, vmax=1, cmap="Blues", annot=cm.to_numpy(), fmt="d", ax=ax,
+                    cbar=False, annot_kws={"fontsize": 6})
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=6)
+    if title:
+        fig.suptitle(title)
     fig.tight_layout()
     return fig

@@ -30,7 +30,9 @@ from . import sae as sae_mod
 
 __all__ = ["Matching", "decoder_atoms", "cosine_matrix", "match_dictionaries",
            "random_dictionary", "random_dictionary_null", "cross_r2_table", "sae_for_seed",
-           "seed_stability", "matched_gene_table", "top_pairs"]
+           "seed_stability", "matched_gene_table", "top_pairs", "dataset_comparison",
+           "matched_pairs_attribution", "initial_dictionary", "moved_from_init",
+           "attribute_sae"]
 
 
 @dataclass
@@ -316,3 +318,110 @@ def _top(att, unit: int, n: int) -> list[str]:
     if np.isnan(att.scores[row]).all():
         return []
     return list(att.ranked(unit).index[:n])
+
+
+def initial_dictionary(d: int, c: int, k: int, seed: int) -> np.ndarray:
+    """The decoder D (d, c) a :class:`~scconcepts.sae.TopKSAE` starts from with ``seed``
+    (the same draw as :func:`scconcepts.sae.train_sae`: ``seed_everything`` then the module)."""
+    from .utils import seed_everything
+
+    seed_everything(int(seed))
+    return decoder_atoms(sae_mod.TopKSAE(int(d), int(c), int(k)))
+
+
+def moved_from_init(sae, seed: int, active=None) -> float:
+    """Mean cosine between each (active) trained atom and the same atom at initialisation.
+
+    Close to 1 means training barely moved the atoms: two SAEs started from the same seed then
+    "match" because of their shared initialisation, not because of the data. That is why
+    :func:`dataset_comparison` trains the two datasets' SAEs from different seeds.
+    """
+    D = decoder_atoms(sae)
+    D0 = initial_dictionary(sae.d, sae.c, sae.k, seed)
+    idx = _indices(active, D.shape[1])
+    return float(np.mean(np.sum(D[:, idx] * D0[:, idx], 0) /
+                         (np.linalg.norm(D[:, idx], axis=0) * np.linalg.norm(D0[:, idx], axis=0))))
+
+
+def dataset_comparison(pipe, model: str, n_null: int = 3, epochs: int | None = None) -> dict:
+    """Fig 4A/4B for ``model``: default-size SAEs of the main and second datasets compared.
+
+    The main SAE is the book's (``pipe.sae``, seed ``seed``); the second dataset's SAE is trained
+    from seed ``seed + 1`` (:func:`sae_for_seed`), so that the two do not share their initial
+    dictionary (see :func:`moved_from_init`).
+
+    Returns
+    -------
+    dict
+        ``saes`` (role → SAE), ``seeds`` (role → seed), ``r2`` (:func:`cross_r2_table`),
+        ``matching`` (:class:`Matching` of main vs second over the atoms active on their own
+        data), ``null`` (matching scores of the main dictionary against ``n_null`` random
+        dictionaries with as many atoms as the second's active ones), ``null_cosine`` (matched
+        cosines of the first random dictionary, for the histogram), ``active`` (role → mask),
+        ``moved`` (role → :func:`moved_from_init`).
+    """
+    ms = pipe.model_settings(model)
+    seed = int(pipe.cfg.seed)
+    seeds = {"main": seed, "second": seed + 1}
+    saes = {"main": pipe.sae(int(ms["c"]), int(ms["k"]), model, "main")[0],
+            "second": sae_for_seed(pipe, model, "second", seeds["second"], epochs)[0]}
+    emb = {r: pipe.embeddings(r, model) for r in saes}
+    active = {r: np.asarray(sae_mod.encode(saes[r], emb[r]).getnnz(axis=0) > 0) for r in saes}
+    D = {r: decoder_atoms(saes[r]) for r in saes}
+    match = match_dictionaries(D["main"], D["second"], active["main"], active["second"])
+    null = random_dictionary_null(D["main"], int(active["second"].sum()), n_null, seed,
+                                  active["main"])
+    null_cos = match_dictionaries(D["main"], random_dictionary(
+        D["main"].shape[0], int(active["second"].sum()), seed), active["main"]).cosine
+    return {"saes": saes, "seeds": seeds, "r2": cross_r2_table(saes, emb), "matching": match,
+            "null": null, "null_cosine": null_cos, "active": active,
+            "moved": {r: moved_from_init(saes[r], seeds[r], active[r]) for r in saes}}
+
+
+def attribute_sae(pipe, sae, model: str, role: str, units, tag: str):
+    """Concept attribution (Eq 1–3) of ``units`` of any ``sae`` on ``role``'s cells (cached).
+
+    ``pipe.attribution`` explains the book's SAE (seed ``seed``) only; this runs the same
+    :func:`scconcepts.attribution.attribute_units` with the pipeline's model input and N_p/N_c
+    for another SAE, cached under ``artifacts/<profile>/stability/`` keyed by ``tag`` (which
+    must identify the SAE, e.g. its seed and epochs), the units and the model.
+    """
+    from .attribution import AttributionResult, SAEReadout, UnitFunction, attribute_units
+    from .utils import param_key
+
+    ms = pipe.model_settings(model)
+    units = np.asarray(sorted(int(u) for u in units), dtype=int)
+    A = pipe.embeddings(role, model)
+    key = param_key({"units": units.tolist(), "tag": tag, "np": ms["np"], "nc": ms["nc"],
+                     "emb": pipe._emb_tag(model), "n": int(A.shape[0]), "c": sae.c, "k": sae.k})
+    path = pipe.cfg.artifacts / "stability" / f"att_{model}_{role}_{key}.npz"
+    if path.exists():
+        return AttributionResult.load(path)
+    X, genes, f = pipe._model_input(role, model)
+    res = attribute_units(UnitFunction(f, SAEReadout(sae)), X, A, sae_mod.encode(sae, A), units,
+                          genes, n_prototypes=int(ms["np"]), n_counterfactuals=int(ms["nc"]),
+                          progress=False)
+    res.save(path)
+    return res
+
+
+def matched_pairs_attribution(pipe, model: str, comparison: dict, n: int,
+                              epochs: int | None = None):
+    """Attribution of the ``n`` best matched pairs whose main concept is already attributed.
+
+    The main-dataset attribution is the cached one of chapter 04 (every active concept for scVI,
+    the interpretation sample for scGPT), so only the second dataset's partners are computed
+    (:func:`attribute_sae`).
+
+    Returns
+    -------
+    (pairs, att_main, att_second)
+        :func:`top_pairs` rows and the two :class:`~scconcepts.attribution.AttributionResult`.
+    """
+    att_main = pipe.attribution("concept", model=model)
+    ok = att_main.units[~np.isnan(att_main.scores).all(1)]
+    pairs = top_pairs(comparison["matching"], n, allowed_1=ok)
+    tag = f"second_seed{comparison['seeds']['second']}_epochs{epochs}"
+    att_second = attribute_sae(pipe, comparison["saes"]["second"], model, "second",
+                               pairs["atom_2"].astype(int).tolist(), tag)
+    return pairs, att_main, att_second
