@@ -22,7 +22,7 @@ from sklearn.neighbors import KNeighborsClassifier
 __all__ = ["knn_accuracy", "pca_of_counts", "knn_table", "cell_cycle_coverage", "cell_cycle_phases",
            "balanced_split", "TaskResult", "fit_task", "compare_representations",
            "top_coefficients", "coefficient_genes", "cycle_role", "usefulness_tasks",
-           "task_features"]
+           "task_features", "unit_attribution"]
 
 
 def knn_accuracy(X: np.ndarray, labels, k: int = 15, folds: int = 5, seed: int = 0) -> float:
@@ -322,6 +322,7 @@ def coefficient_genes(top: pd.DataFrame, attribution, markers: dict[str, list[st
         and ``n markers``; units without attribution get "not attributed" and NaN.
     """
     have = set(np.asarray(attribution.units).tolist()) if attribution is not None else set()
+    # (a unit may appear twice after AttributionResult.concat: the first row is used)
     genes, hits, nh = [], [], []
     for r in top.to_dict("records"):
         unit = int(r["unit"])
@@ -406,3 +407,44 @@ def task_features(pipe, model: str, role: str) -> dict:
     ms = pipe.model_settings(model)
     return {"neurons": pipe.embeddings(role, model),
             "concepts": pipe.codes(int(ms["c"]), int(ms["k"]), model, role)}
+
+
+def unit_attribution(pipe, model: str, kind: str, role: str, top: pd.DataFrame,
+                     scgpt_units: int = 0):
+    """Attribution of the top-coefficient units of one task (for :func:`coefficient_genes`).
+
+    Parameters
+    ----------
+    kind
+        ``"concepts"`` or ``"neurons"`` (the feature set of the task).
+    role
+        The task's dataset; concept codes there come from the SAE trained on it.
+    top
+        :func:`top_coefficients` output (column ``unit``).
+    scgpt_units
+        For scGPT, how many top units (by rank) to attribute beyond those chapter 04 already
+        attributed on the main dataset (its interpretation sample); a unit costs minutes on a CPU.
+
+    Returns
+    -------
+    AttributionResult or None
+        scVI: every unit on main (chapter 04's cache), the top units on another role. scGPT: the cached chapter-04 attribution when
+        ``role`` is main, plus ``scgpt_units`` computed ones; None when nothing is attributed.
+    """
+    from .attribution import AttributionResult
+
+    k = "concept" if kind == "concepts" else "neuron"
+    units = sorted(set(top["unit"].astype(int)))
+    if model == "scvi":
+        if role == "main":  # chapter 04's cached attribution of every active concept / neuron
+            return pipe.attribution(k, model="scvi")
+        return pipe.attribution(k, model="scvi", role=role, units=units)
+    parts = []
+    if role == "main":
+        parts.append(pipe.attribution(k, model="scgpt"))
+    have = set(parts[0].units.tolist()) if parts else set()
+    extra = [u for u in top.sort_values("rank", kind="stable")["unit"].astype(int).unique()
+             if u not in have][:int(scgpt_units)]
+    if extra:
+        parts.append(pipe.attribution(k, model="scgpt", role=role, units=sorted(extra)))
+    return AttributionResult.concat(parts) if parts else None
