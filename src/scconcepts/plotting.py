@@ -260,3 +260,60 @@ def confusion_panels(confusions: dict[str, pd.DataFrame], title: str = ""):
         fig.suptitle(title)
     fig.tight_layout()
     return fig
+
+
+# ------------------------------------------------------------------ chapters 10-11 (DGEA, perturbation)
+_CURVE_STYLE = {
+    "attribution": ("#C44E52", "-"),
+    "DGEA": ("#4C72B0", "-"),
+    "attribution, zero-masked": ("#C44E52", "--"),
+    "DGEA, zero-masked": ("#4C72B0", "--"),
+    "random": ("#888888", ":"),
+}
+
+
+def deletion_curves_plot(curves: dict[str, pd.DataFrame], title: str = ""):
+    """Fig 8: relative concept activation vs genes removed, mean ± std over concepts.
+
+    ``curves``: panel name → long table with ``unit``, ``curve``, ``step``, ``activation``
+    (:func:`scconcepts.dgea.deletion_curves`).
+    """
+    n = len(curves)
+    fig, axes = plt.subplots(1, n, figsize=(5.0 * n, 3.8), squeeze=False)
+    for ax, (name, df) in zip(axes[0], curves.items()):
+        for curve, sub in df.groupby("curve", sort=False):
+            g = sub.groupby("step")["activation"]
+            m, s = g.mean(), g.std(ddof=0).fillna(0)
+            color, ls = _CURVE_STYLE.get(curve, (None, "-"))
+            ax.plot(m.index, m, ls, color=color, label=curve, lw=1.6)
+            ax.fill_between(m.index, m - s, m + s, color=color, alpha=0.12, linewidth=0)
+        n_units = df["unit"].nunique()
+        ax.set(title=f"{name} ({n_units} concepts)", xlabel="genes removed",
+               ylabel="activation / prototype activation")
+        ax.axhline(0, color="k", lw=0.5)
+        ax.legend(frameon=False, fontsize=7)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def separation_scatter(table: pd.DataFrame, highlight: Sequence[int] = (), title: str = ""):
+    """Chapter 11: activation frequency in control vs stimulated cells, coloured by AUROC.
+
+    ``table``: :func:`scconcepts.perturbation.separating_concepts` output.
+    """
+    fig, ax = plt.subplots(figsize=(5.2, 4.2))
+    sc_ = ax.scatter(table["freq_neg"], table["freq_pos"], c=table["auroc"], cmap="coolwarm",
+                     vmin=0, vmax=1, s=12, linewidths=0)
+    for u in highlight:
+        if u in table.index:
+            ax.annotate(f"C{u}", (table.loc[u, "freq_neg"], table.loc[u, "freq_pos"]),
+                        fontsize=8, xytext=(4, 2), textcoords="offset points")
+    lim = max(table["freq_neg"].max(), table["freq_pos"].max()) * 1.05
+    ax.plot([0, lim], [0, lim], color="k", lw=0.5)
+    ax.set(xlabel="share of control cells activating", ylabel="share of stimulated cells activating",
+           title=title)
+    fig.colorbar(sc_, ax=ax, label="AUROC (stimulated vs control)")
+    fig.tight_layout()
+    return fig
