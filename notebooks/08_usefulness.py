@@ -159,15 +159,23 @@ summary = pd.DataFrame({f"{k} (markers / units with a list)": {
 summary
 
 # %%
-c_cc, n_cc = _hits("scGPT", "cell cycle", "concepts"), _hits("scGPT", "cell cycle", "neurons")
+lines = []
+for name in models:
+    c_, n_ = _hits(name, "cell cycle", "concepts"), _hits(name, "cell cycle", "neurons")
+    if c_[1] == 0:
+        lines.append(f"{name}: no top-coefficient unit has attribution genes in this profile "
+                     "(`usefulness_scgpt_attribution_units`), so Fig 5 cannot be tested")
+    else:
+        lines.append(f"{name}: {c_[0]} Regev markers among the top concepts' genes ({c_[1]} "
+                     f"units) vs {n_[0]} among the top neurons' genes ({n_[1]} units)")
 c_ct, n_ct = _hits("scVI", "cell type", "concepts"), _hits("scVI", "cell type", "neurons")
+found = any(_hits(n, "cell cycle", "concepts")[0] > _hits(n, "cell cycle", "neurons")[0]
+            for n in models)
 display(Markdown(
-    f"scGPT, cell cycle: {c_cc[0]} Regev markers in the top genes of the top-coefficient concepts "
-    f"({c_cc[1]} units with genes and a list) vs {n_cc[0]} for neurons ({n_cc[1]} units). "
-    + ("As in the paper (Fig 5), the concepts' genes contain cell-cycle markers more than the "
-       "neurons'. " if c_cc[0] > n_cc[0] else
-       "**The paper's Fig 5 finding (G2M markers among the top concepts' genes, none for "
-       "neurons) is not reproduced here**, which is expected when the models see few of these "
-       "genes and blood cells barely cycle. ")
-    + f"scVI, cell type: {c_ct[0]} canonical markers among the top concepts' genes vs "
+    "Cell cycle — " + "; ".join(lines) + ". "
+    + ("As in the paper (Fig 5), top concepts carry cell-cycle markers more than top neurons. "
+       if found else "**The paper's Fig 5 finding (G2M markers among the top concepts' genes, "
+       "none among the neurons') is not reproduced here**; the models see few Regev genes and "
+       "blood cells barely cycle. ")
+    + f"Cell type (scVI): {c_ct[0]} canonical markers among the top concepts' genes vs "
     f"{n_ct[0]} among the top neurons' genes."))

@@ -1,0 +1,117 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # Baselines: semi-NMF, PCA and ICA next to the Top-K SAE
+#
+# Other decompositions can extract concepts. Appendix B of {cite}`claye2025` compares the Top-K
+# SAE with **semi-NMF** (non-negative codes, mixed-sign dictionary; Ding, Li & Jordan 2010) in
+# the over-complete ($c > d$) and under-complete ($c < d$) settings, on reconstruction, sparsity
+# and the two tasks of chapter 08 (Tables 4 and 5). A reviewer asked for the plain low-rank
+# baselines too: **PCA** and **ICA** (scikit-learn) with as many components as the
+# under-complete semi-NMF.
+#
+# Each decomposition is fitted on the training cells of a task (at most `baseline_fit_cells`)
+# and evaluated on its held-out cells: reconstruction (variance-weighted R²) and sparsity on the
+# main dataset's test cells, accuracies with the logistic regressions of chapter 08.
+#
+# ```{admonition} What differs from the paper here
+# :class: warning
+# * **Semi-NMF implementation**: the paper used the Overcomplete library; it does not install
+#   cleanly on a CPU machine (it needs torchvision, which replaces the pinned CPU torch with a
+#   CUDA build), so `scconcepts.baselines.semi_nmf` implements Ding et al.'s multiplicative
+#   updates (centred inputs, seeded uniform start, `baseline_nmf_iter` iterations).
+# * **Sparsity of dense methods**: multiplicative updates shrink codes towards 0 without reaching
+#   it; a code counts as zero below `baseline_zero_tol` × its cell's largest code. Our plain
+#   semi-NMF codes come out dense, while the paper's are 97–99 % sparse, so the table adds a
+#   variant that keeps each cell's $k$ largest codes (the SAE's $k$): "comparable sparsity".
+# * **The SAE saw the test cells**: the Top-K SAE is the book's, trained on all cells of its
+#   dataset; the baselines never see the test cells.
+# * **Cell cycle** on the second dataset, as in chapter 08; $c < d$ is 20 for scVI as in the
+#   paper and 25 for our 64-dimensional scGPT (the paper's ratio 200/512).
+# ```
+
+# %% tags=["parameters"]
+profile = "default"
+params = {}
+
+# %%
+import pandas as pd
+from IPython.display import Markdown, display
+
+from scconcepts import baselines, downstream
+from scconcepts.pipeline import Pipeline, load_config
+
+cfg = load_config(profile, params)
+pipe = Pipeline(cfg)
+cfg.table(["default_c", "default_k", "scgpt_default_c", "scgpt_default_k", "baseline_nmf_iter",
+           "baseline_fit_cells", "baseline_low_rank_c", "scgpt_baseline_low_rank_c",
+           "baseline_zero_tol", "usefulness_celltype_per_class", "usefulness_cycle_per_class",
+           "seed"])
+
+# %%
+tasks = downstream.usefulness_tasks(pipe)
+tables, details = {}, {}
+for name, m, low in (("scVI", "scvi", cfg.baseline_low_rank_c),
+                     ("scGPT", "scgpt", cfg.scgpt_baseline_low_rank_c)):
+    tables[name], details[name] = baselines.baseline_table(
+        pipe, m, tasks, int(cfg.baseline_nmf_iter), int(cfg.baseline_fit_cells), int(low),
+        float(cfg.baseline_zero_tol))
+
+# %% [markdown]
+# ## scGPT (Table 4 analogue)
+#
+# Paper (scGPT, $d$ = 512, Tabula Sapiens Immune): R² 0.995 (Top-K SAE, $c$ = 5000), 0.933
+# (semi-NMF, $c$ = 5000), 0.858 (semi-NMF, $c$ = 200); cell type 0.869 (neurons), 0.860, 0.734,
+# 0.300; cell cycle 0.482, 0.487, 0.477, 0.436.
+
+# %%
+tables["scGPT"]
+
+# %% [markdown]
+# ## scVI (Table 5 analogue)
+#
+# Paper (scVI, $d$ = 50): R² 0.980 (Top-K SAE, $c$ = 500), 0.849 (semi-NMF, $c$ = 500), 0.713
+# (semi-NMF, $c$ = 20); cell type 0.853 (neurons), 0.853, 0.779, 0.692; cell cycle 0.493, 0.485,
+# 0.468, 0.462.
+
+# %%
+tables["scVI"]
+
+# %%
+def _claims(name):
+    t = tables[name]
+    r2 = lambda m: float(t.loc["R² (held-out cells)", m])
+    ct = lambda m: float(t.loc["cell type accuracy", m])
+    topk = [m for m in t.columns if "top" in m][0]
+    return {"SAE R² > semi-NMF (c > d), comparable sparsity (top k)": r2("Top-K SAE") > r2(topk),
+            "SAE R² > semi-NMF (c > d), dense codes": r2("Top-K SAE") > r2("semi-NMF (c > d)"),
+            "semi-NMF (c > d) R² > semi-NMF (c < d)": r2("semi-NMF (c > d)") > r2("semi-NMF (c < d)"),
+            "SAE cell type ≥ semi-NMF (c > d)": ct("Top-K SAE") >= ct("semi-NMF (c > d)"),
+            "SAE within 0.05 of neurons (cell type)": abs(ct("Top-K SAE") - ct("neurons")) <= 0.05}
+
+claims = pd.DataFrame({n: _claims(n) for n in tables}).rename_axis("paper's claim (App B)")
+claims
+
+# %%
+ok = claims.all(axis=None)
+bad = [f"{c} ({m})" for c in claims.index for m in claims.columns if not claims.loc[c, m]]
+display(Markdown(
+    ("Every App B claim holds for both models here: the Top-K SAE reconstructs better than "
+     "semi-NMF with as many concepts, the under-complete semi-NMF is worse again, and SAE "
+     "concepts keep the neurons' cell-type accuracy while semi-NMF loses some. " if ok else
+     "Not every App B claim holds here; **disagreeing**: " + "; ".join(bad) + ". ")
+    + "PCA and ICA (the reviewer's low-rank baselines) with "
+    f"{cfg.baseline_low_rank_c} / {cfg.scgpt_baseline_low_rank_c} components reach R² "
+    + ", ".join(f"{n} PCA {tables[n].loc['R² (held-out cells)', 'PCA']}, ICA "
+                f"{tables[n].loc['R² (held-out cells)', 'ICA']}" for n in tables)
+    + "; they span the same subspace (ICA only rotates PCA's whitened components), so their R² "
+    "agree, and their codes are dense (sparsity ≈ 0), which is what makes them hard to read as "
+    "concepts."))

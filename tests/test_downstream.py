@@ -1,0 +1,48 @@
+"""Usefulness tasks (Sec 4.5, App G): splits, logistic regression, coefficients, cell cycle."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scconcepts import downstream
+
+
+def test_balanced_split():
+    labels = np.array(["a"] * 50 + ["b"] * 30 + ["c"] * 5)
+    tr, te, cl = downstream.balanced_split(labels, per_class=100, test_fraction=0.2,
+                                           min_cells=10, seed=0)
+    assert cl == ["a", "b"]
+    assert pd.Series(labels[te]).value_counts().tolist() == [6, 6]
+    assert pd.Series(labels[tr]).value_counts().tolist() == [24, 24]
+    assert not set(tr) & set(te)
+    with pytest.raises(ValueError, match="2 classes"):
+        downstream.balanced_split(labels, 10, min_cells=40)
+
+
+def test_logistic_regression_on_separable_codes_and_coefficients():
+    rng = np.random.default_rng(0)
+    y = np.repeat(["x", "y", "z"], 60)
+    X = rng.uniform(0, 0.1, (180, 6))
+    X[y == "x", 1] += 1
+    X[y == "y", 4] += 1
+    X[y == "z", 2] += 1
+    tr, te, _ = downstream.balanced_split(y, 60, 0.25, seed=0)
+    res = downstream.fit_task(X, y, tr, te)
+    assert res.accuracy == 1.0
+    assert np.trace(res.confusion.to_numpy()) == len(te)
+    top = downstream.top_coefficients(res, n=1)
+    assert dict(zip(top["class"], top["unit"])) == {"x": 1, "y": 4, "z": 2}
+    shuffled = downstream.fit_task(X, rng.permutation(y), tr, te)
+    assert shuffled.accuracy < 0.7  # the same pipeline on shuffled labels is near chance
+
+
+def test_cell_cycle_phases_on_real_cells(kang_full):
+    from scconcepts.data import load_dataset
+
+    with pytest.raises(ValueError, match="cell-cycle genes"):
+        downstream.cell_cycle_phases(kang_full[:200])  # Kang keeps almost no Regev gene
+    pbmc = load_dataset("pbmc4k_10x")
+    cov = downstream.cell_cycle_coverage({"kang": kang_full, "pbmc4k": pbmc})
+    assert cov.loc["kang", "S genes"] < 10 <= cov.loc["pbmc4k", "S genes"]
+    ph = downstream.cell_cycle_phases(pbmc[:400])
+    assert set(ph["phase"]) <= {"G1", "S", "G2M"} and len(ph) == 400
