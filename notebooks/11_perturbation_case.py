@@ -191,8 +191,10 @@ for model, (att, summary, seen) in results.items():
         f"the {len(seen)} the model sees); {sum(ifn_best)} have an interferon/virus GO term as "
         f"their best pathway and {sum(ifn_any)} among their top 5; "
         f"{int(annotated.sum())} are at least weakly annotated ($p \\le 5 \\cdot 10^{{-3}}$). "
-        + ("**An interferon response is found without labels**: a concept learned on control "
-           "cells only is driven by ISGs and activates mostly in stimulated cells."
+        + ("**An interferon signal is found without labels**: concepts learned on control "
+           "cells only, which activate mostly in stimulated cells, have ISGs among their top "
+           "attribution genes and interferon/virus terms among their best pathways (though not "
+           "always first; the generic iron/stress genes FTL, FTH1 often rank higher)."
            if found and (sum(ifn_any) or sum(ifn_best)) else
            "An interferon signature appears in the genes but **not in the pathways** of these "
            "concepts." if found else

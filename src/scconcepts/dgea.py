@@ -15,7 +15,7 @@ genes of a classical DGEA, as proposed by Schuster (2024):
   each) are perturbed cumulatively: the top-s genes of an order are replaced by the
   counterfactual's values (Eq 2 applied to s genes at once), and the concept activation is
   recorded for s = 0 … S. Orders: attribution (C_i), and DGEA (|log2FC| decreasing, among genes
-  with adjusted p ≤ 5e-3; the paper says "p-value"). A third curve, asked for by a reviewer,
+  with nominal p ≤ 5e-3, as the paper writes; ``p_key="pval_adj"`` for Benjamini–Hochberg). A third curve, asked for by a reviewer,
   *zero-masks* the genes (count set to 0) instead of using the counterfactual.
 * **GSEA (Table 6).** gseapy prerank on the attribution scores and on the signed log2 fold
   changes; pathways with positive NES and nominal p ≤ 0.005 are "enriched". Per concept enriched
@@ -167,8 +167,10 @@ def concept_dgea(expression, genes: Sequence[str], embeddings: np.ndarray,
     return rank_genes(expression, genes, top, cf, method=method), top, cf
 
 
-def dgea_order(table: pd.DataFrame, p_max: float = DGEA_P, p_key: str = "pval_adj") -> np.ndarray:
+def dgea_order(table: pd.DataFrame, p_max: float = DGEA_P, p_key: str = "pval") -> np.ndarray:
     """Genes for the DGEA deletion curve: p ≤ ``p_max``, by decreasing |log2FC| (App C).
+
+    ``p_key`` is ``"pval"`` (nominal, the paper's "p-value") or ``"pval_adj"`` (BH).
 
     Returns
     -------
