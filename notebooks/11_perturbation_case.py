@@ -193,8 +193,9 @@ for model, (att, summary, seen) in results.items():
         f"{int(annotated.sum())} are at least weakly annotated ($p \\le 5 \\cdot 10^{{-3}}$). "
         + ("**An interferon signal is found without labels**: concepts learned on control "
            "cells only, which activate mostly in stimulated cells, have ISGs among their top "
-           "attribution genes and interferon/virus terms among their best pathways (though not "
-           "always first; the generic iron/stress genes FTL, FTH1 often rank higher)."
+           "attribution genes and interferon/virus terms among their best pathways, though not "
+           "always first (the top-3 genes of the best concept are "
+           f"{', '.join(att.ranked(int(att.units[0])).index[:3])})."
            if found and (sum(ifn_any) or sum(ifn_best)) else
            "An interferon signature appears in the genes but **not in the pathways** of these "
            "concepts." if found else
