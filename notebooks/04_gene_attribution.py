@@ -295,3 +295,15 @@ display(Markdown(
     + ". The attribution scale differs from scVI's: scGPT embeddings are L2-normalised CLS "
     "vectors, so concept activations, and the drops they suffer, are smaller numbers; the "
     "relative threshold compares the two models on the same footing."))
+
+# %% tags=["remove-input"]
+# values for the reproduction page (myst-nb glue)
+from myst_nb import glue
+
+glue("ch04_scvi_share3", float(share), display=False)
+glue("ch04_scvi_neurons_share3",
+     float(summary.loc["neurons", "share with > 3 genes (absolute)"]), display=False)
+glue("ch04_scvi_share3_agree", "yes" if share > 0.5 else "no", display=False)
+glue("ch04_scgpt_share3", g_share, display=False)
+glue("ch04_scgpt_neurons_share3", n_share_g, display=False)
+glue("ch04_scgpt_share3_agree", "yes" if g_share > 0.5 else "no", display=False)

@@ -35,9 +35,9 @@
 #
 # **Permutations and p-values.** GSEApy's nominal p-value is the fraction of `gsea_permutations`
 # gene-set permutations whose enrichment score reaches the observed one, so its resolution is
-# 1/permutations: with 1,000 permutations the smallest non-zero p is $10^{-3}$, which resolves the
-# weak threshold ($5 \cdot 10^{-3}$) but not the strong one ($5 \cdot 10^{-5}$); "p = 0" would only
-# mean $p < 10^{-3}$. We therefore re-test the best pathway of every weakly annotated unit on its
+# 1/permutations: with $P$ = `gsea_permutations` (500 in the default profile) the smallest
+# non-zero p is $1/P$ ($2 \cdot 10^{-3}$), which resolves the weak threshold ($5 \cdot 10^{-3}$) but
+# not the strong one ($5 \cdot 10^{-5}$); "p = 0" would only mean $p < 1/P$. We therefore re-test the best pathway of every weakly annotated unit on its
 # own with `gsea_strong_permutations` permutations (20,000 in the default profile: resolution
 # $5 \cdot 10^{-5}$) and call it strong only when none of them reaches its enrichment score.
 #
@@ -193,3 +193,14 @@ gx["top-10 genes"] = [", ".join(g_att.ranked(u).index[:10]) for u in gx["unit"]]
 gx.sort_values(["annotation", "NES"], ascending=[True, False])[
     ["unit", "category", "top cell type", "best_term", "NES", "pval", "pval_strong", "annotation",
      "top-10 genes"]].rename(columns={"unit": "concept", "best_term": "pathway"}).set_index("concept")
+
+# %% tags=["remove-input"]
+# values for the reproduction page (myst-nb glue)
+from myst_nb import glue
+
+for _m, _c, _n, _p in (("scvi", c_share, n_share, fisher_p), ("scgpt", gc, gn, g_p)):
+    glue(f"ch05_{_m}_concepts_annotated", float(_c), display=False)
+    glue(f"ch05_{_m}_neurons_annotated", float(_n), display=False)
+    glue(f"ch05_{_m}_fisher_p", float(_p), display=False)
+    glue(f"ch05_{_m}_agree", "yes" if _c > _n else "no", display=False)
+glue("ch05_scvi_null_annotated", float(null_share), display=False)

@@ -167,7 +167,7 @@ display(Markdown(
        "**At least one model's dictionaries do not agree better than random ones**, ")
     + "but only " + ", ".join(f"{n} {(c['matching'].cosine > c['null_cosine'].max()).mean():.0%}"
                               for n, c in comp.items())
-    + " of the pairs beat the best pair of a random dictionary. ")
+    + " of the pairs beat the best pair of a random dictionary. "
     + ("As in the paper, scVI concepts are more stable across datasets than scGPT concepts."
        if sc_ > sg_ else "**Unlike the paper**, scGPT concepts match at least as well as scVI's "
        "here.")
@@ -246,3 +246,25 @@ display(Markdown(
     "for the cross-dataset score of Fig 4B (a cross-dataset score close to the seed-to-seed score "
     "means the datasets change the concepts no more than a new seed does). The paper reports no "
     "seed study."))
+
+# %% tags=["remove-input"]
+# values for the reproduction page (myst-nb glue)
+from myst_nb import glue
+
+for _n, _m in models.items():
+    _m = _m.lower()
+    glue(f"ch07_{_m}_gap_main", float(gaps[_n]["main"]), display=False)
+    glue(f"ch07_{_m}_gap_second", float(gaps[_n]["second"]), display=False)
+    glue(f"ch07_{_m}_gap_mean", float(gaps[_n].mean()), display=False)
+    glue(f"ch07_{_m}_match", float(comp[_n]["matching"].score), display=False)
+    glue(f"ch07_{_m}_null", float(comp[_n]["null"].mean()), display=False)
+    glue(f"ch07_{_m}_seed_match",
+         float(seed_tables[_n][2].loc["matching score between seeds", "mean"]), display=False)
+glue("ch07_all_lower_agree", "yes" if all_lower else "no", display=False)
+glue("ch07_main_smaller_agree", "yes" if main_smaller else "no", display=False)
+glue("ch07_scgpt_larger_agree", "yes" if scgpt_larger else "no", display=False)
+glue("ch07_above_null_agree", "yes" if above else "no", display=False)
+glue("ch07_scvi_more_stable_agree", "yes" if sc_ > sg_ else "no", display=False)
+glue("ch07_shared_mean", float(shared.mean()), display=False)
+glue("ch07_shared_any", float((shared > 0).mean()), display=False)
+glue("ch07_shared_agree", "yes" if (shared > 0).mean() >= 0.5 else "no", display=False)

@@ -179,3 +179,20 @@ display(Markdown(
        "blood cells barely cycle. ")
     + f"Cell type (scVI): {c_ct[0]} canonical markers among the top concepts' genes vs "
     f"{n_ct[0]} among the top neurons' genes."))
+
+# %% tags=["remove-input"]
+# values for the reproduction page (myst-nb glue)
+from myst_nb import glue
+
+for (_n, _task), _tab in acc.items():
+    _key = f"ch08_{models[_n]}_{_task.replace(' ', '')}"
+    _c, _u = float(_tab.loc["concepts", "accuracy"]), float(_tab.loc["neurons", "accuracy"])
+    glue(f"{_key}_concepts", _c, display=False)
+    glue(f"{_key}_neurons", _u, display=False)
+    glue(f"{_key}_agree", "yes" if abs(_c - _u) <= 0.05 else "no", display=False)
+for _n, _m in models.items():
+    glue(f"ch08_{_m}_fig5_concept_markers", _hits(_n, "cell cycle", "concepts")[0],
+         display=False)
+    glue(f"ch08_{_m}_fig5_neuron_markers", _hits(_n, "cell cycle", "neurons")[0],
+         display=False)
+glue("ch08_fig5_agree", "yes" if found else "no", display=False)

@@ -115,3 +115,23 @@ display(Markdown(
     + "; they span the same subspace (ICA only rotates PCA's whitened components), so their R² "
     "agree, and their codes are dense (sparsity ≈ 0), which is what makes them hard to read as "
     "concepts."))
+
+# %% tags=["remove-input"]
+# values for the reproduction page (myst-nb glue)
+from myst_nb import glue
+
+for _n, _t in tables.items():
+    _m = _n.lower()
+    _topk = [c for c in _t.columns if "top" in c][0]
+    for _key, _col in (("sae", "Top-K SAE"), ("nmf_topk", _topk), ("nmf", "semi-NMF (c > d)"),
+                       ("nmf_low", "semi-NMF (c < d)"), ("pca", "PCA")):
+        glue(f"ch09_{_m}_r2_{_key}", float(_t.loc["R² (held-out cells)", _col]), display=False)
+    for _key, _col in (("sae", "Top-K SAE"), ("nmf", "semi-NMF (c > d)"), ("neurons", "neurons")):
+        glue(f"ch09_{_m}_ct_{_key}", float(_t.loc["cell type accuracy", _col]), display=False)
+    for _key, _claim in (("r2_topk", "SAE R² > semi-NMF (c > d), comparable sparsity (top k)"),
+                         ("r2_dense", "SAE R² > semi-NMF (c > d), dense codes"),
+                         ("r2_low", "semi-NMF (c > d) R² > semi-NMF (c < d)"),
+                         ("ct", "SAE cell type ≥ semi-NMF (c > d)"),
+                         ("ct_neurons", "SAE within 0.05 of neurons (cell type)")):
+        glue(f"ch09_{_m}_{_key}_agree", "yes" if claims.loc[_claim, _n] else "no",
+             display=False)

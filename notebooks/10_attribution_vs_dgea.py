@@ -235,3 +235,34 @@ ex["best pathway (attribution)"] = best.reindex(ex.index).get("attribution")
 ex["best pathway (DGEA)"] = best.reindex(ex.index).get("DGEA")
 ex.rename_axis("concept")[["top attribution genes", "top_dgea_genes",
                            "best pathway (attribution)", "best pathway (DGEA)"]]
+
+# %% tags=["remove-input"]
+# values for the reproduction page (myst-nb glue), by the comparisons of the prose above
+from myst_nb import glue
+
+for _m, _name in (("scvi", "scVI"), ("scgpt", "scGPT (project)")):
+    _df = panels.get(_name)
+    if _df is None:  # dgea_scgpt off in this profile
+        _per = pd.DataFrame({"attribution": [np.nan], "DGEA": [np.nan]})
+    else:
+        _per = _df.groupby(["curve", "unit"])["activation"].mean().unstack(0)
+    _a, _g = _per["attribution"].mean(), _per["DGEA"].mean()
+    glue(f"ch10_{_m}_del_attribution", float(_a), display=False)
+    glue(f"ch10_{_m}_del_dgea", float(_g), display=False)
+    glue(f"ch10_{_m}_del_zero", float(_per["attribution, zero-masked"].mean())
+         if "attribution, zero-masked" in _per else float("nan"), display=False)
+    glue(f"ch10_{_m}_del_agree", "yes" if _a < _g else "no", display=False)
+    _res = {"scvi": scvi, "scgpt": gpt if cfg.dgea_scgpt else None}[_m]
+    _mt = _res["metrics"] if _res is not None else pd.DataFrame(
+        columns=["n_att", "n_dgea", "iou_pathways", "iou_genes"])
+    _both = _mt.dropna(subset=["iou_pathways"])
+    glue(f"ch10_{_m}_n_concepts", int(len(_mt)), display=False)
+    glue(f"ch10_{_m}_n_att", int((_mt["n_att"] > 0).sum()), display=False)
+    glue(f"ch10_{_m}_n_dgea", int((_mt["n_dgea"] > 0).sum()), display=False)
+    glue(f"ch10_{_m}_n_both", int(len(_both)), display=False)
+    glue(f"ch10_{_m}_iou_genes", float(_both["iou_genes"].mean()), display=False)
+    glue(f"ch10_{_m}_iou_pathways", float(_both["iou_pathways"].mean()), display=False)
+    glue(f"ch10_{_m}_iou_agree",
+         "yes" if len(_both) and _both["iou_pathways"].mean() < 0.5 else "no", display=False)
+    glue(f"ch10_{_m}_enriched_agree",
+         "yes" if (_mt["n_dgea"] > 0).sum() > (_mt["n_att"] > 0).sum() else "no", display=False)

@@ -202,3 +202,21 @@ for model, (att, summary, seen) in results.items():
            "**No interferon signature** is found among these concepts' genes, against our "
            "expectation."))
 display(Markdown("\n\n".join(texts)))
+
+# %% tags=["remove-input"]
+# values for the reproduction page (myst-nb glue), by the comparison of the prose above
+from myst_nb import glue
+
+_model = "scvi" if "scvi" in results else next(iter(results))
+_att, _summary, _seen = results[_model]
+_isg = [len(marker_hits(_att.ranked(int(u)), _seen, 20)) for u in _att.units]
+_found = sum(i > 0 for i in _isg)
+_ifn_best = sum(bool(INTERFERON_TERMS.search(str(t))) for t in _summary["best_term"].fillna(""))
+_ifn_any = sum(any(INTERFERON_TERMS.search(t["term"]) for t in json.loads(s))
+               for s in _summary["top_terms"])
+glue("ch11_model", _model, display=False)
+glue("ch11_best_auroc", float(ranked[_model]["auroc"].iloc[0]), display=False)
+glue("ch11_n_concepts", int(len(_att.units)), display=False)
+glue("ch11_isg_concepts", int(_found), display=False)
+glue("ch11_ifn_terms", int(_ifn_any), display=False)
+glue("ch11_agree", "yes" if _found and (_ifn_any or _ifn_best) else "no", display=False)
