@@ -446,7 +446,7 @@ class Pipeline:
 
         src = self.dataset(role)
         folder = self.scgpt_checkpoint()
-        stamp = (folder / "best_model.pt").stat().st_size if (folder / "best_model.pt").exists() else 0
+        stamp = self._scgpt_stamp()
         stem = (f"scgpt_{folder.name}_{role}_"
                 f"{param_key({'n': src.n_obs, 'ckpt': stamp, 'seed': self.cfg.seed})}")
         path = self.cfg.artifacts / "embeddings" / f"{stem}.npy"
@@ -497,8 +497,23 @@ class Pipeline:
         """Identifies the embeddings an SAE or attribution was computed from (for cache keys)."""
         if model == "scvi":
             return self._scvi_tag()
-        path = self.scgpt_checkpoint() / "best_model.pt"
-        return f"scgpt_{self.scgpt_checkpoint().name}_{path.stat().st_size if path.exists() else 0}"
+        return f"scgpt_{self.scgpt_checkpoint().name}_{self._scgpt_stamp()}"
+
+    def _scgpt_stamp(self) -> str:
+        """Content fingerprint of the scGPT weights (SHA-1 of ``best_model.pt``, 12 hex digits).
+
+        A retrained model of the same size must not reuse the old model's cached embeddings,
+        SAEs or attributions, so the file's bytes, not its size, key the caches.
+        """
+        if "scgpt_stamp" not in self._cache:
+            path = self.scgpt_checkpoint() / "best_model.pt"
+            h = hashlib.sha1()
+            if path.exists():
+                with open(path, "rb") as fh:
+                    for block in iter(lambda: fh.read(1 << 20), b""):
+                        h.update(block)
+            self._cache["scgpt_stamp"] = h.hexdigest()[:12] if path.exists() else "none"
+        return self._cache["scgpt_stamp"]
 
     def model_settings(self, model: str = "scvi") -> dict:
         """Per-model SAE grid, default size and attribution N_p/N_c (``scgpt_*`` parameters)."""
