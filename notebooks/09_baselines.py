@@ -85,6 +85,28 @@ tables["scGPT"]
 # %%
 tables["scVI"]
 
+# %% [markdown]
+# Reconstruction against sparsity, per method and model (the trade-off the appendix argues from):
+# a method up and to the right reconstructs better with sparser codes.
+
+# %%
+import matplotlib.pyplot as plt
+
+fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.6), squeeze=False)
+for ax, (name, t) in zip(axes[0], tables.items()):
+    for method in t.columns:
+        r2 = pd.to_numeric(t.loc["R² (held-out cells)", method], errors="coerce")
+        # the table shows "mean (std)"; the mean is the first number
+        sp_ = pd.to_numeric(str(t.loc["sparsity", method]).split(" ")[0], errors="coerce")
+        if pd.notna(r2) and pd.notna(sp_):
+            ax.scatter(sp_, r2, s=40)
+            ax.annotate(method, (sp_, r2), fontsize=7, xytext=(3, 3), textcoords="offset points")
+    ax.set_xlabel("sparsity (share of zero codes)")
+    ax.set_ylabel("R² (held-out cells)")
+    ax.set_title(name)
+fig.tight_layout()
+plt.show()
+
 # %%
 def _claims(name):
     t = tables[name]
