@@ -111,9 +111,10 @@ coverage
 # cell embedding. Our model uses scGPT's own `TransformerModel` class and its masked-expression
 # pretraining objective (masked value prediction, GEP, and value prediction from the cell
 # embedding, MVC), at a size that runs on a CPU. It was pretrained once by
-# `python -m scconcepts.models.scgpt_pretrain` (seeded; command and numbers in
+# `python -m scconcepts.models.scgpt_pretrain` in four seeded runs (commands and numbers in
 # `models/scgpt_pbmc_small/README.md`) and is committed with the book. **It is not the
-# whole-human scGPT**: it has seen 16,431 PBMCs for about 40 CPU-minutes and knows 2,953 genes.
+# whole-human scGPT**: it has seen 16,431 PBMCs for under two CPU-hours (the curve below) and
+# knows 2,953 genes.
 # Binning is deterministic here (scGPT breaks ties at random).
 
 # %%
@@ -199,11 +200,12 @@ display(knn)
 acc = knn["accuracy"]
 display(Markdown(
     f"scVI embeddings predict the cell type with a cross-validated accuracy of "
-    f"**{acc['scVI (X_scvi)']:.3f}**, the project scGPT with "
-    f"**{acc['scGPT, project-pretrained (X_scgpt)']:.3f}**, and PCA with "
-    f"{acc['PCA of log-normalised counts']:.3f}. "
-    + ("The small scGPT stays below the 0.80 that the book targets for it: it is a weak model, "
-       "pretrained for about 40 CPU-minutes, and the book does not yet decompose its embeddings."
+    f"**{acc['scVI (X_scvi)']:.4f}**, the project scGPT with "
+    f"**{acc['scGPT, project-pretrained (X_scgpt)']:.4f}**, and PCA with "
+    f"{acc['PCA of log-normalised counts']:.4f}. "
+    + (f"The small scGPT stays below the 0.80 that the book targets for it: it is a weak model, "
+       f"pretrained for {log['seconds'] / 60:.0f} CPU-minutes ({log['steps']:,} steps); its "
+       "accuracy has flattened over the last runs (`models/scgpt_pbmc_small/README.md`)."
        if acc["scGPT, project-pretrained (X_scgpt)"] < 0.8 else
        "The small scGPT clears the 0.80 that the book targets for it.")))
 
