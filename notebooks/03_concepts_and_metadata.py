@@ -37,7 +37,7 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from scconcepts import plotting
-from scconcepts.concepts import categorize_concepts, metadata_ratios
+from scconcepts.concepts import categorize_concepts, category_counts, metadata_ratios
 from scconcepts.pipeline import Pipeline, load_config
 
 cfg = load_config(profile, params)
@@ -57,8 +57,7 @@ display(Markdown(
 # ## Concept categories at every SAE size (Fig 2B analogue)
 
 # %%
-counts = pd.DataFrame({f"c={c}, k={k}": df["category"].value_counts()
-                       for (c, k), df in cats.items()}).T.fillna(0).astype(int)
+counts = category_counts(cats)
 counts
 
 # %%
@@ -107,8 +106,7 @@ plt.show()
 
 # %%
 cats_gpt = {(c, k): pipe.categories(c, k, model="scgpt") for c, k in cfg.scgpt_sae_grid}
-counts_gpt = pd.DataFrame({f"c={c}, k={k}": df["category"].value_counts()
-                           for (c, k), df in cats_gpt.items()}).T.fillna(0).astype(int)
+counts_gpt = category_counts(cats_gpt)
 counts_gpt
 
 # %%

@@ -47,7 +47,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from scconcepts import data, plotting
-from scconcepts.attribution import example_concepts, marker_report, top_genes_table
+from scconcepts.attribution import (example_concepts, gene_set_summary, marker_report,
+                                    top_genes_table)
 from scconcepts.pipeline import Pipeline, load_config
 
 cfg = load_config(profile, params)
@@ -99,13 +100,7 @@ fig = plotting.gene_set_size_hist(
 plt.show()
 
 # %%
-summary = pd.DataFrame({
-    "units": {k: int(np.isfinite(v).sum()) for k, v in sizes_abs.items()},
-    "median genes (absolute > 0.05)": {k: np.nanmedian(v) for k, v in sizes_abs.items()},
-    "share with > 3 genes (absolute)": {k: np.nanmean(v > 3) for k, v in sizes_abs.items()},
-    "median genes (relative 5 %)": {k: np.nanmedian(v) for k, v in sizes_rel.items()},
-    "share with > 3 genes (relative)": {k: np.nanmean(v > 3) for k, v in sizes_rel.items()},
-}).round(3)
+summary = gene_set_summary(sizes_abs, sizes_rel)
 summary
 
 # %%
@@ -229,27 +224,14 @@ g_sizes = {"scGPT concepts": g_concepts.gene_set_sizes(cfg.attribution_threshold
            "scGPT neurons": g_neurons.gene_set_sizes(cfg.attribution_threshold)}
 g_rel = {"scGPT concepts": g_concepts.gene_set_sizes(cfg.attribution_relative_threshold, relative=True),
          "scGPT neurons": g_neurons.gene_set_sizes(cfg.attribution_relative_threshold, relative=True)}
-fig, axes = plt.subplots(1, 2, figsize=(10, 3.2))
-for ax, (lab, sz) in zip(axes, {f"absolute > {cfg.attribution_threshold}": g_sizes,
-                                f"relative > {cfg.attribution_relative_threshold:.0%}": g_rel}.items()):
-    for name, v in sz.items():
-        v = v[np.isfinite(v)]
-        ax.hist(np.log10(v + 1), bins=15, alpha=0.6, label=name)
-    ax.set_xlabel("log10(genes above threshold + 1)")
-    ax.set_title(lab)
-axes[0].set_ylabel("units")
-axes[0].legend()
-fig.tight_layout()
+fig = plotting.gene_set_size_hist(g_sizes, f"scGPT: attribution > {cfg.attribution_threshold} (absolute)")
+plt.show()
+fig = plotting.gene_set_size_hist(
+    g_rel, f"scGPT: attribution > {cfg.attribution_relative_threshold:.0%} of the prototype activation (relative)")
 plt.show()
 
 # %%
-g_summary = pd.DataFrame({
-    "units": {k: int(np.isfinite(v).sum()) for k, v in g_sizes.items()},
-    "median genes (absolute > 0.05)": {k: np.nanmedian(v) for k, v in g_sizes.items()},
-    "share with > 3 genes (absolute)": {k: np.nanmean(v > 3) for k, v in g_sizes.items()},
-    "median genes (relative 5 %)": {k: np.nanmedian(v) for k, v in g_rel.items()},
-    "share with > 3 genes (relative)": {k: np.nanmean(v > 3) for k, v in g_rel.items()},
-}).round(3)
+g_summary = gene_set_summary(g_sizes, g_rel)
 g_summary
 
 # %% [markdown]

@@ -311,3 +311,17 @@ def test_marker_report_and_example_concepts_constructed():
     assert ex[["cell_type", "unit", "rule", "cells", "has_marker"]].values.tolist() == [
         ["B", 1, "main concept", 3, False], ["B", 0, "with a marker", 1, True],
         ["NK", 2, "main concept", 2, True]]
+
+
+def test_gene_set_summary_known_counts():
+    from scconcepts.attribution import gene_set_summary
+
+    absolute = {"concepts": np.array([0, 2, 4, 10, np.nan]), "neurons": np.array([5.0, 6.0])}
+    relative = {"concepts": np.array([4, 4, 4, 1, np.nan]), "neurons": np.array([0.0, 0.0])}
+    t = gene_set_summary(absolute, relative)
+    assert t.loc["concepts", "units"] == 4                       # NaN (never active) left out
+    assert t.loc["concepts", "median genes (absolute)"] == 3.0
+    assert t.loc["concepts", "share with > 3 genes (absolute)"] == 0.5
+    assert t.loc["concepts", "share with > 3 genes (relative)"] == 0.75
+    assert t.loc["neurons", "share with > 3 genes (absolute)"] == 1.0
+    assert t.loc["neurons", "share with > 3 genes (relative)"] == 0.0

@@ -129,3 +129,16 @@ def test_categories_key_priority():
     # concepts specific to one key only do not depend on the order
     for i in (0, 1):
         assert first_ct.loc[i, "category"] == first_donor.loc[i, "category"]
+
+
+def test_category_counts_rows_per_sae():
+    import pandas as pd
+
+    from scconcepts.concepts import category_counts
+
+    cats = {(10, 2): pd.DataFrame({"category": ["dead", "dead", "other"]}),
+            (20, 4): pd.DataFrame({"category": ["cell_type-specific", "other"]})}
+    t = category_counts(cats)
+    assert list(t.index) == ["c=10, k=2", "c=20, k=4"]
+    assert t.loc["c=10, k=2", "dead"] == 2 and t.loc["c=20, k=4", "dead"] == 0
+    assert t.loc["c=20, k=4", "cell_type-specific"] == 1 and t.values.dtype.kind == "i"

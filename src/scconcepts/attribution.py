@@ -52,6 +52,7 @@ __all__ = [
     "AttributionResult",
     "attribute_units",
     "ranked_genes",
+    "gene_set_summary",
 ]
 
 Encoder = Callable[[torch.Tensor], torch.Tensor]
@@ -346,6 +347,37 @@ class AttributionResult:
             act = np.nanmean(np.where(self.prototypes >= 0, self.prototype_activation, np.nan), 1)
             s = s / act[:, None]
         return np.where(np.isnan(s).all(1), np.nan, (s > threshold).sum(1))
+
+
+def gene_set_summary(absolute: dict[str, np.ndarray], relative: dict[str, np.ndarray],
+                     min_genes: int = 3) -> pd.DataFrame:
+    """Fig 2C table: per group of units, the median gene-set size and the share above ``min_genes``.
+
+    Parameters
+    ----------
+    absolute, relative
+        Group label → :meth:`AttributionResult.gene_set_sizes` with the absolute and the relative
+        threshold, shapes (n_units,); NaN (units that never activate) are left out.
+    min_genes
+        The paper's "more than 3 genes" (Sec 4.2).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per group: ``units``, ``median genes (absolute)``, ``share with > 3 genes
+        (absolute)``, and the same two for the relative threshold (3 decimals).
+    """
+    rows = {}
+    for label, v in absolute.items():
+        r = relative[label]
+        rows[label] = {
+            "units": int(np.isfinite(v).sum()),
+            "median genes (absolute)": np.nanmedian(v),
+            f"share with > {min_genes} genes (absolute)": np.nanmean(np.where(np.isnan(v), np.nan, v > min_genes)),
+            "median genes (relative)": np.nanmedian(r),
+            f"share with > {min_genes} genes (relative)": np.nanmean(np.where(np.isnan(r), np.nan, r > min_genes)),
+        }
+    return pd.DataFrame(rows).T.round(3)
 
 
 def ranked_genes(scores: np.ndarray, genes: Sequence[str]) -> pd.Series:

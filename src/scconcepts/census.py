@@ -730,7 +730,7 @@ def make_census_like_h5ad(path: str | os.PathLike, n_cells: int, reference: ad.A
         Number of synthetic cells.
     reference
         Raw counts (n_ref_cells, n_genes), symbols as ``var_names``, ``var["feature_id"]``.
-        Genes without an Ensembl id get ``ENSG9<index>`` placeholders (synthetic data only).
+        Genes without an Ensembl id get synthetic ids ``ENSG9<index>`` (this function makes synthetic data only).
     chunk_size
         Cells generated and appended per step (``anndata.io.sparse_dataset(...).append``);
         peak memory ≈ one dense chunk (chunk_size × n_genes × 8 bytes).

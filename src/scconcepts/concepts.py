@@ -15,7 +15,8 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-__all__ = ["metadata_ratios", "top_labels", "categorize_concepts", "CATEGORY_ORDER"]
+__all__ = ["metadata_ratios", "top_labels", "categorize_concepts", "category_counts",
+           "CATEGORY_ORDER"]
 
 CATEGORY_ORDER = [
     "cell_type-specific",
@@ -151,3 +152,20 @@ def categorize_concepts(
     out.attrs["threshold"] = threshold
     out.attrs["min_cells"] = min_cells
     return out
+
+
+def category_counts(categories: dict) -> pd.DataFrame:
+    """Fig 2B table: concepts per Sec 3.1 category for several SAEs.
+
+    Parameters
+    ----------
+    categories
+        ``(c, k)`` → :func:`categorize_concepts` result of that SAE.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``"c=…, k=…"``, columns the categories, integer counts (0 where absent).
+    """
+    return pd.DataFrame({f"c={c}, k={k}": df["category"].value_counts()
+                         for (c, k), df in categories.items()}).T.fillna(0).astype(int)
