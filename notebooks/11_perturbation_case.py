@@ -69,7 +69,7 @@ pipe = Pipeline(cfg)
 cfg.table(["perturbation_dataset", "main_dataset", "default_c", "default_k", "perturbation_models",
            "perturbation_top_concepts", "perturbation_min_cells", "perturbation_markers",
            "n_prototypes", "n_counterfactuals", "gene_sets", "gsea_permutations",
-           "gsea_strong_permutations", "gsea_min_size", "seed"])
+           "gsea_strong_permutations", "gsea_strong_method", "gsea_min_size", "seed"])
 
 # %%
 cond = pipe.dataset("perturbation").obs["condition"].astype(str).to_numpy()
@@ -143,6 +143,7 @@ for model, tab in ranked.items():
     with contextlib.redirect_stderr(io.StringIO()):  # gseapy's warnings about tied scores
         summary, _ = annotate_units(att, gene_sets, units, permutations=int(cfg.gsea_permutations),
                                     strong_permutations=int(cfg.gsea_strong_permutations),
+                                    strong_method=str(cfg.gsea_strong_method),
                                     min_size=int(cfg.gsea_min_size), seed=int(cfg.seed),
                                     threads=int(cfg.values.get("gsea_threads") or 1),
                                     progress=False)

@@ -1,6 +1,7 @@
 """Attribution-based GSEA (:mod:`scconcepts.enrichment`): a gene set planted at the top of a
-ranking of real gene symbols must be recovered, annotated, and re-tested at the resolution of
-``strong_permutations``.
+ranking of real gene symbols must be recovered, annotated, and re-tested: by brute force at the
+resolution of ``strong_permutations``, or by fgsea's multilevel estimate, which must agree with
+brute force where brute force can resolve the p-value.
 
 The planted GO terms were picked because no other GO BP 2023 term shares more than half of
 their genes, so that no near-duplicate term can tie with them.
@@ -114,15 +115,48 @@ def test_annotate_units_planted_and_noise(annotated):
     assert s.attrs["strong_permutations"] == 2000
 
 
-def test_strong_retest_resolution(annotated):
+def test_strong_retest_multilevel(annotated):
     s, _ = annotated
+    assert s.attrs["strong_method"] == "multilevel"
     for unit, row in s.iterrows():
         if row["annotation"] == "none":
             assert np.isnan(row["pval_strong"])
             continue
+        assert (row["annotation"] == "strong") == (row["pval_strong"] <= STRONG_P)
+    # the planted sets sit at the very top of their rankings: multilevel resolves p far below
+    # any brute-force resolution, so both are strong
+    for unit in (3, 5):
+        assert s.loc[unit, "annotation"] == "strong"
+        assert 0 < s.loc[unit, "pval_strong"] < 1e-6
+
+
+def test_strong_retest_permutation_resolution(go, universe):
+    rng = np.random.default_rng(2)
+    scores = np.stack([_planted_scores(universe, go[SET_A], rng),
+                       _planted_scores(universe, go[SET_B], rng, shift=0.034)])
+    s, _ = annotate_units(_result(universe, scores, [0, 1]), go, permutations=200,
+                          strong_permutations=2000, strong_method="permutation", seed=0,
+                          progress=False)
+    for _, row in s.iterrows():
+        if row["annotation"] == "none":
+            continue
         p = row["pval_strong"]
         assert p == 0 or p >= 1 / 2000  # resolution of 2000 permutations
         assert (row["annotation"] == "strong") == (p <= STRONG_P)
+    with pytest.raises(ValueError, match="strong_method"):
+        annotate_units(_result(universe, scores, [0, 1]), go, strong_method="fgsea")
+
+
+def test_multilevel_agrees_with_brute_force(go, universe):
+    """Where 20,000 permutations resolve the p-value (~1e-3), the multilevel estimate of the
+    same one-set test is within a factor of 2 of it."""
+    rng = np.random.default_rng(0)
+    ranking = pd.Series(_planted_scores(universe, go[SET_B], rng, shift=0.034), index=universe)
+    one = {SET_B: go[SET_B]}
+    brute = prerank(ranking, one, permutations=20000, seed=0).loc[0, "pval"]
+    ml = prerank(ranking, one, permutations=1000, seed=0, method="multilevel").loc[0, "pval"]
+    assert 1e-4 < brute < WEAK_P
+    assert 0.5 < ml / brute < 2.0
 
 
 def test_weak_when_retest_finds_a_better_permutation(go, universe):
@@ -132,7 +166,8 @@ def test_weak_when_retest_finds_a_better_permutation(go, universe):
     scores = _planted_scores(universe, go[SET_B], rng, shift=0.034)[None]
     two = {SET_A: go[SET_A], SET_B: go[SET_B]}
     s, _ = annotate_units(_result(universe, scores, [0]), two, permutations=200,
-                          strong_permutations=2000, seed=0, progress=False)
+                          strong_permutations=2000, strong_method="permutation", seed=0,
+                          progress=False)
     row = s.iloc[0]
     assert row["best_term"] == SET_B and row["pval"] <= WEAK_P
     assert row["annotation"] == "weak"

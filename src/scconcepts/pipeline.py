@@ -832,7 +832,9 @@ class Pipeline:
         units = self.gsea_units(kind, att)
         key = param_key({"att": hashlib.sha1(att.scores.tobytes()).hexdigest(),
                          "units": units.tolist(), "perm": cf.gsea_permutations,
-                         "strong": cf.gsea_strong_permutations, "lib": cf.gene_sets,
+                         "strong": cf.gsea_strong_permutations,
+                         "strong_method": cf.values.get("gsea_strong_method", "permutation"),
+                         "lib": cf.gene_sets,
                          "min": cf.gsea_min_size, "seed": cf.seed, "shuffle": shuffle})
         name = f"{model}_{kind}{'_null' if shuffle else ''}"
         path = cf.artifacts / "gsea" / f"{name}_{key}.parquet"
@@ -849,6 +851,7 @@ class Pipeline:
             part, _ = annotate_units(
                 att, gene_sets, sub, permutations=int(cf.gsea_permutations),
                 strong_permutations=int(cf.gsea_strong_permutations),
+                strong_method=str(cf.values.get("gsea_strong_method", "permutation")),
                 min_size=int(cf.gsea_min_size), seed=int(cf.seed),
                 threads=int(cf.values.get("gsea_threads") or 1), shuffle=shuffle)
             return part.assign(model=model)
