@@ -34,8 +34,10 @@
 # :class: warning
 # * This case is **not in the paper**; the issue asked for it as evidence that concepts find
 #   signals without labels.
-# * **Models**: `perturbation_models` (scVI by default: scGPT would have to embed the 2,000
-#   perturbation cells, ~1 min on 2 CPU cores, and its attribution costs ~100× scVI's).
+# * **Models**: `perturbation_models`, scVI and the project scGPT by default. Each model's
+#   default SAE, trained on the control cells, is applied to the perturbation cells' embeddings.
+#   The project scGPT saw these 2,000 cells (without labels) during pretraining, scVI maps them
+#   as query data.
 # * **Gene universe**: our scVI reads the 1,287 genes selected on the control cells; several
 #   classic ISGs (MX1, IFIT1/2/3, OAS1, RSAD2, IFI27, IFI44L) are **not among them**, so they
 #   cannot appear in any scVI attribution. The table below lists which markers the model sees.
@@ -169,12 +171,11 @@ for model, tab in ranked.items():
     display(pd.DataFrame(rows).set_index("concept"))
 
 # %%
-model = "scvi" if "scvi" in results else next(iter(results))
-att, summary, seen = results[model]
-panels = {f"C{u} (AUROC {ranked[model].loc[u, 'auroc']:.2f})": att.ranked(int(u)).head(15)
-          for u in att.units[:3]}
-fig = plotting.top_genes_bars(panels)
-plt.show()
+for model, (att, summary, seen) in results.items():
+    panels = {f"{model} C{u} (AUROC {ranked[model].loc[u, 'auroc']:.2f})":
+              att.ranked(int(u)).head(15) for u in att.units[:3]}
+    fig = plotting.top_genes_bars(panels)
+    plt.show()
 
 # %%
 texts = []

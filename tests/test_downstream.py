@@ -46,3 +46,38 @@ def test_cell_cycle_phases_on_real_cells(kang_full):
     assert cov.loc["kang", "S genes"] < 10 <= cov.loc["pbmc4k", "S genes"]
     ph = downstream.cell_cycle_phases(pbmc[:400])
     assert set(ph["phase"]) <= {"G1", "S", "G2M"} and len(ph) == 400
+
+
+def test_unit_attribution_scgpt_budget_goes_to_classes_with_markers():
+    """With a budget of scGPT units, the classes that have a marker list are attributed first
+    (Fig 5's marker test needs them), then the others by rank; scVI attributes every unit."""
+    from scconcepts.attribution import AttributionResult
+
+    class FakePipe:
+        def __init__(self):
+            self.calls = []
+
+        def attribution(self, kind, model="scvi", role="main", units=None):
+            self.calls.append((kind, model, role, None if units is None else list(units)))
+            u = np.asarray(units if units is not None else [0, 1, 2], dtype=int)
+            z = np.zeros((len(u), 3), np.float32)
+            return AttributionResult(units=u, genes=np.array(["A", "B", "C"]), scores=z,
+                                     per_prototype=z[:, None, :],
+                                     prototypes=np.zeros((len(u), 1), np.int64),
+                                     counterfactuals=np.zeros((len(u), 1, 1), np.int64),
+                                     prototype_activation=np.ones((len(u), 1), np.float32),
+                                     kind=kind)
+
+    top = pd.DataFrame({"class": ["G1", "G1", "G2M", "G2M", "S", "S"],
+                        "rank": [1, 2, 1, 2, 1, 2], "unit": [7, 8, 3, 4, 5, 6]})
+    pipe = FakePipe()
+    att = downstream.unit_attribution(pipe, "scgpt", "concepts", "second", top, 3,
+                                      classes=["S", "G2M"])
+    assert pipe.calls == [("concept", "scgpt", "second", [3, 4, 5])]
+    assert sorted(att.units.tolist()) == [3, 4, 5]
+    pipe = FakePipe()  # without classes: by rank only, G1's rank-1 unit included
+    downstream.unit_attribution(pipe, "scgpt", "neurons", "second", top, 2)
+    assert pipe.calls == [("neuron", "scgpt", "second", [3, 7])]
+    pipe = FakePipe()  # on main, chapter 04's sample is reused and only the others computed
+    downstream.unit_attribution(pipe, "scgpt", "concepts", "main", top, 1, classes=["S"])
+    assert pipe.calls == [("concept", "scgpt", "main", None), ("concept", "scgpt", "main", [5])]

@@ -207,3 +207,25 @@ def test_shuffled_null_destroys_the_planted_signal(go, universe):
     pd.testing.assert_frame_equal(null1, null2)
     tab = annotation_summary(real, null1)
     assert set(tab.index) == {"concept", "concept (shuffled genes)"}
+
+
+def test_strong_retest_falls_back_when_most_scores_are_zero(go, universe):
+    """Attribution rankings often hold many genes with C_i exactly 0. gseapy's multilevel port
+    panics when it can draw an all-zero gene set, so the re-test must fall back to brute force
+    (enough permutations to resolve STRONG_P) instead of crashing; with few zeros it stays
+    multilevel."""
+    rng = np.random.default_rng(4)
+    planted = _planted_scores(universe, go[SET_B], rng)
+    zeros = planted.copy()
+    off = np.flatnonzero(~np.isin(universe, go[SET_B]))
+    zeros[off[: int(0.8 * len(universe))]] = 0.0  # 80 % of the genes score exactly 0
+    res = _result(universe, np.stack([zeros, planted]), [0, 1])
+    two = {SET_A: go[SET_A], SET_B: go[SET_B]}
+    s, _ = annotate_units(res, two, permutations=200, seed=0, progress=False)
+    s = s.set_index("unit")
+    assert list(s["best_term"]) == [SET_B, SET_B]
+    assert list(s["strong_method"]) == ["permutation", "multilevel"]
+    p0 = s.loc[0, "pval_strong"]
+    assert p0 == 0 or p0 >= 1 / 20000  # the fallback's brute-force resolution
+    assert (s.loc[0, "annotation"] == "strong") == (p0 <= STRONG_P)
+    assert s.loc[1, "annotation"] == "strong" and 0 < s.loc[1, "pval_strong"] < STRONG_P

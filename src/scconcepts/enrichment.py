@@ -110,6 +110,37 @@ def prerank(
     return out.sort_values("NES", ascending=False, kind="stable").reset_index(drop=True)
 
 
+def _strong_retest(scores: pd.Series, one: dict[str, list[str]], method: str, permutations: int,
+                   **kw) -> tuple[float, str]:
+    """p-value of the strong re-test of one set, and the method that produced it.
+
+    gseapy's multilevel port panics (Rust sort on NaN) when it can draw a random gene set whose
+    genes all score exactly 0 (0/0 in the running sum): attribution rankings often hold hundreds
+    of genes with C_i = 0 (genes equal in prototype and counterfactuals). When a random set of
+    this size is all zeros with probability ≥ 1e-9 (the sampler draws up to ~10⁵ sets), or if it
+    panics anyway, the re-test falls back to brute force with
+    enough permutations to resolve ``STRONG_P`` (``ceil(1 / STRONG_P)`` = 20,000).
+    """
+    if method == "multilevel":
+        genes = {g.upper() for g in next(iter(one.values()))}
+        upper = scores.index.astype(str).str.upper()
+        n_set = int(np.isin(upper, list(genes)).sum())
+        n_zero, n_all = int((scores.to_numpy(float) == 0).sum()), len(scores)
+        # probability that a uniformly drawn set of this size has only zero scores
+        log_p0 = (np.sum(np.log((n_zero - np.arange(n_set)) / (n_all - np.arange(n_set))))
+                  if n_zero >= n_set else -np.inf)
+        if log_p0 < np.log(1e-9):
+            try:
+                tab = prerank(scores, one, permutations=permutations, method="multilevel", **kw)
+                return (float(tab["pval"].iloc[0]) if len(tab) else np.nan), "multilevel"
+            except BaseException as err:  # pyo3's PanicException derives from BaseException
+                if type(err).__name__ != "PanicException":
+                    raise
+        permutations = max(int(permutations), int(np.ceil(1 / STRONG_P)))
+    tab = prerank(scores, one, permutations=permutations, method="permutation", **kw)
+    return (float(tab["pval"].iloc[0]) if len(tab) else np.nan), "permutation"
+
+
 def annotate_units(
     attribution: AttributionResult,
     gene_sets: dict[str, list[str]],
@@ -152,7 +183,9 @@ def annotate_units(
     (summary, tables)
         ``summary``: one row per unit with ``unit``, ``best_term`` (highest NES among
         positively enriched sets, ``None`` if none), ``NES``, ``pval`` (full run),
-        ``pval_strong`` (re-test, NaN if not re-tested), ``fdr`` (GSEApy FDR q-value of the best
+        ``pval_strong`` (re-test, NaN if not re-tested), ``strong_method`` (how the re-test
+        was computed: ``"multilevel"``, or ``"permutation"`` for brute force, also the multilevel
+        fallback when many genes score exactly 0), ``fdr`` (GSEApy FDR q-value of the best
         term), ``annotation`` (``"strong"``, ``"weak"`` or ``"none"``), ``n_sets_tested``,
         ``top_terms`` (JSON list of the ``n_top_terms`` positively enriched sets with the highest
         NES, each ``{"term", "NES", "pval", "fdr"}``; shown by :mod:`scconcepts.viewer`);
@@ -182,7 +215,7 @@ def annotate_units(
         best = pos.iloc[0] if len(pos) else None
         row = {"unit": int(unit), "kind": attribution.kind, "n_sets_tested": len(tab),
                "best_term": None, "NES": np.nan, "pval": np.nan, "pval_strong": np.nan,
-               "fdr": np.nan, "shuffled": shuffle,
+               "fdr": np.nan, "shuffled": shuffle, "strong_method": None,
                "lead_genes": "", "annotation": "none",
                "top_terms": json.dumps([
                    {"term": str(t.Term), "NES": float(t.NES), "pval": float(t.pval),
@@ -193,11 +226,11 @@ def annotate_units(
             if best["pval"] <= WEAK_P:
                 row["annotation"] = "weak"
                 one = {best["Term"]: gene_sets[best["Term"]]}
-                retest = prerank(scores, one, permutations=strong_permutations,
-                                 min_size=min_size, max_size=max_size, seed=seed, threads=threads,
-                                 method=strong_method)
-                if len(retest):
-                    row["pval_strong"] = float(retest["pval"].iloc[0])
+                p_strong, row["strong_method"] = _strong_retest(
+                    scores, one, strong_method, strong_permutations, min_size=min_size,
+                    max_size=max_size, seed=seed, threads=threads)
+                if np.isfinite(p_strong):
+                    row["pval_strong"] = p_strong
                     if row["pval_strong"] <= STRONG_P:
                         row["annotation"] = "strong"
         rows.append(row)
