@@ -272,7 +272,7 @@ _rel = g_grid_summary.loc[_sizes, "share with > 3 genes (relative)"].to_numpy(fl
 _most = int((_abs > 0.5).sum())
 display(Markdown(
     "Share of sampled scGPT concepts with more than 3 genes, per SAE size: "
-    + ", ".join(f"{n}: {a:.0%} absolute, {r:.0%} relative" for n, a, r in zip(_sizes, _abs, _rel))
+    + "; ".join(f"{n}: {a:.0%} absolute, {r:.0%} relative" for n, a, r in zip(_sizes, _abs, _rel))
     + f". The paper finds 'most concepts' above 3 genes (absolute > 0.05) at every size; here "
     f"that holds at {_most} of {len(_sizes)} sizes"
     + (" (**disagrees**: the attribution scale of our L2-normalised CLS embedding is smaller, "
@@ -334,3 +334,7 @@ glue("ch04_scvi_share3_agree", "yes" if share > 0.5 else "no", display=False)
 glue("ch04_scgpt_share3", g_share, display=False)
 glue("ch04_scgpt_neurons_share3", n_share_g, display=False)
 glue("ch04_scgpt_share3_agree", "yes" if g_share > 0.5 else "no", display=False)
+glue("ch04_scgpt_sizes_most", int(_most), display=False)
+glue("ch04_scgpt_n_sizes", len(_sizes), display=False)
+glue("ch04_scgpt_sizes_min_rel", float(np.nanmin(_rel)), display=False)
+glue("ch04_scgpt_sizes_agree", "yes" if _most == len(_sizes) else "no", display=False)

@@ -43,7 +43,11 @@
 # `gsea_strong_method: multilevel`), which estimates the same gene-permutation p-value far below
 # $1/P$ from `gsea_strong_permutations` simple permutations plus Monte-Carlo levels; a
 # brute-force re-test would need $\ge 20{,}000$ permutations per unit and ~50× the time.
-# `gsea_strong_method: permutation` restores the brute-force test.
+# `gsea_strong_method: permutation` restores the brute-force test. GSEApy's multilevel code
+# fails on rankings where a random gene set can consist only of genes scored exactly 0 (common
+# for scGPT, whose units leave most vocabulary genes unexpressed in both prototype and
+# counterfactual); those re-tests fall back to brute force with 20,000 permutations (column
+# `strong_method`).
 #
 # **A null control (not in the paper).** The label is the best of the ~200 pathways tested per
 # unit, judged by its *nominal* p-value, as in the paper; no multiple-testing correction is
@@ -81,9 +85,12 @@ display(Markdown(
     f"GSEA run on {len(gsea_concepts)} concepts and {len(gsea_neurons)} neurons; p-value "
     f"resolution of the full run 1/{cfg.gsea_permutations} = {1 / cfg.gsea_permutations:.0e}; "
     f"strong re-test: {cfg.gsea_strong_method} "
-    + ("(fgsea multilevel estimate, no 1/P floor)." if cfg.gsea_strong_method == "multilevel"
+    + ("(fgsea multilevel estimate, no 1/P floor)" if cfg.gsea_strong_method == "multilevel"
        else f"(resolution 1/{cfg.gsea_strong_permutations} = "
-            f"{1 / cfg.gsea_strong_permutations:.0e}).")))
+            f"{1 / cfg.gsea_strong_permutations:.0e})")
+    + "; re-tests by method: " + ", ".join(
+        f"{m} {n}" for m, n in pd.concat([gsea_concepts, gsea_neurons, gsea_null])
+        ["strong_method"].value_counts().items()) + "."))
 
 # %% [markdown]
 # ## Concepts vs neurons (Fig 3A.b analogue)
