@@ -159,12 +159,7 @@ main_without = [f"C{r.unit} ({r.cell_type})" for r in picked.itertuples()
                 if r.rule == "main concept" and not r.has_marker]
 panels, per_proto = {}, {}
 for title, unit in examples.items():
-    top = concepts.ranked(unit).head(10)
-    panels[title] = top
-    row = int(np.flatnonzero(concepts.units == unit)[0])
-    gidx = [int(np.flatnonzero(concepts.genes == g)[0]) for g in top.index]
-    pp = concepts.per_prototype[row][:, gidx]
-    per_proto[title] = pp[~np.isnan(pp).all(1)]
+    panels[title], per_proto[title] = concepts.top_genes(unit, 10)
 fig = plotting.top_genes_bars(panels, per_proto, ncols=2)
 plt.show()
 
@@ -294,21 +289,17 @@ g_panels, g_pp = {}, {}
 for unit in g_examples:
     row = g_cats.loc[unit]
     title = f"C{unit}: {row['cell_type_label']} ({row['cell_type_ratio']:.0%}), {row['category']}"
-    top = g_concepts.ranked(unit).head(10)
-    g_panels[title] = top
-    r = int(np.flatnonzero(g_concepts.units == unit)[0])
-    gidx = [int(np.flatnonzero(g_concepts.genes == g)[0]) for g in top.index]
-    pp = g_concepts.per_prototype[r][:, gidx]
-    g_pp[title] = pp[~np.isnan(pp).all(1)]
+    g_panels[title], g_pp[title] = g_concepts.top_genes(unit, 10)
 fig = plotting.top_genes_bars(g_panels, g_pp, ncols=2)
 plt.show()
 
 # %%
-g_markers = {ct: set(m) for ct, m in cfg.canonical_markers.items()}
+# the same marker test as for scVI above, on the sampled (attributed) scGPT concepts
+g_marker_summary, g_tables = marker_report(g_concepts, g_cats.loc[ok_units],
+                                           cfg.canonical_markers)
+display(g_marker_summary.round(2))
 spec_rows = [u for u in ok_units if g_cats.loc[u, "category"] == "cell_type-specific"]
-hits = [(u, g_cats.loc[u, "cell_type_label"],
-         sorted(set(g_concepts.ranked(u).index[:10]) & g_markers.get(g_cats.loc[u, "cell_type_label"], set())))
-        for u in spec_rows]
+hits = [(r.unit, ct, r.hits) for ct, tab in g_tables.items() for r in tab.itertuples()]
 g_share = float(np.nanmean(g_sizes["scGPT concepts"] > 3))
 n_share_g = float(np.nanmean(g_sizes["scGPT neurons"] > 3))
 display(Markdown(
@@ -317,8 +308,8 @@ display(Markdown(
     f"{cfg.attribution_threshold} (the paper: 'most concepts'; "
     + ("this agrees)." if g_share > 0.5 else "this **does not** agree here).")
     + f" {len(spec_rows)} of the sampled concepts are cell-type-specific; "
-    + (", ".join(f"C{u} ({ct}): {', '.join(m) if m else 'no canonical marker'} in the top 10"
-                 for u, ct, m in hits) or "none")
+    + (", ".join(f"C{u} ({ct}): {m or 'no canonical marker'} in the top 10"
+                 for u, ct, m in hits) or "none of them of a cell type with a marker list")
     + ". The attribution scale differs from scVI's: scGPT embeddings are L2-normalised CLS "
     "vectors, so concept activations, and the drops they suffer, are smaller numbers; the "
     "relative threshold compares the two models on the same footing."))

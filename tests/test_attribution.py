@@ -255,6 +255,26 @@ def test_ranked_sorted_decreasingly(real_result):
     assert list(r.index) == ["b", "d", "a", "c"]
 
 
+def test_top_genes_with_prototype_scores():
+    # 2 units, 3 prototype slots (unit 7 used 2 of them), genes a..d
+    pp = np.array([[[0.1, 0.9, 0.3, 0.0], [0.3, 0.7, 0.1, 0.0], [np.nan] * 4],
+                   [[0.2, 0.2, 0.2, 0.2]] * 3], dtype=np.float32)
+    scores = np.nanmean(pp, axis=1)
+    res = AttributionResult(
+        units=np.array([7, 3]), genes=np.array(list("abcd")), scores=scores,
+        per_prototype=pp, prototypes=np.array([[0, 1, -1], [2, 3, 4]]),
+        counterfactuals=np.zeros((2, 3, 1), dtype=np.int64),
+        prototype_activation=np.ones((2, 3), dtype=np.float32), kind="concept")
+    top, per_proto = res.top_genes(7, n=2)
+    assert list(top.index) == ["b", "a"]
+    np.testing.assert_allclose(top.to_numpy(), [0.8, 0.2], rtol=1e-6)
+    # the unused prototype (all NaN) is dropped; columns follow the order of ``top``
+    np.testing.assert_allclose(per_proto, [[0.9, 0.1], [0.7, 0.3]], rtol=1e-6)
+    np.testing.assert_allclose(per_proto.mean(0), top.to_numpy(), rtol=1e-6)
+    top3, pp3 = res.top_genes(3, n=4)
+    assert list(top3.index) == list("abcd") and pp3.shape == (3, 4)
+
+
 @pytest.mark.filterwarnings("ignore:Mean of empty slice")
 def test_gene_set_sizes():
     scores = np.array([[0.10, 0.01, 0.06, -1.0, 0.05],
@@ -311,6 +331,10 @@ def test_marker_report_and_example_concepts_constructed():
     assert ex[["cell_type", "unit", "rule", "cells", "has_marker"]].values.tolist() == [
         ["B", 1, "main concept", 3, False], ["B", 0, "with a marker", 1, True],
         ["NK", 2, "main concept", 2, True]]
+    # a cell type without any specific concept (e.g. on a sample of concepts): empty rows
+    summary, tables = marker_report(res, cats, {"B": ["CD79A"], "T": ["CD3E"]}, n=2)
+    assert summary.loc["T", "specific concepts"] == 0 and np.isnan(summary.loc["T", "share"])
+    assert list(tables["T"].columns[:3]) == ["unit", "hits", "n_hits"] and tables["T"].empty
 
 
 def test_gene_set_summary_known_counts():

@@ -336,6 +336,23 @@ class AttributionResult:
         row = int(np.flatnonzero(self.units == unit)[0])
         return ranked_genes(self.scores[row], self.genes)
 
+    def top_genes(self, unit: int, n: int = 10) -> tuple[pd.Series, np.ndarray]:
+        """The ``n`` genes with the highest C_i and each prototype's own score for them.
+
+        Returns
+        -------
+        (top, per_prototype)
+            ``top``: gene → C_i (Eq 3), the first ``n`` of :meth:`ranked`; ``per_prototype``:
+            shape (n_used_prototypes, n), the per-prototype means over counterfactuals (Eq 2) of
+            the same genes, prototypes left unused (all NaN) dropped. Activation units. The bars
+            and dots of :func:`scconcepts.plotting.top_genes_bars`.
+        """
+        top = self.ranked(unit).head(n)
+        row = int(np.flatnonzero(self.units == unit)[0])
+        col = pd.Index(self.genes).get_indexer(top.index)
+        pp = self.per_prototype[row][:, col]
+        return top, pp[~np.isnan(pp).all(1)]
+
     def gene_set_sizes(self, threshold: float = 0.05, relative: bool = False) -> np.ndarray:
         """Genes per unit with attribution > ``threshold`` (Fig 2C), shape (n_units,).
 
@@ -501,7 +518,8 @@ def marker_overlap(result: AttributionResult, units: Sequence[int], markers: Seq
         hits = [g for g in top if g in mk]
         rows.append({"unit": int(u), "hits": ", ".join(hits), "n_hits": len(hits),
                      "top_genes": ", ".join(top)})
-    return pd.DataFrame(rows)
+    # the columns also when there is no unit (a cell type without specific concepts)
+    return pd.DataFrame(rows, columns=["unit", "hits", "n_hits", "top_genes"])
 
 
 def marker_report(result: AttributionResult, categories: pd.DataFrame,
