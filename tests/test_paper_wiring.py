@@ -274,3 +274,16 @@ def test_sharded_attribution_merges_to_the_unsharded_result(paper_like, monkeypa
     out = pipe.gsea("concept")
     assert len(out) == min(len(units), cfg.gsea_n_units) and seen["n_sets"] == 200
     assert "LYZ" in seen["genes"]
+
+
+def test_umap_cache_follows_the_embeddings():
+    """The scGPT UMAP is keyed by the scGPT weights (a retrained model must not reuse the old
+    model's layout); the scVI UMAP keeps its key and does not depend on scGPT."""
+    pipe = Pipeline(load_config("smoke"))
+    scvi_path = pipe._umap_path("main", "X_scvi", 100)
+    gpt_path = pipe._umap_path("main", "X_scgpt", 100)
+    assert scvi_path.name == f"umap_X_scvi_{pipe._scvi_tag()}_main_100.npy"
+    assert pipe._scgpt_stamp() in gpt_path.name and gpt_path != scvi_path
+    pipe._cache["scgpt_stamp"] = "0123456789ab"  # as if best_model.pt had been retrained
+    assert pipe._umap_path("main", "X_scgpt", 100) != gpt_path
+    assert pipe._umap_path("main", "X_scvi", 100) == scvi_path

@@ -415,8 +415,7 @@ class Pipeline:
         adata = self.scvi_adata(role)
         if rep == "X_scgpt" and rep not in adata.obsm:
             adata.obsm[rep] = self.scgpt_embeddings(role)
-        path = self.cfg.artifacts / "embeddings" / (
-            f"umap_{rep}_{self._scvi_tag()}_{role}_{adata.n_obs}.npy")
+        path = self._umap_path(role, rep, adata.n_obs)
         if path.exists():
             xy = np.load(path)
         else:
@@ -429,6 +428,14 @@ class Pipeline:
             atomic_write(path, lambda t: np.save(open(t, "wb"), xy))
         adata.obsm["X_umap" if rep == "X_scvi" else f"X_umap_{rep[2:]}"] = xy
         return xy
+
+    def _umap_path(self, role: str, rep: str, n_obs: int) -> Path:
+        """Cache file of :meth:`umap`, keyed by the embeddings it is computed from (a retrained
+        scGPT gets a new UMAP, not the old model's)."""
+        tag = self._scvi_tag()  # the rows are those of the scVI-aligned dataset
+        if rep == "X_scgpt":
+            tag = f"{tag}_{self._emb_tag('scgpt')}"
+        return self.cfg.artifacts / "embeddings" / f"umap_{rep}_{tag}_{role}_{n_obs}.npy"
 
     def scgpt_checkpoint(self) -> Path:
         """Folder of the scGPT checkpoint (``scgpt_checkpoint``, relative to the repository)."""
