@@ -57,6 +57,8 @@ from scconcepts.pipeline import Pipeline, load_config, repo_root
 cfg = load_config(profile, params)
 pipe = Pipeline(cfg)
 models = list(cfg.values.get("models", ["scvi"]))
+if annotations is None:  # the runner passes it as a profile value (--set annotations=...)
+    annotations = cfg.values.get("annotations")
 cfg.table(["main_dataset", "default_c", "default_k", "gsea_n_units", "n_prototypes",
            "n_counterfactuals", "metadata_keys", "seed"])
 
@@ -104,8 +106,9 @@ plt.show()
 #    between sessions; *Import JSON* restores them on another machine.
 # 4. **Merge**: collect the exported files in one folder and run this chapter with the
 #    `annotations` parameter set to that folder (or a list of files), e.g.
-#    `papermill 06_expert_interpretation.ipynb out.ipynb -p profile default -p annotations ratings/`
-#    (see the README for converting the chapter source with jupytext). The files are checked
+#    `python -m scconcepts.book execute --only 06 --set annotations=ratings/` (then
+#    `python -m scconcepts.book build`), or with papermill
+#    `-p annotations ratings/`. The files are checked
 #    against this build: a file from another study, or with unknown item ids, is rejected with a
 #    message saying why.
 #

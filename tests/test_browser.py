@@ -333,7 +333,8 @@ def test_no_console_errors(browser, page):
 
 
 def test_exported_json_gives_fig3a_in_chapter_06(browser, smoke_book, tmp_path):
-    """The exported files, given back as chapter 06's ``annotations`` parameter, give Fig 3A.a."""
+    """The exported files, given back as chapter 06's ``annotations`` value the way the runner
+    passes it (``--set annotations=...`` puts it in the profile values), give Fig 3A.a."""
     import jupytext
     import nbformat
     import papermill
@@ -352,7 +353,7 @@ def test_exported_json_gives_fig3a_in_chapter_06(browser, smoke_book, tmp_path):
         papermill.execute_notebook(
             str(src_nb), str(out), kernel_name=runner.KERNEL_NAME, cwd=str(ROOT),
             progress_bar=False,
-            parameters={"profile": "smoke", "params": smoke_book.params, "annotations": files})
+            parameters={"profile": "smoke", "params": {**smoke_book.params, "annotations": files}})
     done = nbformat.read(out, as_version=4)
     texts, images = [], 0
     for cell in done.cells:
