@@ -37,7 +37,8 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from scconcepts import plotting
-from scconcepts.concepts import categorize_concepts, category_counts, metadata_ratios
+from scconcepts.concepts import (categorize_concepts, category_counts, metadata_ratios,
+                                 specific_share)
 from scconcepts.pipeline import Pipeline, load_config
 
 cfg = load_config(profile, params)
@@ -66,10 +67,9 @@ plt.show()
 
 # %%
 dflt = cats[(cfg.default_c, cfg.default_k)]
-enough = dflt[~dflt["category"].isin(["not enough data", "dead"])]
-frac_ct = (enough["category"] == "cell_type-specific").mean() if len(enough) else float("nan")
+n_enough, frac_ct = specific_share(dflt)
 display(Markdown(
-    f"At the default size, {len(enough)} of {len(dflt)} concepts activate in at least "
+    f"At the default size, {n_enough} of {len(dflt)} concepts activate in at least "
     f"{cfg.min_cells} cells; **{frac_ct:.0%}** of those are cell-type-specific. The paper also "
     "finds that a large share of concepts are cell-type-specific for scVI, as expected since "
     "cell type is the strongest signal in expression. "
@@ -115,12 +115,11 @@ plt.show()
 
 # %%
 dg = cats_gpt[(cfg.scgpt_default_c, cfg.scgpt_default_k)]
-enough_g = dg[~dg["category"].isin(["not enough data", "dead"])]
-frac_g = (enough_g["category"] == "cell_type-specific").mean() if len(enough_g) else float("nan")
+n_enough_g, frac_g = specific_share(dg)
 spec_g = dg[dg["category"] == "cell_type-specific"]
 display(Markdown(
     f"At the default scGPT size ($c$ = {cfg.scgpt_default_c}, $k$ = {cfg.scgpt_default_k}), "
-    f"{len(enough_g)} of {len(dg)} concepts activate in at least {cfg.min_cells} cells and "
+    f"{n_enough_g} of {len(dg)} concepts activate in at least {cfg.min_cells} cells and "
     f"**{frac_g:.0%}** of those are cell-type-specific (scVI above: {frac_ct:.0%}). "
     + ("As in the paper, a large proportion of scGPT concepts are cell-type-specific. "
        if frac_g >= 0.3 else
@@ -136,8 +135,8 @@ display(Markdown(
 # values for the reproduction page (myst-nb glue); "large proportion" = the 30 % of the prose
 from myst_nb import glue
 
-for _m, _f, _e, _n in (("scvi", frac_ct, enough, dflt), ("scgpt", frac_g, enough_g, dg)):
+for _m, _f, _e, _n in (("scvi", frac_ct, n_enough, dflt), ("scgpt", frac_g, n_enough_g, dg)):
     glue(f"ch03_{_m}_celltype_share", float(_f), display=False)
-    glue(f"ch03_{_m}_enough", int(len(_e)), display=False)
+    glue(f"ch03_{_m}_enough", int(_e), display=False)
     glue(f"ch03_{_m}_concepts", int(len(_n)), display=False)
     glue(f"ch03_{_m}_celltype_agree", "yes" if _f >= 0.3 else "no", display=False)

@@ -63,7 +63,7 @@ from scconcepts import census, plotting
 from scconcepts import data as sc_data
 from scconcepts.enrichment import annotate_units
 from scconcepts.perturbation import (INTERFERON_TERMS, attribute_on_role, frequency_shift,
-                                     marker_hits, separating_concepts)
+                                     interferon_evidence, marker_hits, separating_concepts)
 from scconcepts.pipeline import Pipeline, load_config
 
 cfg = load_config(profile, params)
@@ -178,58 +178,34 @@ for model, (att, summary, seen) in results.items():
     plt.show()
 
 # %%
-texts = []
+texts, evidence = [], {}
 for model, (att, summary, seen) in results.items():
-    n = len(att.units)
-    isg = [len(marker_hits(att.ranked(int(u)), seen, 20)) for u in att.units]
-    ifn_best = [bool(INTERFERON_TERMS.search(str(t))) for t in summary["best_term"].fillna("")]
-    ifn_any = [any(INTERFERON_TERMS.search(t["term"]) for t in json.loads(s))
-               for s in summary["top_terms"]]
-    annotated = summary["annotation"] != "none"
-    found = sum(i > 0 for i in isg)
+    ev = evidence[model] = interferon_evidence(att, summary, seen, 20)
     texts.append(
-        f"**{model}**: {found} of the {n} best-separating concepts have at least one "
-        f"interferon-stimulated gene among their top-20 attribution genes (up to {max(isg)} of "
-        f"the {len(seen)} the model sees); {sum(ifn_best)} have an interferon/virus GO term as "
-        f"their best pathway and {sum(ifn_any)} among their top 5; "
-        f"{int(annotated.sum())} are at least weakly annotated ($p \\le 5 \\cdot 10^{{-3}}$). "
+        f"**{model}**: {ev['with_isg']} of the {ev['n_concepts']} best-separating concepts have "
+        "at least one interferon-stimulated gene among their top-20 attribution genes (up to "
+        f"{max(ev['isg'])} of the {len(seen)} the model sees); {ev['ifn_best']} have an "
+        f"interferon/virus GO term as their best pathway and {ev['ifn_any']} among their top 5; "
+        f"{ev['annotated']} are at least weakly annotated ($p \\le 5 \\cdot 10^{{-3}}$). "
         + ("**An interferon signal is found without labels**: concepts learned on control "
            "cells only, which activate mostly in stimulated cells, have ISGs among their top "
            "attribution genes and interferon/virus terms among their best pathways, though not "
            "always first (the top-3 genes of the best concept are "
            f"{', '.join(att.ranked(int(att.units[0])).index[:3])})."
-           if found and (sum(ifn_any) or sum(ifn_best)) else
+           if ev["found"] else
            "An interferon signature appears in the genes but **not in the pathways** of these "
-           "concepts." if found else
+           "concepts." if ev["with_isg"] else
            "**No interferon signature** is found among these concepts' genes, against our "
            "expectation."))
 display(Markdown("\n\n".join(texts)))
 
 # %% tags=["remove-input"]
-# values for the reproduction page (myst-nb glue), by the comparison of the prose above
+# values for the reproduction page (myst-nb glue), from the same evidence as the prose above
 from myst_nb import glue
 
-_model = "scvi" if "scvi" in results else next(iter(results))
-_att, _summary, _seen = results[_model]
-_isg = [len(marker_hits(_att.ranked(int(u)), _seen, 20)) for u in _att.units]
-_found = sum(i > 0 for i in _isg)
-_ifn_best = sum(bool(INTERFERON_TERMS.search(str(t))) for t in _summary["best_term"].fillna(""))
-_ifn_any = sum(any(INTERFERON_TERMS.search(t["term"]) for t in json.loads(s))
-               for s in _summary["top_terms"])
-glue("ch11_model", _model, display=False)
-glue("ch11_best_auroc", float(ranked[_model]["auroc"].iloc[0]), display=False)
-glue("ch11_n_concepts", int(len(_att.units)), display=False)
-glue("ch11_isg_concepts", int(_found), display=False)
-glue("ch11_ifn_terms", int(_ifn_any), display=False)
-glue("ch11_agree", "yes" if _found and (_ifn_any or _ifn_best) else "no", display=False)
-for _m, (_att, _summary, _seen) in results.items():  # the same values per model
-    _isg = [len(marker_hits(_att.ranked(int(u)), _seen, 20)) for u in _att.units]
-    _f = sum(i > 0 for i in _isg)
-    _b = sum(bool(INTERFERON_TERMS.search(str(t))) for t in _summary["best_term"].fillna(""))
-    _a = sum(any(INTERFERON_TERMS.search(t["term"]) for t in json.loads(s))
-             for s in _summary["top_terms"])
+for _m, _ev in evidence.items():
     glue(f"ch11_{_m}_best_auroc", float(ranked[_m]["auroc"].iloc[0]), display=False)
-    glue(f"ch11_{_m}_n_concepts", int(len(_att.units)), display=False)
-    glue(f"ch11_{_m}_isg_concepts", int(_f), display=False)
-    glue(f"ch11_{_m}_ifn_terms", int(_a), display=False)
-    glue(f"ch11_{_m}_agree", "yes" if _f and (_a or _b) else "no", display=False)
+    glue(f"ch11_{_m}_n_concepts", int(_ev["n_concepts"]), display=False)
+    glue(f"ch11_{_m}_isg_concepts", int(_ev["with_isg"]), display=False)
+    glue(f"ch11_{_m}_ifn_terms", int(_ev["ifn_any"]), display=False)
+    glue(f"ch11_{_m}_agree", "yes" if _ev["found"] else "no", display=False)

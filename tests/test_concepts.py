@@ -142,3 +142,17 @@ def test_category_counts_rows_per_sae():
     assert list(t.index) == ["c=10, k=2", "c=20, k=4"]
     assert t.loc["c=10, k=2", "dead"] == 2 and t.loc["c=20, k=4", "dead"] == 0
     assert t.loc["c=20, k=4", "cell_type-specific"] == 1 and t.values.dtype.kind == "i"
+
+
+def test_specific_share_ignores_dead_and_small_concepts():
+    import numpy as np
+    import pandas as pd
+
+    from scconcepts.concepts import specific_share
+
+    cats = pd.DataFrame({"category": ["dead", "not enough data", "cell_type-specific",
+                                      "cell_type-specific", "other", "donor_id-specific"]})
+    assert specific_share(cats) == (4, 0.5)
+    assert specific_share(cats, "donor_id-specific") == (4, 0.25)
+    n, share = specific_share(cats.iloc[:2])
+    assert n == 0 and np.isnan(share)

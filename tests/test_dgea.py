@@ -193,3 +193,35 @@ def test_rank_genes_real_cells_finds_cell_type_markers(kang_small):
     up = tab[tab["pval_adj"] <= dgea.DGEA_P].sort_values("log2fc", ascending=False)
     assert {"CD79A", "MS4A1", "CD79B"} & set(up.index[:30])
     assert {"LYZ", "S100A8", "S100A9", "CD14"} & set(up.index[-30:])
+
+
+def test_interferon_evidence_counts():
+    """Known answers: C1 has two ISGs in its top 2 and an interferon best term; C2 has none and
+    a virus term only among its top terms; C3 nothing."""
+    import json
+
+    from scconcepts.perturbation import interferon_evidence
+
+    genes = np.array(["ISG15", "MX1", "ACTB", "IFIT3", "CD3E"])
+    scores = np.array([[0.9, 0.8, 0.1, 0.0, 0.0],
+                       [0.0, 0.0, 0.9, 0.0, 0.8],
+                       [0.0, 0.0, 0.5, 0.0, 0.9]], np.float32)
+    att = AttributionResult(units=np.array([1, 2, 3]), genes=genes, scores=scores,
+                            per_prototype=scores[:, None], prototypes=np.zeros((3, 1), int),
+                            counterfactuals=np.zeros((3, 1, 1), int),
+                            prototype_activation=np.ones((3, 1), np.float32), kind="concept")
+    terms = lambda *t: json.dumps([{"term": x} for x in t])  # noqa: E731
+    summary = pd.DataFrame({
+        "unit": [1, 2, 3],
+        "best_term": ["Response To Type I Interferon (GO:0034340)", "T Cell Activation", None],
+        "top_terms": [terms("Response To Type I Interferon (GO:0034340)"),
+                      terms("T Cell Activation", "Defense Response To Virus (GO:0051607)"),
+                      terms()],
+        "annotation": ["strong", "weak", "none"]})
+    ev = interferon_evidence(att, summary, ["ISG15", "MX1", "IFIT3"], n=2)
+    assert ev["isg"] == [2, 0, 0] and ev["with_isg"] == 1
+    assert (ev["ifn_best"], ev["ifn_any"], ev["annotated"]) == (1, 2, 2)
+    assert ev["found"] and ev["n_concepts"] == 3
+    ev = interferon_evidence(att, summary.assign(best_term=None, top_terms=terms()), ["ISG15"],
+                             n=2)
+    assert ev["with_isg"] == 1 and not ev["found"]  # ISGs in the genes but not the pathways

@@ -194,6 +194,10 @@ def test_fig3a_table7_and_agreement(payload, tmp_path):
     assert tab.loc[("scvi", "concept"), ["n_ratings", "n_items", "n_raters"]].tolist() == [4, 2, 2]
     fig = viewer.plot_interpretability(tab)
     assert len(fig.axes[0].patches) == len(tab) * len(viewer.LEVELS)
+    widths = [p.get_width() for p in fig.axes[0].patches]  # stacked in LEVELS order
+    for j, lev in enumerate(viewer.LEVELS):
+        assert widths[j * len(tab):(j + 1) * len(tab)] == pytest.approx(tab[lev].tolist())
+    assert fig.axes[0].get_xlabel() == "fraction of ratings"
     rows = viewer.table7_rows(ann, ex.items)
     assert rows.to_dict("records") == [{
         "ID": "scvi/C2", "rater": "alice", "expert label": "B cell",

@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 __all__ = ["metadata_ratios", "top_labels", "categorize_concepts", "category_counts",
-           "CATEGORY_ORDER"]
+           "specific_share", "CATEGORY_ORDER"]
 
 CATEGORY_ORDER = [
     "cell_type-specific",
@@ -169,3 +169,23 @@ def category_counts(categories: dict) -> pd.DataFrame:
     """
     return pd.DataFrame({f"c={c}, k={k}": df["category"].value_counts()
                          for (c, k), df in categories.items()}).T.fillna(0).astype(int)
+
+
+def specific_share(categories: pd.DataFrame, category: str = "cell_type-specific"
+                   ) -> tuple[int, float]:
+    """Share of ``category`` among the concepts that can be characterised (Fig 2B, Sec 4.2).
+
+    Parameters
+    ----------
+    categories
+        :func:`categorize_concepts` result of one SAE.
+
+    Returns
+    -------
+    (n_characterised, share)
+        Concepts that are neither dead nor "not enough data" (fewer activating cells than the
+        minimum), and the fraction of them in ``category`` (NaN when there are none).
+    """
+    enough = categories[~categories["category"].isin(["not enough data", "dead"])]
+    share = float((enough["category"] == category).mean()) if len(enough) else float("nan")
+    return len(enough), share

@@ -18,6 +18,7 @@ and with attribution-based GSEA (:func:`scconcepts.enrichment.annotate_units`).
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Sequence
 
@@ -28,7 +29,7 @@ import scipy.sparse as sp
 from .attribution import AttributionResult
 
 __all__ = ["separating_concepts", "frequency_shift", "attribute_on_role", "marker_hits",
-           "INTERFERON_TERMS"]
+           "interferon_evidence", "INTERFERON_TERMS"]
 
 INTERFERON_TERMS = re.compile(r"interferon|virus|viral|antiviral", re.I)
 
@@ -147,3 +148,38 @@ def marker_hits(ranked: pd.Series, markers: Sequence[str], n: int = 20) -> list[
     top = [str(g).upper() for g in ranked.index[:n]]
     mk = {m.upper() for m in markers}
     return [g for g in top if g in mk]
+
+
+def interferon_evidence(attribution: AttributionResult, summary: pd.DataFrame,
+                        markers: Sequence[str], n: int = 20) -> dict:
+    """How much interferon signal the explained concepts carry (chapter 11's verdict).
+
+    Parameters
+    ----------
+    attribution
+        Attribution of the concepts (first unit = the best-separating one).
+    summary
+        :func:`scconcepts.enrichment.annotate_units` summary of the same units (``best_term``,
+        ``top_terms`` JSON, ``annotation``).
+    markers
+        Interferon-stimulated genes the model sees.
+
+    Returns
+    -------
+    dict
+        ``n_concepts``; ``isg`` (ISGs among each concept's top-``n`` genes, list);
+        ``with_isg`` (concepts with at least one); ``ifn_best`` / ``ifn_any`` (concepts whose
+        best GO term / one of whose top terms matches :data:`INTERFERON_TERMS`);
+        ``annotated`` (at least weakly annotated); ``found`` (True when some concept has ISGs
+        and an interferon/virus term, best or among the top terms).
+    """
+    isg = [len(marker_hits(attribution.ranked(int(u)), markers, n)) for u in attribution.units]
+    ifn_best = sum(bool(INTERFERON_TERMS.search(str(t)))
+                   for t in summary["best_term"].fillna(""))
+    ifn_any = sum(any(INTERFERON_TERMS.search(t["term"]) for t in json.loads(s))
+                  for s in summary["top_terms"])
+    with_isg = sum(i > 0 for i in isg)
+    return {"n_concepts": len(attribution.units), "isg": isg, "with_isg": with_isg,
+            "ifn_best": ifn_best, "ifn_any": ifn_any,
+            "annotated": int((summary["annotation"] != "none").sum()),
+            "found": bool(with_isg and (ifn_any or ifn_best))}

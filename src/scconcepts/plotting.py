@@ -169,26 +169,48 @@ def top_genes_bars(panels: dict[str, pd.Series], per_prototype: dict[str, np.nda
     return fig
 
 
-def annotation_bars(table: pd.DataFrame, title: str = ""):
-    """Fig 3A.b: fraction of units with strong / weak / no GSEA annotation."""
-    cols = ["strong", "weak", "none"]
-    colors = {"strong": "#2E7D32", "weak": "#A5D6A7", "none": "#DDDDDD"}
+def stacked_fraction_bars(table: pd.DataFrame, colors: dict[str, str], labels=None,
+                          xlabel: str = "fraction of units", title: str = ""):
+    """Horizontal stacked bars of fractions (one bar per row of ``table``).
+
+    Parameters
+    ----------
+    table
+        Rows = bars; the columns named in ``colors`` hold fractions that sum to ≤ 1 per row.
+    colors
+        Column → colour, in stacking order; shares above 5 % are printed on the bar.
+    labels
+        Bar labels (default: the index, tuples joined with " / ").
+
+    Returns
+    -------
+    matplotlib Figure
+    """
     fig, ax = plt.subplots(figsize=(6.5, 0.7 * len(table) + 1.5))
-    labels = [" / ".join(map(str, i)) if isinstance(i, tuple) else str(i) for i in table.index]
+    if labels is None:
+        labels = [" / ".join(map(str, i)) if isinstance(i, tuple) else str(i)
+                  for i in table.index]
     left = np.zeros(len(table))
-    for col in cols:
-        ax.barh(labels, table[col], left=left, color=colors[col], label=col)
-        for i, (l, v) in enumerate(zip(left, table[col])):
-            if v > 0.05:
-                ax.text(l + v / 2, i, f"{v:.0%}", ha="center", va="center", fontsize=8)
-        left += table[col].to_numpy()
+    for col, color in colors.items():
+        v = table[col].to_numpy(dtype=float)
+        ax.barh(labels, v, left=left, color=color, label=col)
+        for i, (l0, x) in enumerate(zip(left, v)):
+            if x > 0.05:
+                ax.text(l0 + x / 2, i, f"{x:.0%}", ha="center", va="center", fontsize=8)
+        left += v
     ax.set_xlim(0, 1)
-    ax.set_xlabel("fraction of units")
+    ax.set_xlabel(xlabel)
     ax.invert_yaxis()
     ax.set_title(title)
     ax.legend(ncol=3, frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3))
     fig.tight_layout()
     return fig
+
+
+def annotation_bars(table: pd.DataFrame, title: str = ""):
+    """Fig 3A.b: fraction of units with strong / weak / no GSEA annotation."""
+    return stacked_fraction_bars(
+        table, {"strong": "#2E7D32", "weak": "#A5D6A7", "none": "#DDDDDD"}, title=title)
 
 
 def pretraining_curve(log: dict):

@@ -715,28 +715,14 @@ def plot_interpretability(table: pd.DataFrame, title: str = ""):
     -------
     matplotlib Figure
     """
-    import matplotlib.pyplot as plt
+    from .plotting import stacked_fraction_bars
 
     colors = {"interpretable": "#2E7D32", "signal but unclear": "#F9A825",
               "not interpretable": "#DDDDDD"}
-    fig, ax = plt.subplots(figsize=(6.5, 0.7 * len(table) + 1.6))
     labels = [f"{MODEL_NAMES.get(m, m)} {k}s (n={n})"
               for (m, k), n in zip(table.index, table["n_ratings"])]
-    left = np.zeros(len(table))
-    for lev in LEVELS:
-        v = table[lev].to_numpy(dtype=float)
-        ax.barh(labels, v, left=left, color=colors[lev], label=lev)
-        for i, (l0, x) in enumerate(zip(left, v)):
-            if x > 0.05:
-                ax.text(l0 + x / 2, i, f"{x:.0%}", ha="center", va="center", fontsize=8)
-        left += v
-    ax.set_xlim(0, 1)
-    ax.set_xlabel("fraction of ratings")
-    ax.invert_yaxis()
-    ax.set_title(title)
-    ax.legend(ncol=3, frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3))
-    fig.tight_layout()
-    return fig
+    return stacked_fraction_bars(table, {lev: colors[lev] for lev in LEVELS}, labels,
+                                 xlabel="fraction of ratings", title=title)
 
 
 def table7_rows(ann: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
