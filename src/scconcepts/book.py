@@ -2,7 +2,7 @@
 
 The notebooks in ``notebooks/NN_<name>.py`` (jupytext py:percent) are the only source of the
 chapters. This runner converts each one in memory to ``.ipynb``, executes it with papermill
-(parameters ``profile`` and ``params``, the latter read from ``params/<profile>.yaml``) and writes
+(parameters ``profile`` and ``params``, the validated overrides of ``params/<profile>.yaml``) and writes
 the executed notebook to ``book/_executed/<stem>.ipynb``, which ``_toc.yml`` points to. Jupyter
 Book never executes anything itself (``execute_notebooks: "off"`` in ``_config.yml``).
 
@@ -14,7 +14,8 @@ Command line::
 
 ``python -m scconcepts.book mathjax`` vendors MathJax (npm, once). ``--notebooks DIR`` and
 ``--params-dir DIR`` redirect the sources (tests use them); ``--set
-key=value`` overrides one parameter of the profile (the value is parsed as YAML).
+key=value`` overrides one parameter of the profile (dotted key, value parsed as YAML; see
+:mod:`scconcepts.config`); the profile is validated before any kernel starts.
 """
 
 from __future__ import annotations
@@ -122,20 +123,25 @@ def available_profiles(params_dir: Path) -> list[str]:
 
 
 def load_params(profile: str, params_dir: Path, overrides: Iterable[str] = ()) -> dict[str, Any]:
-    """The flat parameter dict of ``params/<profile>.yaml`` with ``key=value`` overrides."""
-    path = Path(params_dir) / f"{profile}.yaml"
-    if not path.is_file():
-        have = ", ".join(available_profiles(params_dir)) or "none"
-        raise BookError(f"profile {profile!r}: no file {path} (profiles available: {have})")
-    params = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(params, dict):
-        raise BookError(f"{path} must hold a YAML mapping, not {type(params).__name__}")
-    for item in overrides:
-        key, sep, value = item.partition("=")
-        if not sep or not key.strip():
-            raise BookError(f"--set expects key=value, got {item!r}")
-        params[key.strip()] = yaml.safe_load(value)
-    return params
+    """Validate ``params/<profile>.yaml`` with ``key=value`` overrides; return the overrides.
+
+    The notebooks receive the overrides (dotted keys) and rebuild the same validated profile
+    with :func:`scconcepts.config.load_config`, so a typo or an ill-typed value fails here,
+    in about a second and before any kernel starts, naming the closest valid key.
+
+    Raises
+    ------
+    BookError
+        Unknown profile, unknown key, ill-typed value (the message names the fix).
+    """
+    from .config import ConfigError, load_config, parse_overrides
+
+    try:
+        params = parse_overrides(overrides)
+        cfg = load_config(profile, params, params_dir=params_dir)
+    except ConfigError as err:
+        raise BookError(str(err)) from None
+    return {"params": cfg.overrides, "cfg": cfg}
 
 
 # --------------------------------------------------------------------------------------------
@@ -327,18 +333,18 @@ def execute(
     params_dir = Path(params_dir or root / "params")
     out = Path(out or root / "book" / "_executed")
     sources = discover_notebooks(notebooks, only)
-    params = load_params(profile, params_dir, overrides)
-    if params.get("census_version") and params.get("cache_dir"):
+    loaded = load_params(profile, params_dir, overrides)
+    params, cfg = loaded["params"], loaded["cfg"]
+    if cfg.scale.uses_census:
         # Census (paper) profile: check the downloads first, so that missing data or checkpoints
         # fail here within seconds with what to download, not deep inside a notebook.
-        from types import SimpleNamespace
-
         from . import census
 
         try:
-            census.preflight(SimpleNamespace(profile=profile, values=params))
+            census.preflight(cfg)
         except census.PaperInputsMissing as err:
             raise BookError(str(err)) from err
+    os.environ["SCCONCEPTS_PARAMS_DIR"] = str(params_dir)  # kernels read the same profiles
     python = prepare_kernel_env(kernel_name)
     log.info(
         "executing %d notebook(s) with profile %r (kernel %s -> %s) into %s",

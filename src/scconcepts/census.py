@@ -208,15 +208,25 @@ class CensusCache:
         return self.root / "genesets" / f"{name}.gmt"
 
 
-def _cfg_values(cfg) -> dict:
-    return dict(getattr(cfg, "values", cfg))
+def _dataset_of(cfg, role: str):
+    return getattr(cfg.data, role).dataset
+
+
+def _census_scvi(cfg) -> bool:
+    """Some model of the profile is the Census scVI (``source: census``)."""
+    return any(getattr(m, "source", None) == "census" for m in cfg.models.values())
+
+
+def _checkpoints(cfg) -> list[str]:
+    """Checkpoint folders named by the profile's model blocks (e.g. scGPT)."""
+    return [m.checkpoint for m in cfg.models.values() if getattr(m, "checkpoint", None)]
 
 
 def _repo_path(p: str | os.PathLike) -> Path:
     path = Path(os.path.expanduser(str(p)))
     if path.is_absolute():
         return path
-    from .pipeline import repo_root
+    from .config import repo_root
 
     return repo_root() / path
 
@@ -230,11 +240,11 @@ def cache_for(cfg) -> CensusCache:
     KeyError
         If the profile defines no ``cache_dir`` (not a Census profile).
     """
-    v = _cfg_values(cfg)
-    root = os.environ.get("SCCONCEPTS_CACHE") or v.get("cache_dir")
+    root = os.environ.get("SCCONCEPTS_CACHE") or cfg.scale.cache_dir
     if not root:
-        raise KeyError("This profile has no cache_dir: it does not use CELLxGENE Census inputs.")
-    return CensusCache(_repo_path(root), str(v.get("census_version") or PAPER_CENSUS_VERSION))
+        raise KeyError("This profile has no scale.cache_dir: it does not use CELLxGENE Census "
+                       "inputs.")
+    return CensusCache(_repo_path(root), str(cfg.scale.census_version or PAPER_CENSUS_VERSION))
 
 
 def is_census_dataset_id(value: Any) -> bool:
@@ -423,7 +433,7 @@ def _concat_parts(parts: Sequence[Path], final: Path, meta: dict) -> None:
 
 
 def resolve_dataset(cfg, role: str) -> str:
-    """The value ``Pipeline.dataset`` should load for ``role``: the cached ``.h5ad`` path when
+    """The value ``Workflow.dataset`` should load for ``role``: the cached ``.h5ad`` path when
     the profile names a Census dataset id, else the name/path unchanged.
 
     Raises
@@ -431,8 +441,7 @@ def resolve_dataset(cfg, role: str) -> str:
     PaperInputsMissing
         If the Census dataset has not been downloaded (the message gives the command).
     """
-    v = _cfg_values(cfg)
-    name = v.get(f"{role}_dataset")
+    name = _dataset_of(cfg, role)
     if not is_census_dataset_id(name):
         return name
     path = cache_for(cfg).dataset(str(name))
@@ -671,13 +680,12 @@ def fetch_gene_set(name: str, cache: CensusCache) -> Path:
 
 
 def resolve_gene_sets(cfg) -> str:
-    """What ``Pipeline.gsea`` should pass to :func:`scconcepts.data.load_gene_sets`: the bundled
+    """What ``Workflow.gsea`` should pass to :func:`scconcepts.data.load_gene_sets`: the bundled
     name, or the cached GMT of a library fetched by name (paper: GO_Biological_Process_2025)."""
     from .data import BUNDLED_GENE_SETS
 
-    v = _cfg_values(cfg)
-    name = str(v["gene_sets"])
-    if name in BUNDLED_GENE_SETS or Path(name).exists() or not v.get("cache_dir"):
+    name = str(cfg.gsea.gene_sets)
+    if name in BUNDLED_GENE_SETS or Path(name).exists() or not cfg.scale.cache_dir:
         return name
     path = cache_for(cfg).gene_set(name)
     if not path.exists():
@@ -825,41 +833,35 @@ class Missing:
     command: str
 
 
-def _profile_uses_census(v: dict) -> bool:
-    return bool(v.get("census_version")) and bool(v.get("cache_dir"))
-
-
 def preflight_items(cfg) -> list[Missing]:
     """Inputs the profile needs that are not on disk (empty list: ready to run)."""
-    v = _cfg_values(cfg)
-    if not _profile_uses_census(v):
+    if not cfg.scale.uses_census:
         return []
     cache = cache_for(cfg)
-    prof = getattr(cfg, "profile", "paper")
+    prof = cfg.name
     base = f"python -m scconcepts.census download --profile {prof}"
     items: list[Missing] = []
     for role in ("main", "second", "perturbation"):
-        ds = v.get(f"{role}_dataset")
+        ds = _dataset_of(cfg, role)
         if is_census_dataset_id(ds) and not cache.dataset(str(ds)).exists():
             title = PAPER_DATASETS.get(_BY_ID.get(str(ds), ""), {}).get("title", "Census dataset")
             items.append(Missing(f"{title} ({ds}, {role} dataset)", cache.dataset(str(ds)),
                                  f"{base} --what {role}_dataset"))
-    if str(v.get("scvi_model") or "") == "census" and not (
+    if _census_scvi(cfg) and not (
             cache.scvi_model_dir() / "model.pt").exists():
         items.append(Missing(
             f"Census scVI model ({_static_scvi_link(cache.version)})",
             cache.scvi_model_dir() / "model.pt",
             f"{base} --what scvi_model   (or: aws s3 cp --no-sign-request "
             f"{_static_scvi_link(cache.version)} {cache.scvi_model_dir()}/)"))
-    ckpt = v.get("scgpt_checkpoint")
-    if ckpt:
+    for ckpt in _checkpoints(cfg):
         from .models.scgpt import REQUIRED_FILES
 
         folder = _repo_path(ckpt)
         if not all((folder / f).is_file() for f in REQUIRED_FILES):
             items.append(Missing("scGPT whole-human checkpoint (args.json, vocab.json, "
                                  "best_model.pt)", folder, f"manual: {SCGPT_HELP} {folder}/"))
-    name = str(v.get("gene_sets") or "")
+    name = str(cfg.gsea.gene_sets or "")
     from .data import BUNDLED_GENE_SETS
 
     if name and name not in BUNDLED_GENE_SETS and not Path(name).exists() and not cache.gene_set(
@@ -877,7 +879,7 @@ def _missing_message(items: Sequence[Missing], profile: str = "paper") -> str:
     lines += [f"Install the download client first: {INSTALL_HINT}",
               f"Everything downloadable at once: python -m scconcepts.census download --profile "
               f"{profile}",
-              "Use another cache folder with --set cache_dir=/big/disk (or $SCCONCEPTS_CACHE)."]
+              "Use another cache folder with --set scale.cache_dir=/big/disk (or $SCCONCEPTS_CACHE)."]
     return "\n".join(lines)
 
 
@@ -889,7 +891,7 @@ def preflight(cfg) -> None:
     """
     items = preflight_items(cfg)
     if items:
-        raise PaperInputsMissing(_missing_message(items, getattr(cfg, "profile", "paper")))
+        raise PaperInputsMissing(_missing_message(items, cfg.name))
 
 
 # --------------------------------------------------------------------------------------------
@@ -899,26 +901,25 @@ def preflight(cfg) -> None:
 def download_all(cfg, what: Sequence[str] = ()) -> list[Path]:
     """Download the profile's inputs (``what`` ⊂ {main_dataset, second_dataset, scvi_model,
     gene_sets, embeddings}; empty: all but embeddings). Returns the paths written."""
-    v = _cfg_values(cfg)
     cache = cache_for(cfg)
     what = set(what) or {"main_dataset", "second_dataset", "perturbation_dataset", "scvi_model",
                          "gene_sets"}
     out = []
     for role in ("main", "second", "perturbation"):
-        ds = v.get(f"{role}_dataset")
+        ds = _dataset_of(cfg, role)
         if f"{role}_dataset" in what and is_census_dataset_id(ds):
             out.append(download_dataset(str(ds), cache,
                                         chunk_size=50_000))
-    if "scvi_model" in what and str(v.get("scvi_model") or "") == "census":
+    if "scvi_model" in what and _census_scvi(cfg):
         out.append(download_scvi_model(cache))
-    if "gene_sets" in what and v.get("gene_sets"):
+    if "gene_sets" in what and cfg.gsea.gene_sets:
         from .data import BUNDLED_GENE_SETS
 
-        if str(v["gene_sets"]) not in BUNDLED_GENE_SETS:
-            out.append(fetch_gene_set(str(v["gene_sets"]), cache))
+        if str(cfg.gsea.gene_sets) not in BUNDLED_GENE_SETS:
+            out.append(fetch_gene_set(str(cfg.gsea.gene_sets), cache))
     if "embeddings" in what:
         for role in ("main", "second"):
-            ds = v.get(f"{role}_dataset")
+            ds = _dataset_of(cfg, role)
             if is_census_dataset_id(ds):
                 out.append(download_census_embeddings(str(ds), cache, "scvi"))
                 out.append(download_census_embeddings(str(ds), cache, "scgpt"))
@@ -927,7 +928,7 @@ def download_all(cfg, what: Sequence[str] = ()) -> list[Path]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """``python -m scconcepts.census {check,download} --profile paper [--what ...]``."""
-    from .pipeline import load_config
+    from .config import ConfigError, load_config, parse_overrides
 
     p = argparse.ArgumentParser(prog="python -m scconcepts.census",
                                 description="Check or download the paper profile's inputs.")
@@ -940,13 +941,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     args = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    import yaml
-
-    over = {}
-    for item in args.overrides:
-        k, _, val = item.partition("=")
-        over[k] = yaml.safe_load(val)
-    cfg = load_config(args.profile, over, params_dir=args.params_dir)
+    try:
+        cfg = load_config(args.profile, parse_overrides(args.overrides),
+                          params_dir=args.params_dir)
+    except ConfigError as err:
+        print(err, file=sys.stderr)
+        return 2
     if args.command == "check":
         try:
             preflight(cfg)

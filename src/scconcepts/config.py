@@ -1,0 +1,464 @@
+"""Typed, layered run profiles (pydantic v2) and the one override parser.
+
+A profile is ``params/<name>.yaml``. It may start with ``extends: <other>`` and then holds only
+what differs from that profile (mappings merge key by key; ``null`` under ``models:`` removes a
+model). The merged mapping is validated by :class:`Profile`: unknown keys and ill-typed values
+are errors that name the closest valid key, before any notebook kernel starts.
+
+Overrides (``--set`` of the runner and the Census CLI, the ``params`` of a notebook) use dotted
+keys, ``models.scgpt.n_prototypes=10``; a key may also be written flat, its parts joined by
+``_`` without the section (``main_dataset`` for ``data.main.dataset``, ``sae_epochs`` for
+``sae.epochs``, ``scgpt_n_prototypes`` for ``models.scgpt.n_prototypes``) where that spelling
+is unambiguous. Values are parsed as YAML.
+"""
+
+from __future__ import annotations
+
+import copy
+import difflib
+import json
+import os
+from pathlib import Path
+from typing import Any, Iterable, Literal, Mapping
+
+import pandas as pd
+import yaml
+from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
+
+from .models.base import DgeaModelSettings, ModelSpec, Section, spec_class
+
+__all__ = ["Profile", "ConfigError", "load_config", "repo_root", "parse_overrides",
+           "profile_mapping", "valid_keys"]
+
+ROLES = ("main", "second", "perturbation")
+
+
+def repo_root() -> Path:
+    """Repository root (``$SCCONCEPTS_ROOT`` or two levels above ``src/scconcepts``)."""
+    env = os.environ.get("SCCONCEPTS_ROOT")
+    return Path(env) if env else Path(__file__).resolve().parents[2]
+
+
+class ConfigError(ValueError):
+    """A profile or override that cannot be used; the message names the fix."""
+
+
+# ------------------------------------------------------------------------------------ sections
+class DatasetRole(Section):
+    """One dataset role: a bundled name, an ``.h5ad`` path or a Census dataset id."""
+
+    dataset: str
+    required_obs: list[str] = []
+    #: cells kept (seeded, stratified by cell type); null = all
+    subsample: int | None = Field(None, gt=0)
+    #: layer holding raw counts; null = ``X`` (scverse data often keeps them in "counts")
+    counts_layer: str | None = None
+
+
+class Data(Section):
+    main: DatasetRole
+    second: DatasetRole
+    perturbation: DatasetRole
+    metadata_keys: list[str] = ["cell_type", "tissue", "donor_id", "condition"]
+
+
+class SAESettings(Section):
+    """Optimiser settings shared by every SAE (a model's ``table3`` rows take precedence)."""
+
+    lr: float = Field(1e-3, gt=0)
+    epochs: int = Field(100, gt=0)
+    batch_size: int = Field(1024, gt=0)
+    aux_k: int = Field(512, ge=0)
+
+
+class ConceptSettings(Section):
+    specificity_threshold: float = Field(0.7, gt=0, le=1)
+    min_cells: int = Field(100, gt=0)
+
+
+class AttributionSettings(Section):
+    threshold: float = 0.05
+    relative_threshold: float = 0.05
+    block: int = Field(100, gt=0)
+    canonical_markers: dict[str, list[str]] = {}
+
+
+class GseaSettings(Section):
+    gene_sets: str = "GO_Biological_Process_2023"
+    n_units: int = Field(20, gt=0)
+    permutations: int = Field(500, gt=0)
+    strong_permutations: int = Field(1000, gt=0)
+    strong_method: Literal["multilevel", "permutation"] = "multilevel"
+    min_size: int = Field(15, gt=0)
+    threads: int = Field(1, gt=0)
+    block: int = Field(10, gt=0)
+
+
+class StabilitySettings(Section):
+    seeds: list[int] = [0, 1, 2]
+    seed_role: Literal["main", "second"] = "second"
+    epochs: int | None = None
+    null_repeats: int = Field(3, gt=0)
+
+
+class UsefulnessSettings(Section):
+    celltype_per_class: int = 700
+    celltype_min_cells: int = 700
+    cycle_per_class: int = 1000
+    cycle_min_genes: int = 10
+    test_fraction: float = Field(0.25, gt=0, lt=1)
+    celltype_max_iter: int = 50
+    cycle_max_iter: int = 100
+    top_units: int = 2
+
+
+class BaselineSettings(Section):
+    nmf_iter: int = 100
+    fit_cells: int = 1500
+    zero_tol: float = 1e-3
+
+
+class DgeaSettings(Section):
+    n_concepts: int = 20
+    gsea_n_concepts: int = 8
+    max_cells: int = 1000
+    method: Literal["t-test", "t-test_overestim_var", "wilcoxon", "logreg"] = "t-test"
+    steps: int = 30
+    max_pairs: int | None = None
+    gsea_permutations: int = 200
+
+
+class PerturbationSettings(Section):
+    models: list[str] = ["scvi"]
+    top_concepts: int = 3
+    min_cells: int = 20
+    markers: list[str] = []
+
+
+class ScaleSettings(Section):
+    """Paper scale: Census inputs, devices, the resumable chunked stores, attribution shards."""
+
+    census_version: str | None = None
+    cache_dir: str | None = None
+    embedding_chunk_size: int | None = Field(None, gt=0)
+    device: str | None = None
+    amp: bool = False
+    attribution_shard_index: int = Field(0, ge=0)
+    attribution_shard_count: int = Field(1, gt=0)
+
+    @model_validator(mode="after")
+    def _shard_in_range(self):
+        if self.attribution_shard_index >= self.attribution_shard_count:
+            raise ValueError(
+                f"attribution_shard_index must be in 0..attribution_shard_count-1; got index "
+                f"{self.attribution_shard_index}, count {self.attribution_shard_count}. Set e.g. "
+                "--set scale.attribution_shard_count=4 --set scale.attribution_shard_index=0.")
+        return self
+
+    @property
+    def uses_census(self) -> bool:
+        return bool(self.census_version) and bool(self.cache_dir)
+
+
+class Profile(BaseModel):
+    """A validated run profile; the sections are typed (see each class)."""
+
+    model_config = {"extra": "forbid", "validate_assignment": True}
+
+    name: str = "default"
+    seed: int = 0
+    torch_threads: int | None = Field(None, gt=0)
+    artifacts_dir: str | None = None
+    annotations: str | list[str] | None = None
+    data: Data
+    models: dict[str, ModelSpec]
+    sae: SAESettings = SAESettings()
+    concepts: ConceptSettings = ConceptSettings()
+    attribution: AttributionSettings = AttributionSettings()
+    gsea: GseaSettings = GseaSettings()
+    stability: StabilitySettings = StabilitySettings()
+    usefulness: UsefulnessSettings = UsefulnessSettings()
+    baselines: BaselineSettings = BaselineSettings()
+    dgea: DgeaSettings = DgeaSettings()
+    perturbation: PerturbationSettings = PerturbationSettings()
+    scale: ScaleSettings = ScaleSettings()
+
+    #: provenance of each leaf (dotted key → file or "override"); not a profile key
+    _sources: dict[str, str] = {}
+    _overrides: dict[str, Any] = {}
+
+    @field_validator("models", mode="before")
+    @classmethod
+    def _model_blocks(cls, v):
+        if not isinstance(v, Mapping) or not v:
+            raise ValueError("models must map at least one model name to its settings block")
+        out = {}
+        for name, block in v.items():
+            if block is None:
+                continue
+            try:
+                spec = spec_class(str(name))
+            except KeyError as err:
+                raise ValueError(str(err).strip('"')) from None
+            out[str(name)] = block if isinstance(block, spec) else spec.model_validate(block)
+        return out
+
+    @model_validator(mode="after")
+    def _cross_checks(self):
+        for m in self.perturbation.models:
+            if m not in self.models:
+                raise ValueError(f"perturbation.models names {m!r}, which is not under models "
+                                 f"({sorted(self.models)}).")
+        for name, spec in self.models.items():
+            if (spec.c, spec.k) not in [tuple(g) for g in spec.grid]:
+                raise ValueError(f"models.{name}: the default SAE (c={spec.c}, k={spec.k}) must "
+                                 f"be one of its grid sizes {spec.grid}.")
+        return self
+
+    # ------------------------------------------------------------------ derived values
+    @property
+    def artifacts(self) -> Path:
+        """``<artifacts_dir or repo/artifacts>/<profile name>/`` (created)."""
+        root = Path(self.artifacts_dir) if self.artifacts_dir else repo_root() / "artifacts"
+        if not root.is_absolute():
+            root = repo_root() / root
+        path = root / self.name
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def overrides(self) -> dict[str, Any]:
+        return dict(self._overrides)
+
+    def get(self, dotted: str) -> Any:
+        """The value at a dotted key (``"models.scgpt.c"``)."""
+        node: Any = self
+        for part in dotted.split("."):
+            node = node[part] if isinstance(node, Mapping) else getattr(node, part)
+        return node
+
+    def table(self, keys: Iterable[str] | None = None) -> pd.DataFrame:
+        """Run-parameters table: dotted key, the value used, and where it was set."""
+        flat = _flatten(self.model_dump(exclude={"name"}))
+        keys = list(flat) if keys is None else [_resolve_key(k, flat) for k in keys]
+        rows = []
+        for k in keys:
+            value = self.get(k)
+            if isinstance(value, BaseModel):
+                value = value.model_dump()
+            rows.append({"parameter": k,
+                         "value": value if isinstance(value, str) else json.dumps(value, default=str),
+                         "source": self._sources.get(k, "default value")})
+        return pd.DataFrame(rows).set_index("parameter")
+
+
+# ------------------------------------------------------------------------------ key handling
+def _flatten(d: Mapping, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        key = f"{prefix}{k}"
+        if isinstance(v, Mapping) and v and k not in ("canonical_markers", "table3"):
+            out.update(_flatten(v, key + "."))
+        else:
+            out[key] = v
+    return out
+
+
+def _flat_spellings(dotted: str) -> list[str]:
+    parts = dotted.split(".")
+    spellings = ["_".join(parts)]
+    if len(parts) > 1:
+        spellings.append("_".join(parts[1:]))
+    return spellings
+
+
+def _aliases(valid: Iterable[str]) -> dict[str, str]:
+    """Unambiguous flat spellings → dotted keys."""
+    seen: dict[str, set[str]] = {}
+    for key in valid:
+        for s in _flat_spellings(key):
+            if s != key:
+                seen.setdefault(s, set()).add(key)
+    return {s: next(iter(ks)) for s, ks in seen.items() if len(ks) == 1}
+
+
+def valid_keys(mapping: Mapping | None = None) -> list[str]:
+    """Every dotted key of the default profile (and of ``mapping``'s models)."""
+    base = profile_mapping("default")
+    if mapping is not None:
+        base = _merge(base, {"models": {m: {} for m in (mapping.get("models") or {})}})
+    keys = set(_flatten(base))
+    # section fields with defaults that the YAML leaves out
+    for section, field in Profile.model_fields.items():
+        ann = field.annotation
+        if isinstance(ann, type) and issubclass(ann, BaseModel):
+            keys.update(f"{section}.{f}" for f in ann.model_fields)
+        elif section not in ("models", "data"):
+            keys.add(section)
+    for role in ROLES:
+        keys.update(f"data.{role}.{f}" for f in DatasetRole.model_fields)
+    for name in (base.get("models") or {}):
+        try:
+            spec = spec_class(name)
+        except KeyError:
+            continue
+        keys.update(f"models.{name}.{f}" for f in spec.model_fields)
+        keys.update(f"models.{name}.dgea.{f}" for f in DgeaModelSettings.model_fields)
+    keys.discard("name")
+    return sorted(keys)
+
+
+def _closest(key: str, candidates: Iterable[str]) -> str | None:
+    candidates = list(candidates)
+    hits = difflib.get_close_matches(key, candidates, n=1, cutoff=0.6)
+    if hits:
+        return hits[0]
+    leaf = key.split(".")[-1]
+    hits = difflib.get_close_matches(leaf, [c.split(".")[-1] for c in candidates], n=1, cutoff=0.6)
+    if hits:
+        return next(c for c in candidates if c.split(".")[-1] == hits[0])
+    return None
+
+
+def _suggest(key: str, valid: list[str]) -> str:
+    aliases = _aliases(valid)
+    best = _closest(key, [*valid, *aliases])
+    if best is None:
+        return ""
+    if best in aliases:
+        return f" Did you mean {best!r} ({aliases[best]})?"
+    return f" Did you mean {best!r}?"
+
+
+def _resolve_key(key: str, valid: Iterable[str]) -> str:
+    valid = list(valid)
+    if key in valid:
+        return key
+    prefixes = {v.rsplit(".", i)[0] for v in valid for i in range(1, v.count(".") + 1)}
+    if key in prefixes:
+        return key
+    aliases = _aliases(valid)
+    if key in aliases:
+        return aliases[key]
+    raise ConfigError(f"Unknown parameter {key!r}.{_suggest(key, valid)}")
+
+
+def _set_dotted(d: dict, dotted: str, value: Any) -> None:
+    parts = dotted.split(".")
+    node = d
+    for p in parts[:-1]:
+        if not isinstance(node.get(p), dict):
+            node[p] = {}
+        node = node[p]
+    node[parts[-1]] = value
+
+
+def parse_overrides(items: Iterable[str]) -> dict[str, Any]:
+    """``["a.b=1", "main_dataset=x.h5ad"]`` → ``{"a.b": 1, "main_dataset": "x.h5ad"}`` (YAML).
+
+    Raises
+    ------
+    ConfigError
+        For an item without ``=`` or with an empty key.
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = str(item).partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set expects key=value, got {item!r} (e.g. --set "
+                              "models.scgpt.n_prototypes=10).")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+# ------------------------------------------------------------------------------------ layering
+def _merge(base: Any, top: Any) -> Any:
+    if isinstance(base, dict) and isinstance(top, dict):
+        out = dict(base)
+        for k, v in top.items():
+            out[k] = _merge(base.get(k), v) if k in base else copy.deepcopy(v)
+        return out
+    return copy.deepcopy(top)
+
+
+def _read_profile(name: str, pdir: Path, chain: tuple[str, ...] = ()) -> tuple[dict, dict]:
+    path = pdir / f"{name}.yaml"
+    if not path.is_file():
+        avail = sorted(p.stem for p in pdir.glob("*.yaml"))
+        raise ConfigError(f"No profile {name!r} ({path}); available: {avail}.")
+    if name in chain:
+        raise ConfigError(f"Profiles extend each other in a circle: {' -> '.join(chain + (name,))}.")
+    raw = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path} must hold a YAML mapping, not {type(raw).__name__}.")
+    parent = raw.pop("extends", None)
+    if parent:
+        base, sources = _read_profile(str(parent), pdir, chain + (name,))
+    else:
+        base, sources = {}, {}
+    merged = _merge(base, raw)
+    sources = {**sources, **{k: f"params/{name}.yaml" for k in _flatten(raw)}}
+    return merged, sources
+
+
+def profile_mapping(profile: str = "default", params_dir: str | os.PathLike | None = None) -> dict:
+    """The merged (``extends`` resolved) mapping of a profile, before validation."""
+    pdir = Path(params_dir) if params_dir else repo_root() / "params"
+    return _read_profile(profile, pdir)[0]
+
+
+def _error_message(err: ValidationError, profile: str, valid: list[str]) -> str:
+    lines = []
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"] if not isinstance(p, int))
+        if e["type"] == "extra_forbidden":
+            lines.append(f"unknown parameter {loc!r}.{_suggest(loc, valid)}")
+        else:
+            lines.append(f"{loc or 'profile'}: {e['msg']} (got {e.get('input')!r})")
+    return f"Profile {profile!r}: " + "; ".join(lines)
+
+
+def load_config(profile: str = "default", params: Mapping[str, Any] | Iterable[str] | None = None,
+                params_dir: str | os.PathLike | None = None) -> Profile:
+    """Read ``params/<profile>.yaml`` (following ``extends``), apply overrides, validate.
+
+    Parameters
+    ----------
+    params
+        Overrides: a mapping of dotted (or unambiguous flat) keys to values, or ``key=value``
+        strings. Papermill passes the runner's overrides here.
+
+    Raises
+    ------
+    ConfigError
+        Unknown profile, unknown key (naming the closest valid one), ill-typed value.
+    """
+    pdir = Path(params_dir or os.environ.get("SCCONCEPTS_PARAMS_DIR") or repo_root() / "params")
+    mapping, sources = _read_profile(profile, pdir)
+    if params is not None and not isinstance(params, Mapping):
+        params = parse_overrides(params)
+    params = dict(params or {})
+    overrides = {}
+    for key, value in params.items():
+        # a new model block (models.pca={} or models.pca.c=...) makes its keys valid
+        head = key.split(".")
+        if len(head) >= 2 and head[0] == "models":
+            try:
+                spec_class(head[1])
+            except KeyError as err:
+                raise ConfigError(f"{key}: {str(err).strip(chr(34))}") from None
+            mapping.setdefault("models", {}).setdefault(head[1], {} if len(head) > 2 else value)
+        valid = valid_keys(mapping)
+        dotted = _resolve_key(key, valid)
+        _set_dotted(mapping, dotted, value)
+        overrides[dotted] = value
+        for leaf in (_flatten({dotted: value}) if isinstance(value, dict) else {dotted: value}):
+            sources[leaf] = "override"
+    mapping["name"] = profile
+    try:
+        cfg = Profile.model_validate(mapping)
+    except ValidationError as err:
+        raise ConfigError(_error_message(err, profile, valid_keys(mapping))) from None
+    cfg._sources = sources
+    cfg._overrides = overrides
+    return cfg

@@ -1,0 +1,112 @@
+"""scGPT adapter: a checkpoint in the whole-human format (``args.json``, ``vocab.json``,
+``best_model.pt``) — the project-pretrained model or scGPT whole-human.
+
+Embeddings are CLS embeddings (:func:`scconcepts.models.scgpt.embed`) of the cell's genes found
+in the vocabulary, or of ``n_hvgs`` highly variable genes among them (paper Table 2: 1,200 HVGs,
+:func:`scconcepts.models.scgpt.select_hvgs`, chosen per dataset). The model is keyed by a SHA-1
+of its three files, so a retrained model never reuses another's embeddings. f (Eq 1) for
+attribution is :class:`scconcepts.models.scgpt_occlusion.ScGPTOcclusion`, which computes the
+occlusion forward passes exactly and reuses the prototype's cached attention inputs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import scipy.sparse as sp
+from pydantic import Field
+
+from ..base import FoundationModel, ModelSpec, register
+
+
+class ScGPTSpec(ModelSpec):
+    checkpoint: str = "models/scgpt_pbmc_small"
+    #: highly variable genes fed to the model (paper: 1200); null = every vocabulary gene
+    n_hvgs: int | None = Field(None, gt=0)
+
+
+@register
+class ScGPTModel(FoundationModel):
+    """Adapter ``scgpt``: embeddings ``obsm["X_scgpt"]`` (n_cells, d_model)."""
+
+    name: ClassVar[str] = "scgpt"
+    spec = ScGPTSpec
+    label: ClassVar[str] = "scGPT"
+
+    def __init__(self, settings: ScGPTSpec, ctx):
+        super().__init__(settings, ctx)
+        self._loaded = None
+        self._fp = None
+        self._genes: dict[tuple, list[str]] = {}
+
+    def checkpoint(self) -> Path:
+        """The checkpoint folder (``checkpoint``, relative to the repository root)."""
+        from ...config import repo_root
+
+        path = Path(self.settings.checkpoint)
+        return path if path.is_absolute() else repo_root() / path
+
+    def fingerprint(self) -> str:
+        if self._fp is None:
+            from ...store import content_key, file_fingerprint
+            from .. import scgpt as ms
+
+            folder = self.checkpoint()
+            parts = {f: file_fingerprint(folder / f) if (folder / f).exists() else "absent"
+                     for f in ms.REQUIRED_FILES}
+            self._fp = f"scgpt-{content_key(parts)[:16]}"
+        return self._fp
+
+    def loaded(self):
+        """(model, vocab, args), loaded once (on ``scale.device``)."""
+        if self._loaded is None:
+            from .. import scgpt as ms
+
+            self._loaded = ms.load_checkpoint(self.checkpoint())
+        return self._loaded
+
+    def genes(self, adata, role: str) -> list[str]:
+        """Genes of ``adata`` the model reads: vocabulary matches, or their ``n_hvgs`` HVGs."""
+        from .. import scgpt as ms
+
+        memo = (role, id(adata))
+        if memo not in self._genes:
+            _, vocab, _ = self.loaded()
+            if self.settings.n_hvgs:
+                genes = ms.select_hvgs(adata, int(self.settings.n_hvgs), vocab=vocab)
+            else:
+                genes = ms.match_genes(adata, vocab)["found"]
+            self._genes[memo] = list(genes)
+        return self._genes[memo]
+
+    def embed_params(self) -> dict:
+        return {"n_hvgs": self.settings.n_hvgs}
+
+    def inputs(self, adata, role: str):
+        genes = self.genes(adata, role)
+        X = sp.csr_matrix(sp.csr_matrix(adata.X)[:, adata.var_names.get_indexer(genes)],
+                          dtype=np.float32)
+        return X, genes
+
+    def chunk_encoder(self, adata=None, role: str = "main"):
+        from ... import scale
+
+        net, vocab, _ = self.loaded()
+        genes = self.genes(adata, role) if (adata is not None and self.settings.n_hvgs) else None
+        return scale.scgpt_chunk_encoder(net, vocab, genes, seed=int(self.ctx.seed),
+                                         amp=self.ctx.amp, device=self.ctx.device)
+
+    def embed(self, adata, role: str) -> np.ndarray:
+        from .. import scgpt as ms
+
+        net, vocab, _ = self.loaded()
+        genes = self.genes(adata, role) if self.settings.n_hvgs else None
+        return ms.embed(net, vocab, adata, genes=genes, seed=int(self.ctx.seed))
+
+    def encoder(self, genes):
+        from ..scgpt_occlusion import ScGPTOcclusion
+
+        net, vocab, _ = self.loaded()
+        return ScGPTOcclusion(net, vocab, list(genes), seed=int(self.ctx.seed))

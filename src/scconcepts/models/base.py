@@ -1,0 +1,196 @@
+"""The foundation-model interface: a typed per-model profile block and the adapter protocol.
+
+A model enters the book through one adapter module in :mod:`scconcepts.models.adapters` (a
+:class:`FoundationModel` subclass registered with :func:`register`) and one block under
+``models:`` in a profile. Nothing outside :mod:`scconcepts.models` tests a model's name.
+
+This module imports only pydantic and numpy, so that profiles validate in well under a second
+(:mod:`scconcepts.config` reads :func:`spec_class`); adapters import their heavy libraries
+(torch, scvi-tools, scgpt) inside their methods.
+"""
+
+from __future__ import annotations
+
+import importlib
+import pkgutil
+from typing import Any, Callable, ClassVar, Literal, Protocol
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+__all__ = ["Section", "DgeaModelSettings", "ModelSpec", "FoundationModel", "ModelContext",
+           "register", "adapter_class", "spec_class", "registered_models"]
+
+
+class Section(BaseModel):
+    """A profile section: unknown keys are errors, assignments are validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DgeaModelSettings(Section):
+    """Chapter 10 settings of one model (App C)."""
+
+    enabled: bool = True
+    #: concepts with deletion curves; null = every sampled concept (``dgea.n_concepts``)
+    deletion_concepts: int | None = None
+    #: genes removed at the last deletion step; null = ``dgea.steps``
+    steps: int | None = None
+    #: (prototype, counterfactual) pairs per concept; null = ``dgea.max_pairs``
+    max_pairs: int | None = None
+
+
+class ModelSpec(Section):
+    """The block ``models.<name>`` of a profile: what every adapter needs.
+
+    Attributes
+    ----------
+    grid
+        SAE sizes (c, k) of chapter 02 (Fig 2A, Table 3).
+    c, k
+        The SAE of the rest of the study (ψ with c concepts, k active per cell).
+    n_prototypes, n_counterfactuals
+        N_p and N_c of the counterfactual occlusion attribution (Sec 3.2).
+    attribution_units
+        ``"active"``: attribute every concept that fires at least once and every neuron;
+        an integer n: a seeded random sample of n active concepts and n neurons (the
+        interpretation sample of Sec 4.3, used where a forward pass is costly).
+    attribution_grid_units
+        Concepts sampled per non-default SAE size for Fig 2C.
+    table3
+        Per dataset role, rows ``[c, k, lr, epochs]`` (paper Table 3); an SAE of a listed size
+        on that role uses them instead of ``sae.lr`` / ``sae.epochs``.
+    """
+
+    label: str | None = None
+    grid: list[tuple[int, int]]
+    c: int = Field(gt=0)
+    k: int = Field(gt=0)
+    n_prototypes: int = Field(10, gt=0)
+    n_counterfactuals: int = Field(3, gt=0)
+    attribution_units: Literal["active"] | int = "active"
+    attribution_grid_units: int = Field(150, ge=0)
+    table3: dict[str, list[tuple[int, int, float, int]]] | None = None
+    stability_pairs: int = Field(2, ge=0)
+    usefulness_attribution_units: int = Field(2, ge=0)
+    baseline_low_rank_c: int = Field(20, gt=0)
+    dgea: DgeaModelSettings = DgeaModelSettings()
+
+    @field_validator("grid")
+    @classmethod
+    def _grid_not_empty(cls, v):
+        if not v:
+            raise ValueError("grid needs at least one (c, k) size")
+        for c, k in v:
+            if not 0 < k <= c:
+                raise ValueError(f"grid size (c={c}, k={k}) needs 0 < k <= c")
+        return v
+
+    def sae_hparams(self, c: int, k: int, role: str, lr: float, epochs: int) -> tuple[float, int]:
+        """(learning rate, epochs) of SAE (c, k) on ``role``: Table 3 row, else the defaults."""
+        for row in (self.table3 or {}).get(role) or []:
+            if int(row[0]) == int(c) and int(row[1]) == int(k):
+                return float(row[2]), int(row[3])
+        return float(lr), int(epochs)
+
+
+class ModelContext(Protocol):
+    """What an adapter may ask of the workflow while it prepares itself (no workflow object)."""
+
+    seed: int
+    device: str | None
+    amp: bool
+
+    def reference(self) -> tuple[Any, str]:
+        """(AnnData of the main dataset, its content key)."""
+
+    def folder(self, step: str, params: dict, inputs: list[str]) -> tuple[str, Any]:
+        """(key, path) of a store folder for a model fitted here."""
+
+
+class FoundationModel:
+    """Adapter of one single-cell model (scVI, scGPT, PCA, ...).
+
+    Subclasses set ``name``, ``spec`` (a :class:`ModelSpec` subclass) and implement the methods
+    below. Arrays: ``embed`` returns ``(n_cells, d)`` float32 embeddings (``obsm["X_<name>"]``);
+    ``inputs`` returns the model's input matrix (raw counts, ``(n_cells, m)`` CSR, the m genes it
+    reads, in its order) on which the encoder ``f`` of Eq 1 acts, ``f: (b, m) counts → (b, d)``.
+    """
+
+    name: ClassVar[str]
+    spec: ClassVar[type[ModelSpec]] = ModelSpec
+    #: default display label
+    label: ClassVar[str] = ""
+
+    def __init__(self, settings: ModelSpec, ctx: ModelContext):
+        self.settings = settings
+        self.ctx = ctx
+
+    @property
+    def display(self) -> str:
+        return self.settings.label or self.label or self.name
+
+    def fingerprint(self) -> str:
+        """Content key of the model (its weights, or its fitting recipe and data)."""
+        raise NotImplementedError
+
+    def embed(self, adata, role: str) -> np.ndarray:
+        raise NotImplementedError
+
+    def inputs(self, adata, role: str):
+        """(counts CSR (n, m) float32, genes list of m) the encoder reads."""
+        raise NotImplementedError
+
+    def encoder(self, genes) -> Callable:
+        """f for attribution: counts tensor (b, m) → embedding (b, d)."""
+        raise NotImplementedError
+
+    def describe(self):
+        """A small table describing the model (Table 2 analogue), or None."""
+        return None
+
+
+_REGISTRY: dict[str, type[FoundationModel]] = {}
+_DISCOVERED = False
+
+
+def register(cls: type[FoundationModel]) -> type[FoundationModel]:
+    """Class decorator: make an adapter available under ``cls.name`` in profiles."""
+    _REGISTRY[cls.name] = cls
+    return cls
+
+
+def _discover() -> None:
+    """Import every module of :mod:`scconcepts.models.adapters` (each registers itself)."""
+    global _DISCOVERED
+    if _DISCOVERED:
+        return
+    from . import adapters
+
+    for info in pkgutil.iter_modules(adapters.__path__):
+        importlib.import_module(f"{adapters.__name__}.{info.name}")
+    _DISCOVERED = True
+
+
+def registered_models() -> list[str]:
+    _discover()
+    return sorted(_REGISTRY)
+
+
+def adapter_class(name: str) -> type[FoundationModel]:
+    """The adapter registered as ``name``.
+
+    Raises
+    ------
+    KeyError
+        Naming the registered models.
+    """
+    _discover()
+    if name not in _REGISTRY:
+        raise KeyError(f"No model adapter named {name!r}; registered: {sorted(_REGISTRY)} "
+                       "(add one as a module in scconcepts/models/adapters/).")
+    return _REGISTRY[name]
+
+
+def spec_class(name: str) -> type[ModelSpec]:
+    return adapter_class(name).spec

@@ -1,0 +1,257 @@
+"""One content-addressed artefact store: every cached result of the book goes through it.
+
+An artefact's key is a hash of its step name, its own parameters and the keys of its inputs
+(:meth:`ArtifactStore.key`), so a change anywhere upstream (a dataset's bytes, a subsample, a
+seed, a model's weights, an SAE parameter) gives every downstream artefact a new key and it is
+recomputed; nothing else is. Datasets are keyed by content (the file's bytes plus how it was
+subsampled), fitted models by their recipe and training data, downloaded models by their weights.
+
+Files live at ``<root>/<step>/<key><suffix>`` and are written atomically (temporary file +
+``os.replace``), each with a sidecar ``<file>.json`` holding its SHA-256 and the recipe that
+made it (step, parameters, input keys). On load the checksum is verified; a corrupt or truncated
+file is logged, deleted and recomputed. Long steps run in blocks (:meth:`ArtifactStore.blocks`):
+finished blocks are kept, so an interrupted run resumes where it stopped.
+
+No other code in the package builds cache paths; the Census download cache
+(:mod:`scconcepts.census`) holds inputs, not results, and the chunked embedding store of
+:mod:`scconcepts.scale` lives in a folder this store names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any, Callable, Mapping, Sequence
+
+import numpy as np
+
+from .utils import atomic_write
+
+__all__ = ["ArtifactStore", "file_fingerprint", "content_key"]
+
+log = logging.getLogger("scconcepts.store")
+
+
+def _json_default(o: Any):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    if hasattr(o, "model_dump"):
+        return o.model_dump()
+    if hasattr(o, "__dict__"):
+        return o.__dict__
+    raise TypeError(f"cannot hash {type(o).__name__} in a cache key")
+
+
+def content_key(*parts: Any) -> str:
+    """SHA-1 (hex) of a JSON rendering of ``parts`` (sorted keys; numpy values as Python)."""
+    blob = json.dumps(parts, sort_keys=True, default=_json_default).encode()
+    return hashlib.sha1(blob).hexdigest()
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+_FINGERPRINTS: dict[tuple[str, int, int], str] = {}
+
+
+def file_fingerprint(path: str | os.PathLike) -> str:
+    """SHA-1 of a file's bytes (16 hex digits), memoised per (path, size, mtime) in-process."""
+    path = Path(path).resolve()
+    st = path.stat()
+    memo = (str(path), st.st_size, st.st_mtime_ns)
+    if memo not in _FINGERPRINTS:
+        h = hashlib.sha1()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+        _FINGERPRINTS[memo] = h.hexdigest()[:16]
+    return _FINGERPRINTS[memo]
+
+
+class ArtifactStore:
+    """Content-addressed cache under ``root`` (``artifacts/<profile>/``).
+
+    Parameters
+    ----------
+    root
+        Folder of the store (created).
+    """
+
+    def __init__(self, root: str | os.PathLike):
+        self.root = Path(root)
+        self.root.mkdir(parents=True, exist_ok=True)
+        self._memo: dict[str, Any] = {}
+
+    # ------------------------------------------------------------------ keys and paths
+    @staticmethod
+    def key(step: str, params: Mapping[str, Any] | None = None,
+            inputs: Sequence[str] = ()) -> str:
+        """``<step>-<16 hex>``: hash of the step, its parameters and its inputs' keys."""
+        digest = content_key(step, dict(params or {}), [str(i) for i in inputs])
+        return f"{step}-{digest[:16]}"
+
+    def path(self, key: str, suffix: str = "") -> Path:
+        step = key.split("-", 1)[0]
+        return self.root / step / f"{key}{suffix}"
+
+    def memo(self, key: str, compute: Callable[[], Any]) -> Any:
+        """In-process cache of a value by its key (no file)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
+
+    # ------------------------------------------------------------------ files
+    def _sidecar(self, path: Path) -> Path:
+        return path.with_name(path.name + ".json")
+
+    def _write(self, path: Path, save: Callable[[Any, str], None], value: Any,
+               recipe: dict) -> None:
+        atomic_write(path, lambda tmp: save(value, tmp))
+        meta = {**recipe, "sha256": _sha256(path), "bytes": path.stat().st_size}
+        atomic_write(self._sidecar(path),
+                     lambda tmp: Path(tmp).write_text(json.dumps(meta, default=_json_default)))
+
+    def verify(self, path: Path) -> bool:
+        """True when ``path`` and its sidecar exist and the checksum matches."""
+        side = self._sidecar(path)
+        if not path.is_file() or not side.is_file():
+            return False
+        try:
+            meta = json.loads(side.read_text())
+        except ValueError:
+            return False
+        return meta.get("bytes") == path.stat().st_size and meta.get("sha256") == _sha256(path)
+
+    def exists(self, key: str, suffix: str = "") -> bool:
+        return self.verify(self.path(key, suffix))
+
+    def _discard(self, path: Path, why: str) -> None:
+        log.warning("artefact %s %s: deleted, recomputing", path, why)
+        path.unlink(missing_ok=True)
+        self._sidecar(path).unlink(missing_ok=True)
+
+    def cached(self, key: str, suffix: str, compute: Callable[[], Any],
+               save: Callable[[Any, str], None], load: Callable[[str], Any],
+               recipe: Mapping[str, Any] | None = None, memo: bool = True) -> Any:
+        """Load artefact ``key`` if present and intact, else ``compute()`` and save it.
+
+        ``save(value, path)`` writes to a temporary path (renamed after), ``load(path)`` reads.
+        A file that fails its checksum or cannot be loaded is deleted and recomputed.
+        """
+        if memo and key in self._memo:
+            return self._memo[key]
+        path = self.path(key, suffix)
+        value = None
+        if path.exists():
+            if not self.verify(path):
+                self._discard(path, "failed its integrity check")
+            else:
+                try:
+                    value = load(str(path))
+                except Exception as exc:  # noqa: BLE001 - any reader error means unusable
+                    self._discard(path, f"could not be read ({type(exc).__name__}: {exc})")
+        if value is None:
+            value = compute()
+            self._write(path, save, value, {"key": key, **dict(recipe or {})})
+        if memo:
+            self._memo[key] = value
+        return value
+
+    def folder(self, key: str, build: Callable[[Path], None], marker: str,
+               recipe: Mapping[str, Any] | None = None) -> Path:
+        """A folder artefact (e.g. a saved scVI model): ``build(tmp_folder)`` then rename.
+
+        ``marker`` names the file inside whose checksum the sidecar keeps.
+        """
+        path = self.path(key)
+        if path.is_dir() and self.verify(path / marker):
+            return path
+        if path.exists():
+            log.warning("artefact folder %s incomplete or corrupt: rebuilding", path)
+            shutil.rmtree(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f".{path.name}."))
+        try:
+            build(tmp)
+            meta = {"key": key, **dict(recipe or {}), "sha256": _sha256(tmp / marker),
+                    "bytes": (tmp / marker).stat().st_size}
+            (tmp / (marker + ".json")).write_text(json.dumps(meta, default=_json_default))
+            try:
+                os.replace(tmp, path)
+            except OSError:  # another run finished the same artefact first: use it
+                if not (path.is_dir() and self.verify(path / marker)):
+                    raise
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
+        return path
+
+    def blocks(self, key: str, items: np.ndarray, block: int, compute: Callable[[np.ndarray], Any],
+               save: Callable[[Any, str], None], load: Callable[[str], Any],
+               suffix: str, progress: str | None = None) -> list:
+        """Run ``compute(sub)`` over blocks of ``items``, each finished block kept on disk.
+
+        Blocks live in ``<root>/blocks/<key>/``; an interrupted run loads the finished ones.
+        Call :meth:`drop_blocks` once the assembled result is saved.
+        """
+        from tqdm.auto import tqdm
+
+        starts = range(0, len(items), max(1, int(block)))
+        parts = []
+        for start in tqdm(starts, desc=progress, disable=progress is None or len(starts) < 2,
+                          leave=False):
+            sub = np.asarray(items[start:start + block])
+            bkey = self.key("block", {"items": sub.tolist()}, [key])
+            path = self.root / "blocks" / key / f"{bkey}{suffix}"
+            part = None
+            if path.exists():
+                if self.verify(path):
+                    try:
+                        part = load(str(path))
+                    except Exception as exc:  # noqa: BLE001
+                        self._discard(path, f"could not be read ({exc})")
+                else:
+                    self._discard(path, "failed its integrity check")
+            if part is None:
+                part = compute(sub)
+                self._write(path, save, part, {"key": bkey, "of": key})
+            parts.append(part)
+        return parts
+
+    def drop_blocks(self, key: str) -> None:
+        shutil.rmtree(self.root / "blocks" / key, ignore_errors=True)
+
+    # ------------------------------------------------------------------ savers
+    @staticmethod
+    def save_npy(value: np.ndarray, path: str) -> None:
+        with open(path, "wb") as fh:
+            np.save(fh, value)
+
+    @staticmethod
+    def load_npy(path: str) -> np.ndarray:
+        return np.load(path)
+
+    @staticmethod
+    def save_parquet(value, path: str) -> None:
+        value.to_parquet(path)
+
+    @staticmethod
+    def load_parquet(path: str):
+        import pandas as pd
+
+        return pd.read_parquet(path)

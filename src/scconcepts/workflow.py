@@ -1,0 +1,573 @@
+"""The book's workflow: thin cached steps over the artefact store and the model adapters.
+
+``Workflow(cfg)`` turns a validated :class:`~scconcepts.config.Profile` into the chain
+
+    dataset(role) → model(name) → embeddings(role, model) → sae(model, c, k, role)
+      → codes → attribution(model, kind, role, ...) → gsea(model, kind)
+
+Every step's cache key is a hash of its parameters and of its inputs' keys
+(:class:`~scconcepts.store.ArtifactStore`): datasets by content, models by weights or by their
+recipe and training data. Method modules (``sae``, ``concepts``, ``attribution``,
+``enrichment``, ``dgea``, ``stability``, ...) are pure functions of arrays; this module only
+fetches their inputs and caches their outputs. Model names are never tested here: each model is
+an adapter (:mod:`scconcepts.models.adapters`) chosen by the profile's ``models`` block.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+
+from .config import Profile
+from .models.base import FoundationModel, adapter_class
+from .store import ArtifactStore, content_key, file_fingerprint
+
+__all__ = ["Workflow", "subsample"]
+
+log = logging.getLogger("scconcepts.workflow")
+
+
+def subsample(adata: ad.AnnData, n: int | None, seed: int, stratify: str | None) -> ad.AnnData:
+    """At most ``n`` cells, seeded; proportional per ``obs[stratify]`` label when present so
+    that rare cell types survive in small runs."""
+    if not n or adata.n_obs <= n:
+        return adata
+    rng = np.random.default_rng(seed)
+    if stratify and stratify in adata.obs:
+        groups = adata.obs.groupby(stratify, observed=True).indices
+        frac = n / adata.n_obs
+        idx = np.concatenate([rng.choice(ix, max(1, int(round(len(ix) * frac))), replace=False)
+                              for ix in groups.values()])
+    else:
+        idx = rng.choice(adata.n_obs, n, replace=False)
+    return adata[np.sort(idx)].copy()
+
+
+@dataclass
+class _Context:
+    """What adapters may use (:class:`scconcepts.models.base.ModelContext`)."""
+
+    workflow: "Workflow"
+    seed: int
+    device: str | None
+    amp: bool
+
+    @property
+    def store(self) -> ArtifactStore:
+        return self.workflow.store
+
+    def reference(self) -> tuple[ad.AnnData, str]:
+        return self.workflow.dataset("main"), self.workflow.dataset_key("main")
+
+    def census_cache(self):
+        from . import census
+
+        return census.cache_for(self.workflow.cfg)
+
+
+class Workflow:
+    """Cached steps for one profile.
+
+    Parameters
+    ----------
+    cfg
+        A validated profile (:func:`scconcepts.config.load_config`).
+
+    Raises
+    ------
+    scconcepts.census.PaperInputsMissing
+        For a profile with Census inputs (``scale.census_version`` and ``scale.cache_dir``)
+        whose downloads are not all present; the message lists each one and the command.
+    """
+
+    def __init__(self, cfg: Profile):
+        import torch
+
+        self.cfg = cfg
+        self.store = ArtifactStore(cfg.artifacts)
+        torch.set_num_threads(max(1, int(cfg.torch_threads or os.cpu_count() or 1)))
+        self._ctx = _Context(self, int(cfg.seed), cfg.scale.device, bool(cfg.scale.amp))
+        self._adapters: dict[str, FoundationModel] = {}
+        if cfg.scale.uses_census:
+            from . import census
+
+            census.preflight(cfg)
+
+    # ------------------------------------------------------------------ datasets
+    @property
+    def models(self) -> list[str]:
+        """Names of the profile's models, in profile order."""
+        return list(self.cfg.models)
+
+    def _source(self, role: str) -> str:
+        from . import census
+
+        return census.resolve_dataset(self.cfg, role)
+
+    def dataset_key(self, role: str = "main") -> str:
+        """Content key of ``role``'s dataset: the file's bytes and how it was subsampled."""
+        spec = getattr(self.cfg.data, role)
+        source = self._source(role)
+        from .data import _resolve_path
+
+        content = file_fingerprint(_resolve_path(source))
+        return self.store.key("dataset", {
+            "content": content, "subsample": spec.subsample, "seed": int(self.cfg.seed),
+            "counts_layer": spec.counts_layer})
+
+    def dataset(self, role: str = "main") -> ad.AnnData:
+        """Validated dataset of ``role`` ∈ {main, second, perturbation}, raw counts in ``X``
+        (from ``counts_layer`` when set), optionally subsampled (seeded, by cell type)."""
+        from .data import load_dataset
+
+        spec = getattr(self.cfg.data, role)
+
+        def load():
+            adata = load_dataset(self._source(role), required_obs=tuple(spec.required_obs),
+                                 counts_layer=spec.counts_layer)
+            return subsample(adata, spec.subsample, int(self.cfg.seed),
+                             "cell_type" if "cell_type" in adata.obs else "condition")
+
+        return self.store.memo(self.dataset_key(role), load)
+
+    # ------------------------------------------------------------------ models
+    def model(self, name: str) -> FoundationModel:
+        """The adapter of model ``name`` (a key of the profile's ``models``)."""
+        if name not in self._adapters:
+            if name not in self.cfg.models:
+                raise KeyError(f"Model {name!r} is not in this profile's models "
+                               f"({self.models}); add a models.{name} block.")
+            self._adapters[name] = adapter_class(name)(self.cfg.models[name], self._ctx)
+        return self._adapters[name]
+
+    def settings(self, name: str):
+        """The ``models.<name>`` block of the profile."""
+        return self.cfg.models[name]
+
+    def label(self, name: str) -> str:
+        return self.model(name).display
+
+    # ------------------------------------------------------------------ embeddings
+    def embedding_key(self, role: str, model: str) -> str:
+        m = self.model(model)
+        params = {"seed": int(self.cfg.seed)}
+        if hasattr(m, "embed_params"):
+            params.update(m.embed_params())
+        return self.store.key("embedding", params, [m.fingerprint(), self.dataset_key(role)])
+
+    def embeddings(self, role: str = "main", model: str = "scvi") -> np.ndarray:
+        """Cell embeddings ``obsm["X_<model>"]`` of ``role``'s cells, (n_cells, d) float32."""
+        key = self.embedding_key(role, model)
+        m = self.model(model)
+        adata = self.dataset(role)
+        chunk = self.cfg.scale.embedding_chunk_size
+        if chunk and hasattr(m, "chunk_encoder"):
+            return self.store.memo(key, lambda: self._chunked(key, role, m))
+        return self.store.cached(
+            key, ".npy", lambda: np.asarray(m.embed(adata, role), dtype=np.float32),
+            ArtifactStore.save_npy, ArtifactStore.load_npy,
+            recipe={"step": "embedding", "model": model, "role": role})
+
+    def _chunked(self, key: str, role: str, m) -> np.ndarray:
+        """Embeddings through the resumable chunk store (:func:`scconcepts.scale.embed_in_chunks`)."""
+        from . import scale
+        from .data import _resolve_path
+
+        spec = getattr(self.cfg.data, role)
+        source: Any = self.dataset(role)
+        path = Path(str(self._source(role)))
+        try:
+            path = _resolve_path(self._source(role))
+        except Exception:  # noqa: BLE001 - a name that is not a file: use the loaded data
+            pass
+        if path.suffix == ".h5ad" and path.is_file() and not spec.subsample \
+                and not spec.counts_layer:
+            source = path  # backed: one chunk in memory
+        built: list = []
+
+        def encode(chunk):
+            if not built:
+                try:
+                    built.append(m.chunk_encoder(self.dataset(role), role))
+                except TypeError:
+                    built.append(m.chunk_encoder())
+            return built[0](chunk)
+
+        z = scale.embed_in_chunks(source, encode, self.store.path(key),
+                                  chunk_size=int(self.cfg.scale.embedding_chunk_size),
+                                  key={"key": key}, progress=False)
+        n = self.dataset(role).n_obs
+        if z.shape[0] != n:
+            raise ValueError(f"The embedding store {self.store.path(key)} has {z.shape[0]} rows "
+                             f"but the {role} dataset has {n} cells; delete it to recompute.")
+        return np.array(z, dtype=np.float32)
+
+    def umap(self, role: str = "main", model: str = "scvi") -> np.ndarray:
+        """2-D UMAP of ``model``'s embeddings (scanpy: 15-NN graph, ``tl.umap``), (n_cells, 2)."""
+        import scanpy as sc
+
+        emb = self.embedding_key(role, model)
+        key = self.store.key("umap", {"n_neighbors": 15, "seed": int(self.cfg.seed)}, [emb])
+
+        def compute():
+            tmp = ad.AnnData(obs=pd.DataFrame(index=self.dataset(role).obs_names),
+                             obsm={"X": self.embeddings(role, model)})
+            # exact sklearn kNN: the pynndescent path of scanpy 1.11 breaks on scipy csr_array
+            sc.pp.neighbors(tmp, use_rep="X", n_neighbors=15, random_state=int(self.cfg.seed),
+                            transformer="sklearn")
+            sc.tl.umap(tmp, random_state=int(self.cfg.seed))
+            return tmp.obsm["X_umap"].astype(np.float32)
+
+        return self.store.cached(key, ".npy", compute, ArtifactStore.save_npy,
+                                 ArtifactStore.load_npy, recipe={"step": "umap", "model": model})
+
+    def adata(self, role: str = "main", models: list[str] | None = None,
+              umap: bool = False) -> ad.AnnData:
+        """``role``'s dataset with ``obsm["X_<model>"]`` (and ``obsm["X_umap_<model>"]``)."""
+        a = self.dataset(role).copy()
+        for m in models or self.models:
+            a.obsm[f"X_{m}"] = self.embeddings(role, m)
+            if umap:
+                a.obsm[f"X_umap_{m}"] = self.umap(role, m)
+        return a
+
+    # ------------------------------------------------------------------ SAEs
+    def sae_config(self, model: str, c: int | None = None, k: int | None = None,
+                   role: str = "main", seed: int | None = None, epochs: int | None = None):
+        """:class:`~scconcepts.sae.SAEConfig` of SAE (c, k) on ``model``'s ``role`` embeddings;
+        Table 3 rows of the model for that role take precedence over ``sae.lr``/``sae.epochs``."""
+        from .sae import SAEConfig
+
+        ms = self.settings(model)
+        c, k = int(c or ms.c), int(k or ms.k)
+        s = self.cfg.sae
+        lr, ep = ms.sae_hparams(c, k, role, s.lr, s.epochs)
+        return SAEConfig(d=int(self.embeddings(role, model).shape[1]), c=c, k=k,
+                         aux_k=int(s.aux_k), lr=float(lr), epochs=int(epochs or ep),
+                         batch_size=int(s.batch_size),
+                         seed=int(self.cfg.seed if seed is None else seed))
+
+    def sae_key(self, model: str, c=None, k=None, role: str = "main", seed=None,
+                epochs=None) -> str:
+        config = self.sae_config(model, c, k, role, seed, epochs)
+        return self.store.key("sae", config.__dict__, [self.embedding_key(role, model)])
+
+    def sae(self, model: str, c: int | None = None, k: int | None = None, role: str = "main",
+            seed: int | None = None, epochs: int | None = None):
+        """Top-K SAE ψ trained on ``obsm["X_<model>"]`` of ``role`` (cached).
+
+        Returns
+        -------
+        (TopKSAE, dict)
+            The SAE and ``{"config", "history", "metrics"}`` (metrics on the training cells).
+        """
+        from . import sae as sae_mod
+
+        config = self.sae_config(model, c, k, role, seed, epochs)
+        key = self.store.key("sae", config.__dict__, [self.embedding_key(role, model)])
+        A = self.embeddings(role, model)
+
+        def train():
+            sae, hist = sae_mod.train_sae(A, config)
+            return sae, {"config": config.__dict__, "history": hist,
+                         "metrics": sae_mod.sae_metrics(sae, A)}
+
+        def save(value, path):
+            sae, meta = value
+            sae_mod.save_sae(sae, path, config, extra={"history": meta["history"],
+                                                       "metrics": meta["metrics"]})
+
+        return self.store.cached(key, ".pt", train, save, sae_mod.load_sae,
+                                 recipe={"step": "sae", "model": model, "role": role})
+
+    def sae_table(self, model: str, role: str = "main") -> pd.DataFrame:
+        """Table 3 analogue: one row per SAE of the model's grid with its metrics on ``role``."""
+        rows = []
+        for c, k in self.settings(model).grid:
+            _, meta = self.sae(model, c, k, role)
+            cf = meta["config"]
+            rows.append({"c": c, "k": k, "lr": cf["lr"], "epochs": cf["epochs"],
+                         **{m: meta["metrics"][m] for m in
+                            ("r2", "active_concepts", "dead_concepts", "l0", "sparsity")}})
+        return pd.DataFrame(rows)
+
+    def codes(self, model: str, c: int | None = None, k: int | None = None, role: str = "main",
+              sae_role: str | None = None, seed=None, epochs=None) -> sp.csr_matrix:
+        """Concept activations U = ψ(A) of ``role``'s cells, (n_cells, c), by the SAE trained on
+        ``sae_role`` (default: ``role``)."""
+        from . import sae as sae_mod
+
+        sae, _ = self.sae(model, c, k, sae_role or role, seed, epochs)
+        return sae_mod.encode(sae, self.embeddings(role, model))
+
+    def categories(self, model: str, c: int | None = None, k: int | None = None,
+                   role: str = "main") -> pd.DataFrame:
+        """Sec 3.1 category of every concept of SAE (c, k) from ``role``'s cell metadata."""
+        from .concepts import categorize_concepts
+
+        return categorize_concepts(self.codes(model, c, k, role), self.dataset(role).obs,
+                                   keys=self.cfg.data.metadata_keys,
+                                   threshold=float(self.cfg.concepts.specificity_threshold),
+                                   min_cells=int(self.cfg.concepts.min_cells))
+
+    # ------------------------------------------------------------------ units
+    def sample_units(self, model: str, c: int, k: int, n: int | None = None,
+                     role: str = "main") -> np.ndarray:
+        """Seeded random sample of at most ``n`` active concepts of SAE (c, k)."""
+        codes = self.codes(model, c, k, role)
+        active = np.flatnonzero(codes.getnnz(axis=0) > 0)
+        n = int(n if n is not None else self.settings(model).attribution_grid_units)
+        if len(active) <= n:
+            return active
+        rng = np.random.default_rng(int(self.cfg.seed))
+        return np.sort(rng.choice(active, n, replace=False))
+
+    def sample_neurons(self, model: str, n: int, role: str = "main") -> np.ndarray:
+        """Seeded random sample of at most ``n`` neurons (embedding dimensions)."""
+        d = self.embeddings(role, model).shape[1]
+        if d <= n:
+            return np.arange(d)
+        rng = np.random.default_rng(int(self.cfg.seed) + 1)
+        return np.sort(rng.choice(d, n, replace=False))
+
+    def default_units(self, model: str, kind: str, c=None, k=None, role: str = "main"):
+        """The model's attribution units: every active concept / neuron (``"active"``), or the
+        seeded interpretation sample of ``attribution_units`` of each."""
+        ms = self.settings(model)
+        c, k = int(c or ms.c), int(k or ms.k)
+        if kind == "concept":
+            if ms.attribution_units == "active":
+                return np.flatnonzero(self.codes(model, c, k, role).getnnz(axis=0) > 0)
+            return self.sample_units(model, c, k, int(ms.attribution_units), role)
+        if ms.attribution_units == "active":
+            return np.arange(self.embeddings(role, model).shape[1])
+        return self.sample_neurons(model, int(ms.attribution_units), role)
+
+    # ------------------------------------------------------------------ attribution
+    def attribution(self, model: str, kind: str = "concept", role: str = "main",
+                    sae_role: str | None = None, units=None, c: int | None = None,
+                    k: int | None = None, seed: int | None = None, epochs: int | None = None):
+        """Counterfactual occlusion attribution (Eq 1–3) of concepts or neurons (cached).
+
+        Parameters
+        ----------
+        kind
+            ``"concept"`` (units of the SAE (c, k) trained on ``sae_role`` with ``seed``/
+            ``epochs``) or ``"neuron"`` (embedding dimensions, readout centred on the median).
+        role
+            The cells whose prototypes and counterfactuals are searched.
+        units
+            Units to attribute; None = :meth:`default_units`.
+
+        Sharding (``scale.attribution_shard_count`` = n > 1) computes only shard
+        ``scale.attribution_shard_index``; a later unsharded run merges the complete set.
+
+        Raises
+        ------
+        FileNotFoundError
+            Without sharding, when some but not all shards of this attribution exist.
+        ValueError
+            For an unknown ``kind``.
+        """
+        from . import scale
+        from . import sae as sae_mod
+        from .attribution import (AttributionResult, NeuronReadout, SAEReadout, UnitFunction,
+                                  attribute_units)
+
+        ms = self.settings(model)
+        c, k = int(c or ms.c), int(k or ms.k)
+        A = self.embeddings(role, model)
+        emb = self.embedding_key(role, model)
+        if kind == "concept":
+            sae, _ = self.sae(model, c, k, sae_role or role, seed, epochs)
+            readout = SAEReadout(sae)
+            acts = sae_mod.encode(sae, A)
+            source = self.sae_key(model, c, k, sae_role or role, seed, epochs)
+        elif kind == "neuron":
+            readout = NeuronReadout.from_embeddings(A)
+            acts = A - readout.median.numpy()
+            source = "neurons"
+        else:
+            raise ValueError(f"kind must be 'concept' or 'neuron', not {kind!r}")
+        if units is None:
+            units = (self.default_units(model, kind, c, k, role) if (sae_role or role) == role
+                     else np.flatnonzero(acts.getnnz(axis=0) > 0))
+        units = np.asarray(units, dtype=int)
+        n_p, n_c = int(ms.n_prototypes), int(ms.n_counterfactuals)
+        key = self.store.key("attribution", {"kind": kind, "units": units.tolist(), "np": n_p,
+                                             "nc": n_c}, [source, emb])
+        path = self.store.path(key, ".npz")
+        shards = self.store.root / "attribution" / "shards"
+        index, count = self.cfg.scale.attribution_shard_index, self.cfg.scale.attribution_shard_count
+        if count > 1:
+            out = scale.shard_path(shards, key, index, count)
+            if out.exists():
+                return AttributionResult.load(out)
+            units = scale.shard_units(units, index, count)
+        elif self.store.exists(key, ".npz"):
+            return self.store.memo(key, lambda: AttributionResult.load(path))
+        else:
+            merged = self._merge_shards(key, units, shards, require=False)
+            if merged is not None:
+                return merged
+        X, genes = self.model(model).inputs(self.dataset(role), role)
+        f = self.model(model).encoder(genes)
+        unit_fn = UnitFunction(f, readout)
+
+        def compute(sub):
+            return attribute_units(unit_fn, X, A, acts, sub, genes, n_prototypes=n_p,
+                                   n_counterfactuals=n_c)
+
+        if count > 1:
+            if len(units) == 0:  # more shards than units: an empty shard
+                res = _empty_attribution(kind, genes, n_p, n_c)
+            else:
+                res = AttributionResult.concat(self.store.blocks(
+                    f"{key}-shard{index}of{count}", units, self.cfg.attribution.block, compute,
+                    lambda part, p: part.save(p), AttributionResult.load, ".npz"))
+            res.save(out)
+            return res
+        parts = self.store.blocks(key, units, self.cfg.attribution.block, compute,
+                                  lambda part, p: part.save(p), AttributionResult.load, ".npz",
+                                  )
+        res = AttributionResult.concat(parts)
+        self.store.cached(key, ".npz", lambda: res, lambda v, p: v.save(p),
+                          AttributionResult.load, recipe={"step": "attribution", "model": model,
+                                                          "kind": kind, "role": role})
+        self.store.drop_blocks(key)
+        return res
+
+    def _merge_shards(self, key: str, units: np.ndarray, shards: Path, require: bool):
+        """Merge the complete shard set of attribution ``key``; None when no shard exists."""
+        from . import scale
+        from .attribution import AttributionResult
+
+        found: dict[int, list[int]] = {}
+        prefix = f"{key}_shard"
+        for p in shards.glob(f"{prefix}*of*.npz"):
+            i, _, n = p.stem[len(prefix):].partition("of")
+            if i.isdigit() and n.isdigit():
+                found.setdefault(int(n), []).append(int(i))
+        if not found:
+            if not require:
+                return None
+            raise FileNotFoundError(
+                f"No attribution shards of {key} in {shards}. Run the shards first: --set "
+                "scale.attribution_shard_count=<n> --set scale.attribution_shard_index=<i> for "
+                "i = 0..n-1 (README 'Run at paper scale').")
+        complete = [n for n, idx in found.items() if len(set(idx)) == n]
+        n = max(complete) if complete else max(found, key=lambda m: len(found[m]))
+        try:
+            merged = scale.merge_shards(shards, key, n, units=units)
+        except FileNotFoundError as err:
+            raise FileNotFoundError(
+                f"{err} Or delete {shards}/{prefix}*of{n:03d}.npz to compute this attribution "
+                "without sharding.") from None
+        rows = np.searchsorted(merged.units, units)
+        for field in ("units", "scores", "per_prototype", "prototypes", "counterfactuals",
+                      "prototype_activation"):
+            setattr(merged, field, getattr(merged, field)[rows])
+        return self.store.cached(key, ".npz", lambda: merged, lambda v, p: v.save(p),
+                                 AttributionResult.load, recipe={"step": "attribution-merge"})
+
+    # ------------------------------------------------------------------ GSEA
+    def gene_sets(self) -> dict[str, list[str]]:
+        from . import census
+        from .data import load_gene_sets
+
+        return load_gene_sets(census.resolve_gene_sets(self.cfg))
+
+    def gsea_units(self, kind: str, attribution) -> np.ndarray:
+        """Units sent to GSEA: a seeded random sample of ``gsea.n_units`` attributed units."""
+        ok = attribution.units[~np.isnan(attribution.scores).all(1)]
+        n = int(self.cfg.gsea.n_units)
+        if len(ok) <= n:
+            return ok
+        rng = np.random.default_rng(int(self.cfg.seed) + (0 if kind == "concept" else 1))
+        return np.sort(rng.choice(ok, n, replace=False))
+
+    def gsea(self, model: str, kind: str = "concept", shuffle: bool = False) -> pd.DataFrame:
+        """Attribution-based GSEA summary (Sec 3.4) of the sampled units (cached parquet).
+
+        ``shuffle=True`` runs the shuffled-ranking null on the same units.
+
+        Raises
+        ------
+        ValueError
+            While attribution is sharded (GSEA needs the whole attribution).
+        """
+        from . import census
+        from .enrichment import annotate_units
+
+        g = self.cfg.gsea
+        if self.cfg.scale.attribution_shard_count > 1:
+            raise ValueError(
+                "GSEA needs the whole attribution, but scale.attribution_shard_count > 1 makes "
+                "attribution compute one shard. Run the shard jobs of chapter 04, then this step "
+                "without --set scale.attribution_shard_count (the shards are merged).")
+        att = self.attribution(model, kind)
+        units = self.gsea_units(kind, att)
+        library = census.resolve_gene_sets(self.cfg)
+        lib_key = (file_fingerprint(library) if Path(str(library)).is_file() else str(library))
+        att_key = content_key(att.units.tolist(), _array_digest(att.scores))
+        key = self.store.key("gsea", {
+            "units": units.tolist(), "perm": g.permutations, "strong": g.strong_permutations,
+            "strong_method": g.strong_method, "min": g.min_size, "seed": int(self.cfg.seed),
+            "shuffle": shuffle, "library": lib_key}, [att_key])
+
+        def compute(sub):
+            part, _ = annotate_units(
+                att, self.gene_sets(), sub, permutations=int(g.permutations),
+                strong_permutations=int(g.strong_permutations), strong_method=g.strong_method,
+                min_size=int(g.min_size), seed=int(self.cfg.seed), threads=int(g.threads),
+                shuffle=shuffle)
+            return part.assign(model=model)
+
+        def run():
+            parts = self.store.blocks(key, units, g.block, compute, ArtifactStore.save_parquet,
+                                      ArtifactStore.load_parquet, ".parquet",
+                                      progress=f"GSEA {model} {kind}")
+            return pd.concat(parts, ignore_index=True)
+
+        out = self.store.cached(key, ".parquet", run, ArtifactStore.save_parquet,
+                                ArtifactStore.load_parquet,
+                                recipe={"step": "gsea", "model": model, "kind": kind})
+        self.store.drop_blocks(key)
+        return out
+
+    # ------------------------------------------------------------------ chapter 01
+    def knn_accuracy(self, role: str = "main", key: str = "cell_type") -> pd.DataFrame:
+        """k-NN (k = 15, 5-fold) accuracy of ``obs[key]`` from each model's embeddings and from
+        PCA of log-normalised counts."""
+        from .downstream import knn_table, pca_of_counts
+
+        src = self.dataset(role)
+        reps = {f"{self.label(m)} (X_{m})": self.embeddings(role, m) for m in self.models}
+        reps["PCA of log-normalised counts"] = pca_of_counts(src, seed=int(self.cfg.seed))
+        return knn_table(reps, src.obs[key].astype(str).to_numpy(), seed=int(self.cfg.seed))
+
+
+def _array_digest(x: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest()
+
+
+def _empty_attribution(kind: str, genes, n_p: int, n_c: int):
+    """An :class:`~scconcepts.attribution.AttributionResult` with no unit (an empty shard)."""
+    from .attribution import AttributionResult
+
+    m = len(genes)
+    return AttributionResult(
+        units=np.zeros(0, dtype=np.int64), genes=np.asarray(genes, dtype=str),
+        scores=np.zeros((0, m), np.float32), per_prototype=np.zeros((0, n_p, m), np.float32),
+        prototypes=np.zeros((0, n_p), np.int64), counterfactuals=np.zeros((0, n_p, n_c), np.int64),
+        prototype_activation=np.zeros((0, n_p), np.float32), kind=kind)
