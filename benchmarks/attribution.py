@@ -6,7 +6,7 @@ The literal loop runs one forward pass per gene and per pair, including genes eq
 cells; the fast path skips those (their attribution is exactly 0) and batches the rest.
 
 Usage: ``python benchmarks/attribution.py [--profile default] [--concepts 4] [--prototypes 2]``.
-Trains/loads the default models through the cached pipeline. The last line is
+Trains/loads the default models through the cached workflow. The last line is
 ``fast_vs_literal_ratio=<x> max_abs_diff=<y>``.
 """
 
@@ -23,7 +23,8 @@ import torch
 from scconcepts import sae as sae_mod
 from scconcepts.attribution import (SAEReadout, UnitFunction, find_counterfactuals,
                                     occlusion_fast, occlusion_literal, select_prototypes)
-from scconcepts.pipeline import Pipeline, load_config
+from scconcepts.config import load_config
+from scconcepts.workflow import Workflow
 
 
 def main() -> None:
@@ -35,14 +36,14 @@ def main() -> None:
     args = ap.parse_args()
 
     cfg = load_config(args.profile)
-    pipe = Pipeline(cfg)
-    adata = pipe.scvi_adata("main")
-    A = adata.obsm["X_scvi"]
-    sae, _ = pipe.sae(cfg.default_c, cfg.default_k)
+    wf = Workflow(cfg)
+    A = wf.embeddings("main", "scvi")
+    sae, _ = wf.sae("scvi")
     codes = sae_mod.encode(sae, A).tocsc()
-    unit_fn = UnitFunction(pipe.scvi_encoder(), SAEReadout(sae))
+    X, genes = wf.model("scvi").inputs(wf.dataset("main"), "main")
+    unit_fn = UnitFunction(wf.model("scvi").encoder(genes), SAEReadout(sae))
     rng = np.random.default_rng(cfg.seed)
-    candidates = np.flatnonzero(codes.getnnz(axis=0) >= cfg.min_cells)
+    candidates = np.flatnonzero(codes.getnnz(axis=0) >= cfg.concepts.min_cells)
     units = rng.choice(candidates, min(args.concepts, len(candidates)), replace=False)
 
     pairs = []
@@ -51,7 +52,6 @@ def main() -> None:
         protos = select_prototypes(col, args.prototypes)
         cfs = find_counterfactuals(A, col, protos, 1)[:, 0]
         pairs += [(int(u), int(p), int(c)) for p, c in zip(protos, cfs)]
-    X = adata.X
     xp = {p: X[p].toarray()[0] for _, p, _ in pairs}
     xc = {c: X[c].toarray()[0] for _, _, c in pairs}
     n_genes = X.shape[1]

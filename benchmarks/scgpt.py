@@ -38,7 +38,7 @@ from scconcepts.attribution import (NeuronReadout, UnitFunction, _dense_rows,
 from scconcepts.data import data_dir, load_dataset
 from scconcepts.models import scgpt as ms
 from scconcepts.models.scgpt_occlusion import ScGPTOcclusion
-from scconcepts.pipeline import repo_root
+from scconcepts.config import repo_root
 
 
 def _forward_ms(net, vocab, adata, device, repeats: int = 2) -> float:

@@ -31,8 +31,8 @@
 # * **scGPT.** The whole-human checkpoint (33M cells, 12 layers, 512 dimensions) cannot be
 #   downloaded here. The book uses a small scGPT-architecture model that the project pretrained on
 #   the bundled cells (below), saved in the whole-human folder format so that the same loader
-#   takes a user's real checkpoint. In this edition scGPT appears in this chapter only; the
-#   concept chapters use scVI.
+#   takes a user's real checkpoint. The later chapters repeat every analysis for each model of
+#   the profile (`models:` in `params/`).
 # ```
 
 # %% tags=["parameters"]
@@ -46,14 +46,14 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from scconcepts import data, plotting
-from scconcepts.models import scvi as scvi_model
-from scconcepts.pipeline import Pipeline, load_config
+from scconcepts.config import load_config
+from scconcepts.workflow import Workflow
 
 cfg = load_config(profile, params)
-pipe = Pipeline(cfg)
-cfg.table(["main_dataset", "second_dataset", "perturbation_dataset", "subsample_main",
-           "subsample_second", "subsample_perturbation", "scvi_batch_key", "scvi_max_epochs",
-           "seed"])
+wf = Workflow(cfg)
+roles = ["main", "second", "perturbation"]
+cfg.table([f"data.{r}.{key}" for r in roles for key in ("dataset", "subsample")]
+          + [f"models.{m}" for m in wf.models] + ["seed"])
 
 # %% [markdown]
 # ## Datasets (Table 1 analogue)
@@ -64,9 +64,7 @@ cfg.table(["main_dataset", "second_dataset", "perturbation_dataset", "subsample_
 # Provenance and licences are in `data/README.md`.
 
 # %%
-roles = {"main": cfg.main_dataset, "second": cfg.second_dataset,
-         "perturbation": cfg.perturbation_dataset}
-datasets = {f"{name} ({role})": pipe.dataset(role) for role, name in roles.items()}
+datasets = {f"{getattr(cfg.data, role).dataset} ({role})": wf.dataset(role) for role in roles}
 data.describe(datasets)
 
 # %% [markdown]
@@ -74,7 +72,7 @@ data.describe(datasets)
 # composition of the main dataset:
 
 # %%
-main = pipe.dataset("main")
+main = wf.dataset("main")
 pd.DataFrame({"cells": main.obs["cell_type"].value_counts(),
               "fraction": main.obs["cell_type"].value_counts(normalize=True).round(3)})
 
@@ -87,8 +85,9 @@ pd.DataFrame({"cells": main.obs["cell_type"].value_counts(),
 # that the SAEs decompose and that attribution differentiates through.
 
 # %%
-model = pipe.scvi_model()
-scvi_model.describe(model)
+for m in wf.models:  # Table 2 analogue of every model of the profile that describes itself
+    if wf.model(m).describe() is not None:
+        display(Markdown(f"**{wf.label(m)}**"), wf.model(m).describe())
 
 # %% [markdown]
 # The second and perturbation datasets are mapped as query data with
@@ -97,11 +96,11 @@ scvi_model.describe(model)
 # for the Cross-tissue atlas on the Census model):
 
 # %%
-coverage = pd.DataFrame({
-    role: pipe.scvi_adata(role).uns["scvi_gene_report"] for role in ["main", "second",
-                                                                     "perturbation"]}).T
-coverage["fraction"] = (coverage["n_found"] / coverage["n_reference"]).round(3)
-coverage
+if "scvi" in wf.models:
+    coverage = pd.DataFrame({role: {key: wf.model("scvi").gene_report(wf.dataset(role), role)[key]
+                                   for key in ("n_reference", "n_found")} for role in roles}).T
+    coverage["fraction"] = (coverage["n_found"] / coverage["n_reference"]).round(3)
+    display(coverage)
 
 # %% [markdown]
 # ## scGPT (project-pretrained)
@@ -122,102 +121,102 @@ import json
 
 from scconcepts.models import scgpt as scgpt_model
 
-scgpt_dir = pipe.scgpt_checkpoint()
-scgpt_args = json.loads((scgpt_dir / "args.json").read_text())
-log = json.loads((scgpt_dir / "training_log.json").read_text())
-pd.DataFrame({"scGPT (this book)": {
+has_scgpt = "scgpt" in wf.models  # this section describes the scGPT checkpoint, when profiled
+scgpt_dir = wf.model("scgpt").checkpoint() if has_scgpt else None
+scgpt_args = json.loads((scgpt_dir / "args.json").read_text()) if has_scgpt else {}
+log = json.loads((scgpt_dir / "training_log.json").read_text()) if has_scgpt else {}
+ours = {} if not has_scgpt else {
     "Model architecture": "Transformer (scgpt.model.TransformerModel)",
     "Parameters": f"{log['n_params'] / 1e6:.2f}M",
     "Genes in vocabulary": f"{log['n_vocab'] - 3:,}",
     "Gene expression preprocessing": f"binning ({scgpt_args['n_bins']} bins, deterministic)",
     "Sequence length": f"non-zero genes, at most {scgpt_args['max_seq_len']} tokens",
-    "Cell embedding strategy": "CLS token",
-    "Cell embedding size": str(scgpt_args["embsize"]),
-    "Pretraining": f"{log['steps']:,} steps, {log['seconds'] / 60:.0f} CPU-minutes, {log['config']['batch_size']} cells/step",
-}, "scGPT whole-human (paper, Table 2)": {
-    "Model architecture": "Transformer", "Parameters": "50M (100M)",
-    "Genes in vocabulary": "60 698", "Gene expression preprocessing": "binning",
-    "Sequence length": "1200 HVG", "Cell embedding strategy": "CLS token",
-    "Cell embedding size": "512", "Pretraining": "33M cells",
-}})
+    "Cell embedding strategy": "CLS token", "Cell embedding size": str(scgpt_args["embsize"]),
+    "Pretraining": f"{log['steps']:,} steps, {log['seconds'] / 60:.0f} CPU-minutes, "
+                   f"{log['config']['batch_size']} cells/step"}
 
 # %%
-fig = plotting.pretraining_curve(log)
-plt.show()
+if has_scgpt:
+    display(pd.DataFrame({"scGPT (this book)": ours, "scGPT whole-human (paper, Table 2)": {
+        "Model architecture": "Transformer", "Parameters": "50M (100M)",
+        "Genes in vocabulary": "60 698", "Gene expression preprocessing": "binning",
+        "Sequence length": "1200 HVG", "Cell embedding strategy": "CLS token",
+        "Cell embedding size": "512", "Pretraining": "33M cells"}}))
+    fig = plotting.pretraining_curve(log)
+    plt.show()
 
 # %%
-_, scgpt_vocab, _ = scgpt_model.load_checkpoint(scgpt_dir)
-gene_match = scgpt_model.match_genes(pipe.dataset("main"), scgpt_vocab)
-display(Markdown(
-    f"{gene_match['n_found']:,} of the {gene_match['n_genes']:,} genes of {cfg.main_dataset} are in "
-    f"the model's vocabulary; the others (e.g. {', '.join(gene_match['missing'][:5])}) carry old "
-    "symbols that the whole-human vocabulary spells differently, and are left out."))
+if has_scgpt:
+    _, scgpt_vocab, _ = scgpt_model.load_checkpoint(scgpt_dir)
+    gene_match = scgpt_model.match_genes(wf.dataset("main"), scgpt_vocab)
+    display(Markdown(
+        f"{gene_match['n_found']:,} of the {gene_match['n_genes']:,} genes of "
+        f"{cfg.data.main.dataset} are in the model's vocabulary; the others (e.g. "
+        f"{', '.join(gene_match['missing'][:5])}) carry old symbols that the whole-human "
+        "vocabulary spells differently, and are left out."))
 
 # %% [markdown]
 # ## Cell embeddings (Fig 6/7 analogue)
 #
-# UMAPs of the scVI embeddings, coloured by the metadata each dataset has. As in the paper's
-# Figures 6 and 7, cell types separate cleanly, while donors mix: the model was trained with the
-# donor as batch, and its encoder does not see the batch.
+# UMAPs of every model's embeddings of the main dataset, coloured by the metadata it has. As in
+# the paper's Figures 6 and 7, cell types separate cleanly in the scVI embeddings, while donors
+# mix: the model was trained with the donor as batch, and its encoder does not see the batch.
 
 # %%
-main_sc = pipe.scvi_adata("main")
-pipe.umap("main")
-fig = plotting.umap_panels(main_sc, ["cell_type", "donor_id"],
-                           title=f"{cfg.main_dataset}: scVI embeddings")
-plt.show()
+main_ad = wf.adata("main", umap=True)
+for m in wf.models:
+    fig = plotting.umap_panels(main_ad, ["cell_type", "donor_id"], basis=f"X_umap_{m}",
+                               title=f"{cfg.data.main.dataset}: {wf.label(m)} embeddings")
+    plt.show()
+
+# %% [markdown]
+# The second and perturbation datasets are mapped onto each model as query data (scVI: query
+# mapping onto the reference model; scGPT: the same checkpoint, no fine-tuning).
 
 # %%
-second_sc = pipe.scvi_adata("second")
-pipe.umap("second")
-fig = plotting.umap_panels(second_sc, ["cell_type"],
-                           title=f"{cfg.second_dataset}: scVI embeddings (query mapping)")
-plt.show()
-
-# %%
-pert_sc = pipe.scvi_adata("perturbation")
-pipe.umap("perturbation")
-fig = plotting.umap_panels(pert_sc, ["condition"],
-                           title=f"{cfg.perturbation_dataset}: scVI embeddings (query mapping)")
-plt.show()
-
-# %%
-pipe.umap("main", rep="X_scgpt")
-fig = plotting.umap_panels(main_sc, ["cell_type", "donor_id"], basis="X_umap_scgpt",
-                           title=f"{cfg.main_dataset}: project scGPT CLS embeddings")
-plt.show()
+for role, keys in {"second": ["cell_type"], "perturbation": ["condition"]}.items():
+    role_ad = wf.adata(role, umap=True)
+    for m in wf.models:
+        fig = plotting.umap_panels(role_ad, keys, basis=f"X_umap_{m}", title=(
+            f"{getattr(cfg.data, role).dataset}: {wf.label(m)} embeddings (query mapping)"))
+        plt.show()
 
 # %% [markdown]
 # ## Do the embeddings carry cell-type information?
 #
 # A quick check before decomposing them: a 15-nearest-neighbour classifier of cell type,
-# 5-fold cross-validated, on the scVI and scGPT embeddings and, for reference, on the first 50
-# principal components of log-normalised counts of the same cells.
+# 5-fold cross-validated, on the embeddings of every model (scVI, the project scGPT, ...) and,
+# for reference, on the first 50 principal components of log-normalised counts of the same cells.
 
 # %%
-knn = pipe.knn_accuracy("main", scgpt=True)
+knn = wf.knn_accuracy("main")
 display(knn)
-acc = knn["accuracy"]
+acc = {m: float(knn["accuracy"][f"{wf.label(m)} (X_{m})"]) for m in wf.models}
+acc_pca = float(knn["accuracy"]["PCA of log-normalised counts"])
 display(Markdown(
-    f"scVI embeddings predict the cell type with a cross-validated accuracy of "
-    f"**{acc['scVI (X_scvi)']:.4f}**, the project scGPT with "
-    f"**{acc['scGPT, project-pretrained (X_scgpt)']:.4f}**, and PCA with "
-    f"{acc['PCA of log-normalised counts']:.4f}. "
-    + (f"The small scGPT stays below the 0.80 that the book targets for it: it is a weak model, "
-       f"pretrained for {log['seconds'] / 60:.0f} CPU-minutes ({log['steps']:,} steps); its "
-       "accuracy has flattened over the last runs (`models/scgpt_pbmc_small/README.md`)."
-       if acc["scGPT, project-pretrained (X_scgpt)"] < 0.8 else
-       f"The small scGPT clears the 0.80 that the book targets for it, but stays well below scVI "
-       f"and PCA: it is a weak model, pretrained for {log['seconds'] / 60:.0f} CPU-minutes "
-       f"({log['steps']:,} steps) on 16k cells, and cell-type information in its `<cls>` "
-       "embedding is correspondingly coarser (`models/scgpt_pbmc_small/README.md`).")))
+    "Cross-validated accuracy of the cell type: "
+    + ", ".join(f"{wf.label(m)} embeddings **{a:.4f}**" for m, a in acc.items())
+    + f", and PCA of log-normalised counts {acc_pca:.4f}."))
+
+# %%
+if has_scgpt:
+    display(Markdown(
+        f"The small scGPT stays below the 0.80 that the book targets for it: it is a weak model, "
+        f"pretrained for {log['seconds'] / 60:.0f} CPU-minutes ({log['steps']:,} steps); its "
+        "accuracy has flattened over the last runs (`models/scgpt_pbmc_small/README.md`)."
+        if acc["scgpt"] < 0.8 else
+        f"The small scGPT clears the 0.80 that the book targets for it, but stays well below "
+        f"scVI and PCA: it is a weak model, pretrained for {log['seconds'] / 60:.0f} CPU-minutes "
+        f"({log['steps']:,} steps) on 16k cells, and cell-type information in its `<cls>` "
+        "embedding is correspondingly coarser (`models/scgpt_pbmc_small/README.md`)."))
 
 # %% tags=["remove-input"]
 # values for the reproduction page (myst-nb glue)
 from myst_nb import glue
 
-glue("ch01_knn_scvi", float(acc["scVI (X_scvi)"]), display=False)
-glue("ch01_knn_scgpt", float(acc["scGPT, project-pretrained (X_scgpt)"]), display=False)
-glue("ch01_knn_pca", float(acc["PCA of log-normalised counts"]), display=False)
-glue("ch01_knn_scgpt_agree",
-     "no" if acc["scGPT, project-pretrained (X_scgpt)"] < 0.8 else "yes", display=False)
+# per model ch01_knn_<model>; ch01_knn_pca is the PCA of counts (it wins over a `pca` model)
+values = {**{f"ch01_knn_{m}": a for m, a in acc.items()}, "ch01_knn_pca": acc_pca}
+if has_scgpt:
+    values["ch01_knn_scgpt_agree"] = "no" if acc["scgpt"] < 0.8 else "yes"
+for name, value in values.items():
+    glue(name, value, display=False)

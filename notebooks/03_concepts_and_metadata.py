@@ -37,106 +37,94 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from scconcepts import plotting
-from scconcepts.concepts import (categorize_concepts, category_counts, metadata_ratios,
-                                 specific_share)
-from scconcepts.pipeline import Pipeline, load_config
+from scconcepts.concepts import category_counts, metadata_ratios, specific_share
+from scconcepts.config import load_config
+from scconcepts.workflow import Workflow
 
 cfg = load_config(profile, params)
-pipe = Pipeline(cfg)
-cfg.table(["main_dataset", "sae_grid", "default_c", "default_k", "metadata_keys",
-           "specificity_threshold", "min_cells"])
+wf = Workflow(cfg)
+cfg.table(["data.main.dataset"] + [f"models.{m}.{key}" for m in wf.models
+                                   for key in ("grid", "c", "k")]
+          + ["data.metadata_keys", "concepts.specificity_threshold", "concepts.min_cells"])
 
 # %%
-adata = pipe.scvi_adata("main")
-cats = {(c, k): pipe.categories(c, k) for c, k in cfg.sae_grid}
-skipped = next(iter(cats.values())).attrs["skipped"]
+obs = wf.dataset("main").obs
+cats = {m: {(c, k): wf.categories(m, c, k) for c, k in wf.settings(m).grid} for m in wf.models}
+skipped = next(iter(cats[wf.models[0]].values())).attrs["skipped"]
 display(Markdown(
-    f"Metadata keys used: {', '.join(k for k in cfg.metadata_keys if k not in skipped)}. "
+    f"Metadata keys used: {', '.join(k for k in cfg.data.metadata_keys if k not in skipped)}. "
     f"Skipped (absent, or a single value in this dataset): {', '.join(skipped) or 'none'}."))
 
 # %% [markdown]
 # ## Concept categories at every SAE size (Fig 2B analogue)
+#
+# One table and one bar chart per model of the profile (scVI, then the SAEs trained on the
+# project scGPT's CLS embeddings in chapter 2, then any other model).
 
 # %%
-counts = category_counts(cats)
-counts
+counts = {m: category_counts(cats[m]) for m in wf.models}
+for m in wf.models:
+    display(Markdown(f"**{wf.label(m)}**"), counts[m])
+    fig = plotting.category_bars(counts[m])
+    fig.axes[0].set_title(wf.label(m))
+    plt.show()
 
 # %%
-fig = plotting.category_bars(counts)
-plt.show()
+dflt = {m: cats[m][(wf.settings(m).c, wf.settings(m).k)] for m in wf.models}
+spec = {m: d[d["category"] == "cell_type-specific"] for m, d in dflt.items()}
+shares = {m: specific_share(d) for m, d in dflt.items()}
 
 # %%
-dflt = cats[(cfg.default_c, cfg.default_k)]
-n_enough, frac_ct = specific_share(dflt)
-display(Markdown(
-    f"At the default size, {n_enough} of {len(dflt)} concepts activate in at least "
-    f"{cfg.min_cells} cells; **{frac_ct:.0%}** of those are cell-type-specific. The paper also "
-    "finds that a large share of concepts are cell-type-specific for scVI, as expected since "
-    "cell type is the strongest signal in expression. "
-    f"{int((dflt['category'] == 'donor_id-specific').sum())} concepts are donor-specific; such "
-    "concepts would reveal a donor (batch) effect kept by the embedding."))
+for m, (n_enough, frac) in shares.items():
+    ms, d = wf.settings(m), dflt[m]
+    display(Markdown(
+        f"**{wf.label(m)}.** At the default size ($c$ = {ms.c}, $k$ = {ms.k}), {n_enough} of "
+        f"{len(d)} concepts activate in at least {cfg.concepts.min_cells} cells; **{frac:.0%}** of "
+        "those are cell-type-specific. "
+        + ("As in the paper, a large proportion of the concepts are cell-type-specific, as "
+           "expected since cell type is the strongest signal in expression. " if frac >= 0.3 else
+           "The paper finds a large proportion of cell-type-specific concepts for scVI and scGPT; "
+           "here the share is lower, consistent with a weaker cell-type structure of these "
+           "embeddings (chapter 1, k-NN accuracy). ")
+        + f"{int((d['category'] == 'donor_id-specific').sum())} concepts are donor-specific; such "
+        "concepts would reveal a donor (batch) effect kept by the embedding."))
 
 # %% [markdown]
 # ## Which cell types do the specific concepts cover?
 #
-# Cell-type-specific concepts of the default SAE, counted per cell type, next to the number of
-# cells of that type. Rare types (dendritic cells, megakaryocytes) rarely reach the 100-cell
-# threshold.
+# Cell-type-specific concepts of each model's default SAE, counted per cell type, next to the
+# number of cells of that type. Rare types (dendritic cells, megakaryocytes) rarely reach the
+# 100-cell threshold.
 
 # %%
-spec = dflt[dflt["category"] == "cell_type-specific"]
-pd.DataFrame({"specific concepts": spec["cell_type_label"].value_counts(),
-              "cells": adata.obs["cell_type"].value_counts()}).fillna(0).astype(int)
+pd.DataFrame({**{f"{wf.label(m)} specific concepts": s["cell_type_label"].value_counts()
+                 for m, s in spec.items()},
+              "cells": obs["cell_type"].value_counts()}).fillna(0).astype(int)
 
 # %% [markdown]
-# The cell-type ratios $r$ of every cell-type-specific concept of the default SAE (rows sorted by
-# their dominant cell type). Each row sums to 1 over cell types.
+# The cell-type ratios $r$ of every cell-type-specific concept of each default SAE (rows sorted
+# by their dominant cell type). Each row sums to 1 over cell types.
 
 # %%
-ratios = metadata_ratios(pipe.codes(cfg.default_c, cfg.default_k), adata.obs, "cell_type")
-order = spec.sort_values(["cell_type_label", "cell_type_ratio"], ascending=[True, False]).index
-fig = plotting.ratio_heatmap(ratios.loc[order].rename(index=lambda i: f"C{i}"),
-                             title=f"cell-type ratios, c={cfg.default_c}, k={cfg.default_k}")
-plt.show()
-
-# %% [markdown]
-# ## scGPT concepts (Fig 2B, top row)
-#
-# The same categories for the SAEs trained on the project scGPT's CLS embeddings (chapter 2).
-
-# %%
-cats_gpt = {(c, k): pipe.categories(c, k, model="scgpt") for c, k in cfg.scgpt_sae_grid}
-counts_gpt = category_counts(cats_gpt)
-counts_gpt
-
-# %%
-fig = plotting.category_bars(counts_gpt)
-plt.show()
-
-# %%
-dg = cats_gpt[(cfg.scgpt_default_c, cfg.scgpt_default_k)]
-n_enough_g, frac_g = specific_share(dg)
-spec_g = dg[dg["category"] == "cell_type-specific"]
-display(Markdown(
-    f"At the default scGPT size ($c$ = {cfg.scgpt_default_c}, $k$ = {cfg.scgpt_default_k}), "
-    f"{n_enough_g} of {len(dg)} concepts activate in at least {cfg.min_cells} cells and "
-    f"**{frac_g:.0%}** of those are cell-type-specific (scVI above: {frac_ct:.0%}). "
-    + ("As in the paper, a large proportion of scGPT concepts are cell-type-specific. "
-       if frac_g >= 0.3 else
-       "The paper finds a large proportion of cell-type-specific concepts for scGPT too; here the "
-       "share is lower, consistent with the weaker cell-type structure of the project scGPT's "
-       "embeddings (chapter 1, k-NN accuracy). ")
-    + f"{int((dg['category'] == 'donor_id-specific').sum())} scGPT concepts are donor-specific. "
-    "Cell types covered by specific scGPT concepts: "
-    + (", ".join(f"{t} ({n})" for t, n in spec_g["cell_type_label"].value_counts().items())
-       or "none") + "."))
+for m in wf.models:
+    ms = wf.settings(m)
+    ratios = metadata_ratios(wf.codes(m, ms.c, ms.k), obs, "cell_type")
+    order = spec[m].sort_values(["cell_type_label", "cell_type_ratio"],
+                                ascending=[True, False]).index
+    if len(order):
+        fig = plotting.ratio_heatmap(ratios.loc[order].rename(index=lambda i: f"C{i}"), title=(
+            f"{wf.label(m)}: cell-type ratios, c={ms.c}, k={ms.k}"))
+        plt.show()
+    else:
+        display(Markdown(f"{wf.label(m)}: no cell-type-specific concept at the default size."))
 
 # %% tags=["remove-input"]
-# values for the reproduction page (myst-nb glue); "large proportion" = the 30 % of the prose
+# values for the reproduction page (myst-nb glue), ch03_<model>_<value> for every model;
+# "large proportion" = the 30 % of the prose
 from myst_nb import glue
 
-for _m, _f, _e, _n in (("scvi", frac_ct, n_enough, dflt), ("scgpt", frac_g, n_enough_g, dg)):
-    glue(f"ch03_{_m}_celltype_share", float(_f), display=False)
-    glue(f"ch03_{_m}_enough", int(_e), display=False)
-    glue(f"ch03_{_m}_concepts", int(len(_n)), display=False)
-    glue(f"ch03_{_m}_celltype_agree", "yes" if _f >= 0.3 else "no", display=False)
+for m, (n_enough, frac) in shares.items():
+    glue(f"ch03_{m}_celltype_share", float(frac), display=False)
+    glue(f"ch03_{m}_enough", int(n_enough), display=False)
+    glue(f"ch03_{m}_concepts", int(len(dflt[m])), display=False)
+    glue(f"ch03_{m}_celltype_agree", "yes" if frac >= 0.3 else "no", display=False)

@@ -34,21 +34,23 @@
 # :class: warning
 # * **Data and models**: Kang 2018 control PBMCs with the project's scVI and scGPT (see the
 #   introduction), not Tabula Sapiens Immune with Census scVI / scGPT whole-human.
-# * **How many concepts**: a seeded random sample of `dgea_n_concepts` active concepts of the
-#   default scVI SAE for DGEA and deletion curves, and `dgea_gsea_n_concepts` of them for the
-#   GSEA comparison (paper: the first 100 concepts). scGPT uses chapter 4's scGPT attribution of
-#   the interpretation sample (`gsea_n_units` random concepts, $N_p$ = `scgpt_n_prototypes`,
-#   $N_c$ = `scgpt_n_counterfactuals`); its forward passes cost ~100× scVI's on a CPU, so only
-#   `dgea_scgpt_deletion_concepts` concepts get deletion curves, with `dgea_scgpt_max_pairs`
-#   (prototype, counterfactual) pairs and `dgea_scgpt_steps` steps (batched forward passes).
+# * **How many concepts**: for each model with `models.<m>.dgea.enabled`, a seeded random sample
+#   of `dgea.n_concepts` concepts of chapter 4's attribution of the model's default SAE for DGEA
+#   and deletion curves, and `dgea.gsea_n_concepts` of them for the GSEA comparison (paper: the
+#   first 100 concepts). For scGPT chapter 4's attribution is the interpretation sample
+#   (`models.scgpt.attribution_units` random concepts, $N_p$ = `models.scgpt.n_prototypes`,
+#   $N_c$ = `models.scgpt.n_counterfactuals`); its forward passes cost ~100× scVI's on a CPU, so
+#   only `models.scgpt.dgea.deletion_concepts` concepts get deletion curves, with
+#   `models.scgpt.dgea.max_pairs` (prototype, counterfactual) pairs and `models.scgpt.dgea.steps`
+#   steps (a null value there means the global `dgea.*` value).
 # * **DGEA test**: scanpy's default `t-test` on normalised log1p counts (the paper does not name
-#   its test; `wilcoxon` is ~200× slower here and can be chosen with `dgea_method`). The DGEA
+#   its test; `wilcoxon` is ~200× slower here and can be chosen with `dgea.method`). The DGEA
 #   order keeps genes with nominal $p \le 5 \cdot 10^{-3}$, as the paper writes "p-value" (after
 #   Benjamini–Hochberg far fewer pass: the top cells and their nearest counterfactuals are very
 #   alike); when fewer genes pass than there are steps, the DGEA curve stays flat after them.
 # * **Curves** are relative: activation divided by the prototype's own activation, averaged over
 #   the (prototype, counterfactual) pairs of a concept, then mean ± std over concepts.
-# * **GSEA permutations**: `dgea_gsea_permutations` (resolution 1/permutations; 200 is the least
+# * **GSEA permutations**: `dgea.gsea_permutations` (resolution 1/permutations; 200 is the least
 #   that resolves $p \le 0.005$). "Genes of a pathway" in the Table 6 metrics are its GSEA
 #   leading-edge genes (the paper does not say which genes it uses).
 # * **Gene universe**: GO BP 2023 restricted to the model's genes (1,287 for our scVI).
@@ -62,96 +64,79 @@ params = {}
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
 from scconcepts import dgea, plotting
-from scconcepts.pipeline import Pipeline, load_config
+from scconcepts.attribution import SAEReadout, UnitFunction
+from scconcepts.config import load_config
+from scconcepts.workflow import Workflow
 
+# %%
 cfg = load_config(profile, params)
-pipe = Pipeline(cfg)
-cfg.table(["main_dataset", "default_c", "default_k", "n_prototypes", "n_counterfactuals",
-           "dgea_n_concepts", "dgea_gsea_n_concepts", "dgea_max_cells", "dgea_method",
-           "dgea_steps", "dgea_max_pairs", "dgea_gsea_permutations", "gene_sets", "gsea_min_size",
-           "dgea_scgpt", "scgpt_default_c", "scgpt_default_k", "dgea_scgpt_deletion_concepts",
-           "dgea_scgpt_steps", "dgea_scgpt_max_pairs", "seed"])
+wf = Workflow(cfg)
+models = [m for m in wf.models if wf.settings(m).dgea.enabled]
+cfg.table(["data.main.dataset", "dgea.n_concepts", "dgea.gsea_n_concepts", "dgea.max_cells",
+           "dgea.method", "dgea.steps", "dgea.max_pairs", "dgea.gsea_permutations",
+           "gsea.gene_sets", "gsea.min_size", "seed"]
+          + [f"models.{m}.{key}" for m in wf.models for key in
+             ("c", "k", "n_prototypes", "n_counterfactuals", "attribution_units", "dgea.enabled",
+              "dgea.deletion_concepts", "dgea.steps", "dgea.max_pairs")])
 
 # %%
 # the paper's Table 6 (mean (std) over the concepts enriched by both methods). In the paper's
 # table the two rows of the attribution-based column appear swapped relative to its text ("mean
 # 4.7 vs. 2.4" log2FC and "0.21 vs. 0.14" attribution for scVI); we show them as the text reads.
 PAPER_T6 = pd.DataFrame(
-    {("scVI", "attribution-based"): ["2.362 (1.812)", "0.211 (0.215)", "72", "0.027 (0.043)",
+    {("scvi", "attribution-based"): ["2.362 (1.812)", "0.211 (0.215)", "72", "0.027 (0.043)",
                                      "0.025 (0.060)"],
-     ("scVI", "DGEA-based"): ["4.688 (2.211)", "0.135 (0.169)", "89", "", ""],
-     ("scGPT", "attribution-based"): ["2.570 (2.261)", "0.323 (0.405)", "32", "0.055 (0.099)",
+     ("scvi", "DGEA-based"): ["4.688 (2.211)", "0.135 (0.169)", "89", "", ""],
+     ("scgpt", "attribution-based"): ["2.570 (2.261)", "0.323 (0.405)", "32", "0.055 (0.099)",
                                       "0.068 (0.138)"],
-     ("scGPT", "DGEA-based"): ["4.040 (1.837)", "0.172 (0.407)", "62", "", ""]},
+     ("scgpt", "DGEA-based"): ["4.040 (1.837)", "0.172 (0.407)", "62", "", ""]},
     index=["Max absolute log2 fold change", "Max attribution", "Number of concepts enriched",
            "IoU genes", "IoU biological processes"])
 
-scvi = dgea.compare_with_dgea(
-    pipe, "scvi", n_concepts=int(cfg.dgea_n_concepts), n_gsea=int(cfg.dgea_gsea_n_concepts),
-    n_steps=int(cfg.dgea_steps), max_pairs=cfg.dgea_max_pairs, max_cells=int(cfg.dgea_max_cells),
-    method=cfg.dgea_method, permutations=int(cfg.dgea_gsea_permutations))
-d = scvi["dgea"]
-display(Markdown(
-    f"scVI: DGEA for {len(d)} concepts, between a median of {d['n_top'].median():.0f} "
-    f"top-activating cells (range {d['n_top'].min()}–{d['n_top'].max()}) and "
-    f"{d['n_cf'].median():.0f} distinct counterfactual cells ({d['n_cf'].min()}–{d['n_cf'].max()}); "
-    f"a median of {d['n_dgea_genes'].median():.0f} genes pass nominal $p \\le 5 \\cdot 10^{{-3}}$ "
-    f"(of {len(pipe.attribution('concept').genes)}); for {(d['n_dgea_genes'] < cfg.dgea_steps).sum()} "
-    f"concepts fewer genes pass than the {cfg.dgea_steps} deletion steps, so their DGEA curve "
-    "ends flat."))
+# %%
+# per model: DGEA, deletion curves and GSEA comparison, cached by their inputs and settings
+results, opts = {}, {m: dgea.options(cfg.dgea, wf.settings(m).dgea) for m in models}
+for m in models:
+    att = wf.attribution(m, "concept")
+    key = wf.store.key("dgea", {**opts[m], "lib": str(cfg.gsea.gene_sets), "seed": cfg.seed,
+                                "min": cfg.gsea.min_size},
+                       [dgea.attribution_key(att), wf.sae_key(m)])
+    X, genes = wf.model(m).inputs(wf.dataset("main"), "main")
+    results[m] = wf.store.cached(key, ".zip", lambda: dgea.compare_with_dgea(
+        X, genes, wf.embeddings("main", m), wf.codes(m),
+        UnitFunction(wf.model(m).encoder(genes), SAEReadout(wf.sae(m)[0])), att, wf.gene_sets(),
+        min_size=cfg.gsea.min_size, seed=cfg.seed, threads=cfg.gsea.threads, **opts[m]),
+        dgea.save_comparison, dgea.load_comparison, recipe={"step": "dgea", "model": m})
+
+# %%
+for m, res in results.items():
+    d, steps = res["dgea"], opts[m]["n_steps"]
+    display(Markdown(
+        f"{wf.label(m)}: DGEA for {len(d)} concepts, between a median of "
+        f"{d['n_top'].median():.0f} top-activating cells (range {d['n_top'].min()}–"
+        f"{d['n_top'].max()}) and {d['n_cf'].median():.0f} distinct counterfactual cells "
+        f"({d['n_cf'].min()}–{d['n_cf'].max()}); a median of {d['n_dgea_genes'].median():.0f} "
+        f"genes pass nominal $p \\le 5 \\cdot 10^{{-3}}$ (of "
+        f"{len(wf.attribution(m, 'concept').genes)}); for {(d['n_dgea_genes'] < steps).sum()} "
+        f"concepts fewer genes pass than the {steps} deletion steps, so their DGEA curve ends "
+        "flat."))
 
 # %% [markdown]
 # ## Deletion curves (Fig 8 analogue)
 
 # %%
-panels = {"scVI": scvi["curves"]}
-if cfg.dgea_scgpt:
-    gpt = dgea.compare_with_dgea(
-        pipe, "scgpt", n_concepts=None, n_gsea=int(cfg.dgea_gsea_n_concepts),
-        n_deletion=int(cfg.dgea_scgpt_deletion_concepts), n_steps=int(cfg.dgea_scgpt_steps),
-        max_pairs=cfg.dgea_scgpt_max_pairs, max_cells=int(cfg.dgea_max_cells),
-        method=cfg.dgea_method, permutations=int(cfg.dgea_gsea_permutations),
-        random_curve=False)
-    panels["scGPT (project)"] = gpt["curves"]
+panels = {wf.label(m): res["curves"] for m, res in results.items()}
 fig = plotting.deletion_curves_plot(panels)
 plt.show()
 
 # %%
-summaries = {name: dgea.curve_summary(df) for name, df in panels.items()}
-pd.concat(summaries, names=["model", "curve"])
-
-# %%
-def _verdict(df: pd.DataFrame, name: str) -> str:
-    per = df.groupby(["curve", "unit"])["activation"].mean().unstack(0)
-    a, g = per["attribution"], per["DGEA"]
-    below = (a < g).mean()
-    txt = (f"**{name}** ({len(per)} concepts): the mean area under the attribution curve is "
-           f"{a.mean():.3f} against {g.mean():.3f} for the DGEA order, and the attribution curve "
-           f"is the lower one for {below:.0%} of the concepts; ")
-    txt += ("attribution genes lower the activation faster, **as in the paper** (Fig 8). "
-            if a.mean() < g.mean() else
-            "attribution genes do **not** lower the activation faster, **unlike the paper** "
-            "(Fig 8). ")
-    if "attribution, zero-masked" in per:
-        z = per["attribution, zero-masked"]
-        txt += (f"Zero-masking the same genes gives {z.mean():.3f}: "
-                + ("setting genes to 0 removes *more* activation than copying the "
-                   "counterfactual's values, so it also measures the effect of deleting "
-                   "expression the counterfactual still has. "
-                   if z.mean() < a.mean() else
-                   "setting genes to 0 removes *less* activation than the counterfactual "
-                   "replacement, so the counterfactual baseline is the more informative one here. "))
-    if "random" in per:
-        txt += f"A random gene order gives {per['random'].mean():.3f} (null)."
-    return txt
-
-
-display(Markdown("\n\n".join(_verdict(df, n) for n, df in panels.items())))
+summaries = {name: dgea.curve_summary(df) for name, df in panels.items() if len(df)}
+display(pd.concat(summaries, names=["model", "curve"]) if summaries else "no deletion curves")
+display(Markdown("\n\n".join(dgea.deletion_verdict(df, n) for n, df in panels.items())))
 
 # %% [markdown]
 # ## Attribution-based vs DGEA-based GSEA (Table 6 analogue)
@@ -160,46 +145,17 @@ display(Markdown("\n\n".join(_verdict(df, n) for n, df in panels.items())))
 # NES > 0 and $p \le 0.005$), mean (std), as in the paper.
 
 # %%
-ours = {"scVI": dgea.table6(scvi["metrics"])}
-if cfg.dgea_scgpt:
-    ours["scGPT (project)"] = dgea.table6(gpt["metrics"])
-t6 = pd.concat({**{f"{k}, this book": v for k, v in ours.items()},
-                **{f"{m}, paper": PAPER_T6[m] for m in ("scVI", "scGPT")}}, axis=1)
+t6 = pd.concat({**{f"{wf.label(m)}, this book": dgea.table6(r["metrics"])
+                   for m, r in results.items()},
+                **{f"{wf.label(m)}, paper": PAPER_T6[m] for m in results
+                   if m in PAPER_T6.columns.get_level_values(0)}}, axis=1)
 t6
 
-
 # %%
-def _t6_text(m: pd.DataFrame, name: str) -> str:
-    both = m.dropna(subset=["iou_pathways"])
-    n = len(m)
-    if both.empty:
-        return (f"**{name}**: of {n} concepts, {int((m['n_att'] > 0).sum())} are enriched by "
-                f"attribution-GSEA and {int((m['n_dgea'] > 0).sum())} by DGEA-GSEA, but none by "
-                "both, so the per-concept metrics cannot be computed.")
-    fc_ok = both["maxfc_dgea"].mean() > both["maxfc_att"].mean()
-    at_ok = both["maxatt_att"].mean() > both["maxatt_dgea"].mean()
-    low = both["iou_pathways"].mean() < 0.5
-    return (
-        f"**{name}**: {int((m['n_att'] > 0).sum())} of {n} concepts are enriched by "
-        f"attribution-GSEA and {int((m['n_dgea'] > 0).sum())} by DGEA-GSEA (paper, of 100: 72 vs "
-        f"89 for scVI, 32 vs 62 for scGPT) and {len(both)} by both. DGEA pathways hold genes "
-        f"with larger |log2FC| ({both['maxfc_dgea'].mean():.2f} vs "
-        f"{both['maxfc_att'].mean():.2f}): "
-        + ("as in the paper" if fc_ok else "**unlike the paper**")
-        + f"; attribution pathways hold genes with larger attribution "
-        f"({both['maxatt_att'].mean():.3f} vs {both['maxatt_dgea'].mean():.3f}): "
-        + ("as in the paper" if at_ok else "**unlike the paper**")
-        + f". The pathway IoU is {both['iou_pathways'].mean():.3f} and the gene IoU "
-        f"{both['iou_genes'].mean():.3f} (paper, scVI: 0.025 and 0.027): "
-        + ("the two methods mostly find different pathways, as in the paper."
-           if low else "**the methods overlap much more than in the paper**."))
-
-
-display(Markdown("\n\n".join(
-    [_t6_text(scvi["metrics"], "scVI")]
-    + ([_t6_text(gpt["metrics"], "scGPT (project)")] if cfg.dgea_scgpt else []))
-    + f"\n\nWith {cfg.dgea_gsea_permutations} permutations, $p \\le 0.005$ means at most "
-    f"{int(0.005 * cfg.dgea_gsea_permutations)} permutation(s) reached the observed enrichment; "
+display(Markdown("\n\n".join(dgea.table6_text(r["metrics"], wf.label(m))
+                               for m, r in results.items())
+    + f"\n\nWith {cfg.dgea.gsea_permutations} permutations, $p \\le 0.005$ means at most "
+    f"{int(0.005 * cfg.dgea.gsea_permutations)} permutation(s) reached the observed enrichment; "
     "these are nominal p-values over ~200 tested pathways, so some enrichments are false "
     "positives (chapter 5 measures that rate on shuffled rankings)."))
 
@@ -207,13 +163,13 @@ display(Markdown("\n\n".join(
 # ## Pathways found by only one method
 #
 # A reviewer asked which pathways each method finds that the other misses. Counts are numbers of
-# concepts (scVI, then scGPT).
+# concepts, per model.
 
 # %%
-for name, res in [("scVI", scvi)] + ([("scGPT (project)", gpt)] if cfg.dgea_scgpt else []):
+for m, res in results.items():
     u = dgea.unique_pathways(dgea.enriched_by_unit(res["enriched"], "attribution"),
                              dgea.enriched_by_unit(res["enriched"], "DGEA"))
-    display(Markdown(f"**{name}**: {len(u)} pathways enriched by at least one method; "
+    display(Markdown(f"**{wf.label(m)}**: {len(u)} pathways enriched by at least one method; "
                      f"{int((u['only attribution'] > 0).sum()) if len(u) else 0} found by "
                      f"attribution-GSEA alone in some concept, "
                      f"{int((u['only DGEA'] > 0).sum()) if len(u) else 0} by DGEA-GSEA alone."))
@@ -223,46 +179,26 @@ for name, res in [("scVI", scvi)] + ([("scGPT (project)", gpt)] if cfg.dgea_scgp
 # ## Example concepts
 #
 # The top attribution genes and the top DGEA genes (by |log2FC|, nominal $p \le 5 \cdot
-# 10^{-3}$) of the first concepts of the scVI sample, with their best pathway by each method.
+# 10^{-3}$) of the first concepts of each model's sample, with their best pathway by each method.
 
 # %%
-att = pipe.attribution("concept")
-best = (scvi["enriched"].sort_values("NES", ascending=False).groupby(["unit", "method"])["Term"]
-        .first().unstack())
-ex = scvi["dgea"].head(8).set_index("unit")
-ex["top attribution genes"] = [", ".join(att.ranked(u).index[:10]) for u in ex.index]
-ex["best pathway (attribution)"] = best.reindex(ex.index).get("attribution")
-ex["best pathway (DGEA)"] = best.reindex(ex.index).get("DGEA")
-ex.rename_axis("concept")[["top attribution genes", "top_dgea_genes",
-                           "best pathway (attribution)", "best pathway (DGEA)"]]
+for m, res in results.items():
+    att = wf.attribution(m, "concept")
+    best = (res["enriched"].sort_values("NES", ascending=False).groupby(["unit", "method"])["Term"]
+            .first().unstack())
+    ex = res["dgea"].head(8).set_index("unit")
+    ex["top attribution genes"] = [", ".join(att.ranked(u).index[:10]) for u in ex.index]
+    for meth in ("attribution", "DGEA"):
+        ex[f"best pathway ({meth})"] = best.reindex(ex.index).get(meth)
+    display(Markdown(f"**{wf.label(m)}**"))
+    display(ex.rename_axis("concept")[["top attribution genes", "top_dgea_genes",
+                                       "best pathway (attribution)", "best pathway (DGEA)"]])
 
 # %% tags=["remove-input"]
-# values for the reproduction page (myst-nb glue), by the comparisons of the prose above
+# values for the reproduction page (myst-nb glue), by the comparisons of the prose above; a model
+# without DGEA in this profile gets NaN / 0 / "no"
 from myst_nb import glue
 
-for _m, _name in (("scvi", "scVI"), ("scgpt", "scGPT (project)")):
-    _df = panels.get(_name)
-    if _df is None:  # dgea_scgpt off in this profile
-        _per = pd.DataFrame({"attribution": [np.nan], "DGEA": [np.nan]})
-    else:
-        _per = _df.groupby(["curve", "unit"])["activation"].mean().unstack(0)
-    _a, _g = _per["attribution"].mean(), _per["DGEA"].mean()
-    glue(f"ch10_{_m}_del_attribution", float(_a), display=False)
-    glue(f"ch10_{_m}_del_dgea", float(_g), display=False)
-    glue(f"ch10_{_m}_del_zero", float(_per["attribution, zero-masked"].mean())
-         if "attribution, zero-masked" in _per else float("nan"), display=False)
-    glue(f"ch10_{_m}_del_agree", "yes" if _a < _g else "no", display=False)
-    _res = {"scvi": scvi, "scgpt": gpt if cfg.dgea_scgpt else None}[_m]
-    _mt = _res["metrics"] if _res is not None else pd.DataFrame(
-        columns=["n_att", "n_dgea", "iou_pathways", "iou_genes"])
-    _both = _mt.dropna(subset=["iou_pathways"])
-    glue(f"ch10_{_m}_n_concepts", int(len(_mt)), display=False)
-    glue(f"ch10_{_m}_n_att", int((_mt["n_att"] > 0).sum()), display=False)
-    glue(f"ch10_{_m}_n_dgea", int((_mt["n_dgea"] > 0).sum()), display=False)
-    glue(f"ch10_{_m}_n_both", int(len(_both)), display=False)
-    glue(f"ch10_{_m}_iou_genes", float(_both["iou_genes"].mean()), display=False)
-    glue(f"ch10_{_m}_iou_pathways", float(_both["iou_pathways"].mean()), display=False)
-    glue(f"ch10_{_m}_iou_agree",
-         "yes" if len(_both) and _both["iou_pathways"].mean() < 0.5 else "no", display=False)
-    glue(f"ch10_{_m}_enriched_agree",
-         "yes" if (_mt["n_dgea"] > 0).sum() > (_mt["n_att"] > 0).sum() else "no", display=False)
+for _m in wf.models:
+    for _name, _value in dgea.glue_values(results.get(_m)).items():
+        glue(f"ch10_{_m}_{_name}", _value, display=False)

@@ -34,7 +34,7 @@
 # :class: warning
 # * This case is **not in the paper**; the issue asked for it as evidence that concepts find
 #   signals without labels.
-# * **Models**: `perturbation_models`, scVI and the project scGPT by default. Each model's
+# * **Models**: `perturbation.models`, scVI and the project scGPT by default. Each model's
 #   default SAE, trained on the control cells, is applied to the perturbation cells' embeddings.
 #   The project scGPT saw these 2,000 cells (without labels) during pretraining, scVI maps them
 #   as query data.
@@ -52,34 +52,35 @@ params = {}
 # %%
 import contextlib
 import io
-import json
 
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import Markdown, display
 
-from scconcepts import census, plotting
-from scconcepts import data as sc_data
+from scconcepts import plotting
+from scconcepts.config import load_config
 from scconcepts.enrichment import annotate_units
-from scconcepts.perturbation import (INTERFERON_TERMS, attribute_on_role, frequency_shift,
-                                     interferon_evidence, marker_hits, separating_concepts)
-from scconcepts.pipeline import Pipeline, load_config
-
-cfg = load_config(profile, params)
-pipe = Pipeline(cfg)
-cfg.table(["perturbation_dataset", "main_dataset", "default_c", "default_k", "perturbation_models",
-           "perturbation_top_concepts", "perturbation_min_cells", "perturbation_markers",
-           "n_prototypes", "n_counterfactuals", "gene_sets", "gsea_permutations",
-           "gsea_strong_permutations", "gsea_strong_method", "gsea_min_size", "seed"])
+from scconcepts.perturbation import (concept_table, evidence_text, frequency_shift,
+                                     interferon_evidence, separating_concepts, separation_text)
+from scconcepts.workflow import Workflow
 
 # %%
-cond = pipe.dataset("perturbation").obs["condition"].astype(str).to_numpy()
+cfg = load_config(profile, params)
+wf = Workflow(cfg)
+cfg.table(["data.perturbation.dataset", "data.main.dataset", "perturbation.models",
+           "perturbation.top_concepts", "perturbation.min_cells", "perturbation.markers",
+           "gsea.gene_sets", "gsea.permutations", "gsea.strong_permutations",
+           "gsea.strong_method", "gsea.min_size", "seed"]
+          + [f"models.{m}.{key}" for m in cfg.perturbation.models
+             for key in ("c", "k", "n_prototypes", "n_counterfactuals")])
+
+# %%
+cond = wf.dataset("perturbation").obs["condition"].astype(str).to_numpy()
 stim = [c for c in pd.unique(cond) if c != "control"]
 if len(stim) != 1 or "control" not in set(cond):
     raise ValueError(f"Expected conditions 'control' and one stimulus, found {sorted(set(cond))}.")
 stim = stim[0]
-markers = list(cfg.perturbation_markers)
+markers = list(cfg.perturbation.markers)
 display(Markdown(f"{(cond == 'control').sum()} control and {(cond == stim).sum()} "
                  f"'{stim}' cells."))
 
@@ -88,116 +89,67 @@ display(Markdown(f"{(cond == 'control').sum()} control and {(cond == stim).sum()
 
 # %%
 ranked, shifts = {}, {}
-for model in cfg.perturbation_models:
-    ms = pipe.model_settings(model)
-    U = pipe.codes(ms["c"], ms["k"], model, role="perturbation", sae_role="main")
-    ranked[model] = separating_concepts(U, cond, stim, min_cells=int(cfg.perturbation_min_cells))
-    shifts[model] = frequency_shift(U, pipe.codes(ms["c"], ms["k"], model))
-    top = ranked[model].head(int(cfg.perturbation_top_concepts))
-    display(Markdown(f"**{model}** (SAE c = {ms['c']}, k = {ms['k']}): "
-                     f"{len(ranked[model])} concepts active in ≥ {cfg.perturbation_min_cells} "
+for model in cfg.perturbation.models:
+    ms = wf.settings(model)
+    U = wf.codes(model, role="perturbation", sae_role="main")
+    ranked[model] = separating_concepts(U, cond, stim, min_cells=int(cfg.perturbation.min_cells))
+    shifts[model] = frequency_shift(U, wf.codes(model))
+    display(Markdown(f"**{wf.label(model)}** (SAE c = {ms.c}, k = {ms.k}): "
+                     f"{len(ranked[model])} concepts active in ≥ {cfg.perturbation.min_cells} "
                      "perturbation cells; the best separating ones:"))
     display(ranked[model].head(8).assign(
         **{"label-free rank (frequency shift)": shifts[model].rank(ascending=False).reindex(
             ranked[model].head(8).index).astype(int)}).round(3))
 
 # %%
+first = cfg.perturbation.models[0]
 fig = plotting.separation_scatter(
-    ranked["scvi"] if "scvi" in ranked else next(iter(ranked.values())),
-    highlight=(ranked.get("scvi", next(iter(ranked.values())))
-               .head(int(cfg.perturbation_top_concepts)).index),
-    title="concepts of the control-cell SAE on Kang IFN-β cells")
+    ranked[first], highlight=ranked[first].head(int(cfg.perturbation.top_concepts)).index,
+    title=f"{wf.label(first)} concepts of the control-cell SAE on Kang IFN-β cells")
 plt.show()
 
 # %%
-for model, tab in ranked.items():
-    n_top = int(cfg.perturbation_top_concepts)
-    top = tab.head(n_top)
-    lf = set(shifts[model].head(n_top).index)
-    best = top.iloc[0]
-    display(Markdown(
-        f"**{model}**: the best concept, C{top.index[0]}, has AUROC {best['auroc']:.2f} and "
-        f"activates in {best['freq_pos']:.0%} of stimulated vs {best['freq_neg']:.0%} of control "
-        f"cells. The top {n_top} concepts have AUROC {top['auroc'].min():.2f}–"
-        f"{top['auroc'].max():.2f}; "
-        + ("an AUROC this far below 1 means that each concept marks part of the stimulated "
-           "cells (e.g. one cell population's response), not all of them. "
-           if best["auroc"] < 0.9 else "one concept alone separates the conditions well. ")
-        + f"{len(lf & set(top.index))} of them are also among the top {n_top} of the label-free "
-        "ranking (largest rise in activation frequency from the main dataset to the perturbation "
-        "dataset)."))
+display(Markdown("\n\n".join(
+    separation_text(wf.label(m), tab, shifts[m], int(cfg.perturbation.top_concepts))
+    for m, tab in ranked.items())))
 
 # %% [markdown]
 # ## Their genes (attribution) and pathways (GSEA)
 #
 # Attribution (Eq 1–3) of the top concepts on the perturbation cells, with the main SAE: the
 # prototypes are the perturbation cells that activate the concept most, the counterfactuals the
-# nearest perturbation cells where it is 0. Interferon-stimulated genes of `perturbation_markers`
+# nearest perturbation cells where it is 0. Interferon-stimulated genes of `perturbation.markers`
 # are marked with ★.
 
 # %%
-gene_sets = sc_data.load_gene_sets(census.resolve_gene_sets(cfg))
-results = {}
+gene_sets, g, results = wf.gene_sets(), cfg.gsea, {}
 for model, tab in ranked.items():
-    units = tab.head(int(cfg.perturbation_top_concepts)).index.to_numpy()
-    att = attribute_on_role(pipe, units, model=model)
+    units = tab.head(int(cfg.perturbation.top_concepts)).index.to_numpy()
+    with contextlib.redirect_stderr(io.StringIO()):  # progress bars, gseapy's tie warnings
+        att = wf.attribution(model, "concept", role="perturbation", sae_role="main", units=units)
+        summary, _ = annotate_units(att, gene_sets, units, permutations=g.permutations,
+                                    strong_permutations=g.strong_permutations,
+                                    strong_method=g.strong_method, min_size=g.min_size,
+                                    seed=int(cfg.seed), threads=g.threads, progress=False)
     seen = [m for m in markers if m in set(att.genes)]
-    with contextlib.redirect_stderr(io.StringIO()):  # gseapy's warnings about tied scores
-        summary, _ = annotate_units(att, gene_sets, units, permutations=int(cfg.gsea_permutations),
-                                    strong_permutations=int(cfg.gsea_strong_permutations),
-                                    strong_method=str(cfg.gsea_strong_method),
-                                    min_size=int(cfg.gsea_min_size), seed=int(cfg.seed),
-                                    threads=int(cfg.values.get("gsea_threads") or 1),
-                                    progress=False)
     results[model] = (att, summary, seen)
-    display(Markdown(f"**{model}**: {len(seen)} of the {len(markers)} markers are among the "
-                     f"model's {len(att.genes)} genes: {', '.join(seen) or 'none'} (missing: "
-                     f"{', '.join(m for m in markers if m not in seen) or 'none'})."))
-    rows = []
-    for u in units:
-        r = att.ranked(int(u))
-        s = summary.set_index("unit").loc[int(u)] if int(u) in set(summary["unit"]) else None
-        terms = json.loads(s["top_terms"]) if s is not None else []
-        rows.append({
-            "concept": int(u), "AUROC": round(float(tab.loc[u, "auroc"]), 3),
-            "top-15 attribution genes": ", ".join(f"{g}★" if g in seen else g
-                                                  for g in r.index[:15]),
-            "ISGs in top 20": len(marker_hits(r, seen, 20)),
-            "best GO term (NES)": (f"{s['best_term']} ({s['NES']:.2f})"
-                                   if s is not None and s["best_term"] else "none"),
-            "annotation": s["annotation"] if s is not None else "none",
-            "interferon/virus terms in top 5": sum(bool(INTERFERON_TERMS.search(t["term"]))
-                                                   for t in terms)})
-    display(pd.DataFrame(rows).set_index("concept"))
+    display(Markdown(f"**{wf.label(model)}**: {len(seen)} of the {len(markers)} markers are "
+                     f"among the model's {len(att.genes)} genes: {', '.join(seen) or 'none'} "
+                     f"(missing: {', '.join(m for m in markers if m not in seen) or 'none'})."))
+    display(concept_table(att, summary, tab["auroc"], seen))
 
 # %%
 for model, (att, summary, seen) in results.items():
-    panels = {f"{model} C{u} (AUROC {ranked[model].loc[u, 'auroc']:.2f})":
+    panels = {f"{wf.label(model)} C{u} (AUROC {ranked[model].loc[u, 'auroc']:.2f})":
               att.ranked(int(u)).head(15) for u in att.units[:3]}
     fig = plotting.top_genes_bars(panels)
     plt.show()
 
 # %%
-texts, evidence = [], {}
-for model, (att, summary, seen) in results.items():
-    ev = evidence[model] = interferon_evidence(att, summary, seen, 20)
-    texts.append(
-        f"**{model}**: {ev['with_isg']} of the {ev['n_concepts']} best-separating concepts have "
-        "at least one interferon-stimulated gene among their top-20 attribution genes (up to "
-        f"{max(ev['isg'])} of the {len(seen)} the model sees); {ev['ifn_best']} have an "
-        f"interferon/virus GO term as their best pathway and {ev['ifn_any']} among their top 5; "
-        f"{ev['annotated']} are at least weakly annotated ($p \\le 5 \\cdot 10^{{-3}}$). "
-        + ("**An interferon signal is found without labels**: concepts learned on control "
-           "cells only, which activate mostly in stimulated cells, have ISGs among their top "
-           "attribution genes and interferon/virus terms among their best pathways, though not "
-           "always first (the top-3 genes of the best concept are "
-           f"{', '.join(att.ranked(int(att.units[0])).index[:3])})."
-           if ev["found"] else
-           "An interferon signature appears in the genes but **not in the pathways** of these "
-           "concepts." if ev["with_isg"] else
-           "**No interferon signature** is found among these concepts' genes, against our "
-           "expectation."))
-display(Markdown("\n\n".join(texts)))
+evidence = {m: interferon_evidence(att, summary, seen, 20)
+            for m, (att, summary, seen) in results.items()}
+display(Markdown("\n\n".join(evidence_text(wf.label(m), evidence[m], att, len(seen))
+                               for m, (att, _, seen) in results.items())))
 
 # %% tags=["remove-input"]
 # values for the reproduction page (myst-nb glue), from the same evidence as the prose above

@@ -89,21 +89,18 @@ def smoke_book(tmp_path_factory):
     the run proves the chapters work from scratch.
 
     Returns a namespace: ``out`` (executed notebooks), ``errors`` ({stem: log tail}),
-    ``artifacts`` (the ``artifacts_dir`` used, or None), ``params`` (the profile values used).
+    ``artifacts`` (the ``artifacts_dir`` used), ``params`` (the validated profile used).
     """
-    import yaml
-
     from scconcepts import book as runner
+    from scconcepts.config import load_config
 
     sources = sorted(BOOK_NOTEBOOKS.glob(runner.NOTEBOOK_GLOB))
     tmp = tmp_path_factory.mktemp("smoke")
     out = tmp / "executed"
-    extra, artifacts = [], None
-    profile = yaml.safe_load((BOOK_PARAMS / f"{BOOK_PROFILE}.yaml").read_text()) or {}
-    if "artifacts_dir" in profile:
-        artifacts = tmp / "artifacts"
-        extra = ["--set", f"artifacts_dir={artifacts}"]
-        profile["artifacts_dir"] = str(artifacts)
+    artifacts = tmp / "artifacts"
+    extra = ["--set", f"artifacts_dir={artifacts}"]
+    profile = load_config(BOOK_PROFILE, {"artifacts_dir": str(artifacts)},
+                          params_dir=BOOK_PARAMS)
     errors: dict[str, str] = {}
     for src in sources:
         cmd = [

@@ -63,14 +63,21 @@ def test_discover_and_only(tmp_path):
 
 
 def test_load_params_and_overrides(tmp_path):
-    (tmp_path / "p.yaml").write_text("a: 1\nb: [1, 2]\n")
-    assert runner.load_params("p", tmp_path, ["a=2", "c=x", "d=[3, 4]"]) == {
-        "a": 2, "b": [1, 2], "c": "x", "d": [3, 4],
-    }
-    with pytest.raises(runner.BookError, match="profiles available: p"):
+    (tmp_path / "default.yaml").write_text((PARAMS / "default.yaml").read_text())
+    (tmp_path / "p.yaml").write_text("extends: default\nseed: 1\n")
+    got = runner.load_params("p", tmp_path, ["seed=2", "main_dataset=x.h5ad",
+                                             "models.scvi.grid=[[10, 2]]", "models.scvi.c=10",
+                                             "models.scvi.k=2"])
+    assert got["params"] == {"seed": 2, "data.main.dataset": "x.h5ad",
+                             "models.scvi.grid": [[10, 2]], "models.scvi.c": 10,
+                             "models.scvi.k": 2}
+    assert got["cfg"].seed == 2 and got["cfg"].data.main.dataset == "x.h5ad"
+    with pytest.raises(runner.BookError, match="available"):
         runner.load_params("nope", tmp_path)
     with pytest.raises(runner.BookError, match="key=value"):
         runner.load_params("p", tmp_path, ["novalue"])
+    with pytest.raises(runner.BookError, match="sae.epochs"):
+        runner.load_params("p", tmp_path, ["sae.epoch=3"])
 
 
 def test_kernel_is_this_interpreter():

@@ -353,7 +353,8 @@ def test_exported_json_gives_fig3a_in_chapter_06(browser, smoke_book, tmp_path):
         papermill.execute_notebook(
             str(src_nb), str(out), kernel_name=runner.KERNEL_NAME, cwd=str(ROOT),
             progress_bar=False,
-            parameters={"profile": "smoke", "params": {**smoke_book.params, "annotations": files}})
+            parameters={"profile": "smoke", "params": {**smoke_book.params.overrides,
+                                                       "annotations": files}})
     done = nbformat.read(out, as_version=4)
     texts, images = [], 0
     for cell in done.cells:

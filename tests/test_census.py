@@ -31,44 +31,56 @@ TS = census.PAPER_DATASETS["tabula_sapiens_immune"]["dataset_id"]
 CIC = census.PAPER_DATASETS["cross_tissue_immune_cell_atlas"]["dataset_id"]
 
 
-def _profile(name):
-    return yaml.safe_load((REPO / "params" / f"{name}.yaml").read_text())
+def _profile(name, **over):
+    from scconcepts.config import load_config
+
+    return load_config(name, over)
 
 
 # ------------------------------------------------------------------------------ params
 
 
-def test_paper_profile_has_every_key_and_the_papers_values():
+def test_paper_profile_has_the_papers_values():
     from scconcepts.reference import PAPER_TABLE3
 
     paper, default, smoke = _profile("paper"), _profile("default"), _profile("smoke")
-    assert set(paper) == set(default) == set(smoke)
-    assert paper["main_dataset"] == TS and paper["second_dataset"] == CIC
+    raw = yaml.safe_load((REPO / "params" / "paper.yaml").read_text())
+    assert raw["extends"] == "default"           # only the differences are written
+    assert paper.data.main.dataset == TS and paper.data.second.dataset == CIC
     assert census.PAPER_DATASETS["tabula_sapiens_immune"]["n_cells"] == 592_317
     assert census.PAPER_DATASETS["cross_tissue_immune_cell_atlas"]["n_cells"] == 329_762
-    assert paper["census_version"] == "2025-01-30" and paper["scvi_model"] == "census"
-    assert paper["gene_sets"] == "GO_Biological_Process_2025"
-    assert (paper["n_prototypes"], paper["n_counterfactuals"]) == (10, 3)
-    assert (paper["default_c"], paper["default_k"]) == (500, 8)
-    assert paper["sae_batch_size"] == 1024 and paper["sae_aux_k"] == 512
-    ts = PAPER_TABLE3[PAPER_TABLE3.dataset == "Tabula Sapiens Immune"]
-    for model, key in (("scVI", "scvi"), ("scGPT", "scgpt")):
-        want = ts[ts.model == model][["c", "k", "lr", "epochs"]].values.tolist()
-        assert sorted(map(tuple, paper["sae_table3"][key])) == sorted(map(tuple, want))
-    row = [r for r in paper["sae_table3"]["scvi"] if r[:2] == [500, 8]][0]
-    assert (paper["sae_lr"], paper["sae_epochs"]) == (row[2], row[3])
+    assert paper.scale.census_version == "2025-01-30" and paper.models["scvi"].source == "census"
+    assert paper.gsea.gene_sets == "GO_Biological_Process_2025"
+    for m in ("scvi", "scgpt"):
+        ms = paper.models[m]
+        assert (ms.n_prototypes, ms.n_counterfactuals) == (10, 3)
+    assert (paper.models["scvi"].c, paper.models["scvi"].k) == (500, 8)
+    assert (paper.models["scgpt"].c, paper.models["scgpt"].k) == (5000, 80)
+    assert paper.models["scgpt"].n_hvgs == 1200                 # Table 2: 1200 HVG
+    assert paper.sae.batch_size == 1024 and paper.sae.aux_k == 512
+    for ds, role in (("Tabula Sapiens Immune", "main"), ("Cross-tissue Immune Cell Atlas", "second")):
+        rows = PAPER_TABLE3[PAPER_TABLE3.dataset == ds]
+        for model, key in (("scVI", "scvi"), ("scGPT", "scgpt")):
+            want = rows[rows.model == model][["c", "k", "lr", "epochs"]].values.tolist()
+            got = paper.models[key].table3[role]
+            assert sorted(map(tuple, got)) == sorted(map(tuple, want)), (ds, model)
+    scvi = paper.models["scvi"]
+    assert scvi.sae_hparams(500, 8, "main", 0, 0) == (paper.sae.lr, paper.sae.epochs)
+    assert scvi.sae_hparams(500, 8, "second", 0, 0) == (1e-4, 2000)   # Table 3 per dataset
     # the default and smoke profiles keep their behaviour
     for prof in (default, smoke):
-        assert prof["census_version"] is None and prof["cache_dir"] is None
-        assert prof["scvi_model"] is None and prof["attribution_shard_count"] == 1
+        assert prof.scale.census_version is None and prof.scale.cache_dir is None
+        assert prof.models["scvi"].source == "trained"
+        assert prof.scale.attribution_shard_count == 1
 
 
 def test_load_config_accepts_paper_overrides():
-    from scconcepts.pipeline import load_config
+    from scconcepts.config import ConfigError, load_config
 
-    cfg = load_config("paper", {"attribution_shard_index": 2, "attribution_shard_count": 4})
-    assert cfg.attribution_shard_index == 2
-    with pytest.raises(KeyError):
+    cfg = load_config("paper", {"scale.attribution_shard_index": 2,
+                                "attribution_shard_count": 4})      # flat spelling too
+    assert cfg.scale.attribution_shard_index == 2 and cfg.scale.attribution_shard_count == 4
+    with pytest.raises(ConfigError, match="census_version"):
         load_config("default", {"census_versoin": "x"})
 
 
@@ -97,8 +109,8 @@ def test_paper_command_fails_fast_with_download_instructions(cmd, tmp_path):
     assert "Traceback" not in out
 
 
-def _complete_cache(root: Path, cfg_values: dict) -> None:
-    c = census.CensusCache(root, cfg_values["census_version"])
+def _complete_cache(root: Path, cfg) -> None:
+    c = census.CensusCache(root, cfg.scale.census_version)
     for ds in (TS, CIC):
         c.dataset(ds).parent.mkdir(parents=True, exist_ok=True)
         c.dataset(ds).write_bytes(b"x")
@@ -109,30 +121,27 @@ def _complete_cache(root: Path, cfg_values: dict) -> None:
 
 
 def test_preflight_passes_when_everything_is_there(tmp_path, monkeypatch):
-    values = _profile("paper")
     monkeypatch.setenv("SCCONCEPTS_CACHE", str(tmp_path))
     scgpt = tmp_path / "scGPT_human"
     scgpt.mkdir()
     for f in ("args.json", "vocab.json", "best_model.pt"):
         (scgpt / f).write_text("{}")
-    values["scgpt_checkpoint"] = str(scgpt)
-    cfg = SimpleNamespace(profile="paper", values=values)
+    cfg = _profile("paper", **{"models.scgpt.checkpoint": str(scgpt)})
     with pytest.raises(census.PaperInputsMissing) as err:
         census.preflight(cfg)
     assert "scGPT" not in str(err.value) and "4 input(s)" in str(err.value)
-    _complete_cache(tmp_path, values)
+    _complete_cache(tmp_path, cfg)
     census.preflight(cfg)                                    # nothing missing: no error
-    census.preflight(SimpleNamespace(profile="default", values=_profile("default")))  # no-op
+    census.preflight(_profile("default"))                    # no Census inputs: no-op
     assert census.resolve_dataset(cfg, "main").endswith(f"{TS}.h5ad")
     assert census.resolve_dataset(cfg, "perturbation") == "kang2018_pbmc_ifnb"
     assert census.resolve_gene_sets(cfg).endswith("GO_Biological_Process_2025.gmt")
-    assert census.resolve_gene_sets(SimpleNamespace(values=_profile("default"))) == \
-        "GO_Biological_Process_2023"
+    assert census.resolve_gene_sets(_profile("default")) == "GO_Biological_Process_2023"
 
 
 def test_resolve_dataset_raises_with_the_download_command(tmp_path, monkeypatch):
     monkeypatch.setenv("SCCONCEPTS_CACHE", str(tmp_path))
-    cfg = SimpleNamespace(profile="paper", values=_profile("paper"))
+    cfg = _profile("paper")
     with pytest.raises(census.PaperInputsMissing, match="--what main_dataset"):
         census.resolve_dataset(cfg, "main")
 

@@ -11,7 +11,8 @@ import torch
 
 from scconcepts import dgea
 from scconcepts.attribution import AttributionResult, UnitFunction
-from scconcepts.perturbation import frequency_shift, marker_hits, separating_concepts
+from scconcepts.perturbation import (concept_table, evidence_text, frequency_shift, marker_hits,
+                                     separating_concepts, separation_text)
 
 
 class _Identity:
@@ -158,7 +159,90 @@ def test_gsea_comparison_planted_pathways():
 
 def test_compare_with_dgea_refuses_unresolvable_permutations():
     with pytest.raises(ValueError, match="cannot resolve"):
-        dgea.compare_with_dgea(None, permutations=100)
+        dgea.compare_with_dgea(None, None, None, None, None, None, {}, permutations=100)
+
+
+def _toy_comparison_inputs(seed=0):
+    """Concept 0 = ReLU(planted genes - 10): active in the first half of the cells, whose planted
+    genes are high; concept 1 is never active (no DGEA). The attribution puts the planted genes
+    first; its pairs are (top cell, nearest inactive cell)."""
+    x, group, ref, planted = _planted_counts(seed=seed, n=80, m=60)
+    w = np.zeros(x.shape[1], np.float32)
+    w[planted] = 1.0 / len(planted)
+    unit_fn = UnitFunction(lambda t: torch.relu(t @ torch.as_tensor(np.c_[w, -w]) - 10.0),
+                           _Identity())
+    codes = unit_fn(torch.from_numpy(x)).numpy()
+    genes = np.array([f"G{i}" for i in range(x.shape[1])])
+    emb = np.c_[np.random.default_rng(seed).normal(size=(len(x), 3)), codes[:, 0] > 0]
+    scores = np.zeros((2, x.shape[1]), np.float32)
+    scores[0, planted] = np.arange(len(planted), 0, -1)
+    scores[1] = np.nan
+    protos = np.array([np.argsort(-codes[:, 0])[:3], [-1, -1, -1]])
+    res = AttributionResult(
+        units=np.array([0, 1]), genes=genes, scores=scores,
+        per_prototype=np.repeat(scores[:, None], 3, 1), prototypes=protos,
+        counterfactuals=np.where(protos[..., None] >= 0, ref[:3][None, :, None], -1),
+        prototype_activation=np.ones((2, 3), np.float32), kind="concept")
+    return x, genes, emb, codes, unit_fn, res, planted
+
+
+def test_compare_with_dgea_toy_model(tmp_path):
+    x, genes, emb, codes, unit_fn, res, planted = _toy_comparison_inputs()
+    sets = {"PLANTED": [f"G{i}" for i in planted] + [f"G{i}" for i in range(20, 30)]}
+    out = dgea.compare_with_dgea(sp.csr_matrix(x), genes, emb, sp.csr_matrix(codes), unit_fn,
+                                 res, sets, n_concepts=None, n_gsea=1, n_steps=5,
+                                 max_pairs=2, max_cells=20, permutations=200, min_size=5)
+    assert set(out) == {"curves", "metrics", "dgea", "enriched"}
+    assert list(out["dgea"]["unit"]) == [0]          # NaN-score concept 1 left out
+    assert out["dgea"].loc[0, "n_top"] == 20
+    top5 = set(out["dgea"].loc[0, "top_dgea_genes"].split(", ")[:5])
+    assert len(top5 & {f"G{i}" for i in planted}) >= 4   # few cf cells: one noise gene may slip in
+    piv = out["curves"].pivot(index="step", columns="curve", values="activation")
+    assert "random" in piv and np.allclose(piv.loc[0], 1.0)
+    assert piv.loc[5, "attribution"] < piv.loc[5, "random"]
+    assert list(out["metrics"]["unit"]) == [0]
+    dgea.save_comparison(out, str(tmp_path / "c.zip"))
+    back = dgea.load_comparison(str(tmp_path / "c.zip"))
+    for name, df in out.items():
+        pd.testing.assert_frame_equal(back[name].reset_index(drop=True),
+                                      df.reset_index(drop=True), check_dtype=False)
+    g = dgea.glue_values(out)
+    assert g["n_concepts"] == 1 and g["del_agree"] in ("yes", "no")
+    assert g["del_attribution"] < 1.0
+    # the deletion subset: no deletion curve at all
+    none = dgea.compare_with_dgea(x, genes, emb, codes, unit_fn, res, sets, n_concepts=None,
+                                  n_gsea=0, n_deletion=0, n_steps=3, max_cells=20)
+    assert none["curves"].empty and none["metrics"].empty
+    assert "no concept" in dgea.deletion_verdict(none["curves"], "toy")
+
+
+def test_options_null_means_global():
+    from types import SimpleNamespace as NS
+
+    g = NS(n_concepts=20, gsea_n_concepts=8, max_cells=1000, method="t-test", steps=30,
+           max_pairs=None, gsea_permutations=200)
+    o = dgea.options(g, NS(deletion_concepts=None, steps=None, max_pairs=None))
+    assert (o["n_deletion"], o["n_steps"], o["max_pairs"]) == (None, 30, None)
+    assert (o["n_concepts"], o["n_gsea"], o["permutations"]) == (20, 8, 200)
+    o = dgea.options(g, NS(deletion_concepts=2, steps=6, max_pairs=3))
+    assert (o["n_deletion"], o["n_steps"], o["max_pairs"]) == (2, 6, 3)
+
+
+def test_glue_values_without_result_and_texts():
+    g = dgea.glue_values(None)
+    assert np.isnan(g["del_attribution"]) and g["n_concepts"] == 0 and g["n_both"] == 0
+    assert g["del_agree"] == "no" and g["iou_agree"] == "no" and np.isnan(g["iou_genes"])
+    curves = pd.DataFrame({"unit": [0] * 4, "curve": ["attribution", "attribution", "DGEA",
+                                                      "DGEA"],
+                           "step": [0, 1, 0, 1], "activation": [1.0, 0.2, 1.0, 0.8]})
+    assert "as in the paper" in dgea.deletion_verdict(curves, "toy")
+    m = pd.DataFrame({"n_att": [1, 0], "n_dgea": [2, 1], "maxfc_att": [1.0, np.nan],
+                      "maxfc_dgea": [3.0, np.nan], "maxatt_att": [0.5, np.nan],
+                      "maxatt_dgea": [0.1, np.nan], "iou_pathways": [0.1, np.nan],
+                      "iou_genes": [0.2, np.nan]})
+    txt = dgea.table6_text(m, "toy")
+    assert "1 of 2 concepts" in txt and "mostly find different pathways" in txt
+    assert "none by both" in dgea.table6_text(m.iloc[1:], "toy")
 
 
 def test_separating_concepts_and_shift():
@@ -222,6 +306,25 @@ def test_interferon_evidence_counts():
     assert ev["isg"] == [2, 0, 0] and ev["with_isg"] == 1
     assert (ev["ifn_best"], ev["ifn_any"], ev["annotated"]) == (1, 2, 2)
     assert ev["found"] and ev["n_concepts"] == 3
+    txt = evidence_text("toy", ev, att, 3)
+    assert "interferon signal is found" in txt and "ISG15, MX1, ACTB" in txt
+    tab = concept_table(att, summary.assign(NES=[2.0, 1.0, 0.0]),
+                        pd.Series([0.9, 0.7, 0.6], index=[1, 2, 3]), ["ISG15", "MX1", "IFIT3"],
+                        n_genes=3, n_isg=2)
+    assert list(tab.index) == [1, 2, 3] and tab.loc[1, "ISGs in top 2"] == 2
+    assert tab.loc[1, "top-3 attribution genes"].startswith("ISG15★, MX1★")
+    assert tab.loc[3, "best GO term (NES)"] == "none"
+    assert tab.loc[2, "interferon/virus terms in top 5"] == 1
     ev = interferon_evidence(att, summary.assign(best_term=None, top_terms=terms()), ["ISG15"],
                              n=2)
     assert ev["with_isg"] == 1 and not ev["found"]  # ISGs in the genes but not the pathways
+    assert "not in the pathways" in evidence_text("toy", ev, att, 1)
+
+
+def test_separation_text():
+    ranked = pd.DataFrame({"auroc": [0.95, 0.8], "freq_pos": [0.9, 0.5], "freq_neg": [0.1, 0.2]},
+                          index=pd.Index([4, 7], name="concept"))
+    shift = pd.Series([0.5, 0.1, 0.0], index=[7, 1, 4])
+    txt = separation_text("toy", ranked, shift, 2)
+    assert "C4, has AUROC 0.95" in txt and "alone separates" in txt and "1 of them" in txt
+    assert "no concept" in separation_text("toy", ranked.iloc[:0], shift, 2)

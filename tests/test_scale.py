@@ -220,20 +220,6 @@ def test_sharded_attribution_merges_to_the_unsharded_result(scvi_ref, sae_small,
         scale.merge_shards(tmp_path, "scvi_c32", 3, list(units) + [31])
 
 
-def test_sae_hparams_follow_table3_in_the_paper_profile():
-    import yaml
-
-    paper = yaml.safe_load((REPO / "params" / "paper.yaml").read_text())
-    default = yaml.safe_load((REPO / "params" / "default.yaml").read_text())
-    assert scale.sae_hparams(paper, "scvi", 2000, 32) == (5e-4, 2000)
-    assert scale.sae_hparams(paper, "scgpt", 2000, 32) == (7e-5, 1200)
-    assert scale.sae_hparams(paper, "scvi", 123, 4) == (paper["sae_lr"], paper["sae_epochs"])
-    assert scale.sae_hparams(default, "scvi", 500, 8) == (default["sae_lr"], default["sae_epochs"])
-
-
-# ------------------------------------------------------------------------------ benchmark
-
-
 def test_scale_benchmark_small_run():
     """benchmarks/scale_100k.py on 3,000 cells: runs end to end and reports peak RSS."""
     t0 = time.perf_counter()

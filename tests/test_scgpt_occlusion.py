@@ -28,7 +28,7 @@ from scconcepts.models.scgpt_occlusion import ScGPTOcclusion  # noqa: E402
 
 @pytest.fixture(scope="module")
 def project(kang_full):
-    from scconcepts.pipeline import repo_root
+    from scconcepts.config import repo_root
 
     net, vocab, _ = ms.load_checkpoint(repo_root() / "models" / "scgpt_pbmc_small")
     genes = ms.match_genes(kang_full, vocab)["found"][:400]  # a panel subset keeps the loop short

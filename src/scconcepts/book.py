@@ -344,7 +344,6 @@ def execute(
             census.preflight(cfg)
         except census.PaperInputsMissing as err:
             raise BookError(str(err)) from err
-    os.environ["SCCONCEPTS_PARAMS_DIR"] = str(params_dir)  # kernels read the same profiles
     python = prepare_kernel_env(kernel_name)
     log.info(
         "executing %d notebook(s) with profile %r (kernel %s -> %s) into %s",
@@ -353,15 +352,23 @@ def execute(
     interactive = sys.stderr.isatty()
     runs: list[NotebookRun] = []
     bar = tqdm(sources, desc=f"notebooks [{profile}]", unit="nb", disable=not interactive)
-    for src in bar:
-        bar.set_postfix_str(src.stem)
-        log.info("-> %s", src.name)
-        run = execute_one(
-            src, out, profile, params, cwd=root, kernel_name=kernel_name,
-            progress_bar=interactive, timeout=timeout,
-        )
-        log.info("   %s done in %.1f s -> %s", src.stem, run.seconds, run.output)
-        runs.append(run)
+    saved = os.environ.get("SCCONCEPTS_PARAMS_DIR")
+    os.environ["SCCONCEPTS_PARAMS_DIR"] = str(params_dir)  # kernels read the same profiles
+    try:
+        for src in bar:
+            bar.set_postfix_str(src.stem)
+            log.info("-> %s", src.name)
+            run = execute_one(
+                src, out, profile, params, cwd=root, kernel_name=kernel_name,
+                progress_bar=interactive, timeout=timeout,
+            )
+            log.info("   %s done in %.1f s -> %s", src.stem, run.seconds, run.output)
+            runs.append(run)
+    finally:
+        if saved is None:
+            os.environ.pop("SCCONCEPTS_PARAMS_DIR", None)
+        else:
+            os.environ["SCCONCEPTS_PARAMS_DIR"] = saved
     log.info("executed %d notebook(s) in %.1f s", len(runs), sum(r.seconds for r in runs))
     return runs
 

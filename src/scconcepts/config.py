@@ -129,7 +129,8 @@ class DgeaSettings(Section):
 
 
 class PerturbationSettings(Section):
-    models: list[str] = ["scvi"]
+    #: models of chapter 11; null = every model of the profile
+    models: list[str] | None = None
     top_concepts: int = 3
     min_cells: int = 20
     markers: list[str] = []
@@ -205,6 +206,8 @@ class Profile(BaseModel):
 
     @model_validator(mode="after")
     def _cross_checks(self):
+        if self.perturbation.models is None:
+            self.perturbation.models = list(self.models)
         for m in self.perturbation.models:
             if m not in self.models:
                 raise ValueError(f"perturbation.models names {m!r}, which is not under models "
@@ -414,7 +417,9 @@ def _error_message(err: ValidationError, profile: str, valid: list[str]) -> str:
         if e["type"] == "extra_forbidden":
             lines.append(f"unknown parameter {loc!r}.{_suggest(loc, valid)}")
         else:
-            lines.append(f"{loc or 'profile'}: {e['msg']} (got {e.get('input')!r})")
+            got = e.get("input")
+            shown = f" (got {got!r})" if not isinstance(got, (dict, list)) or len(repr(got)) < 80 else ""
+            lines.append(f"{loc or 'profile'}: {e['msg']}{shown}")
     return f"Profile {profile!r}: " + "; ".join(lines)
 
 

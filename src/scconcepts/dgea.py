@@ -41,7 +41,9 @@ from .attribution import AttributionResult, UnitFunction, find_counterfactuals, 
 
 __all__ = ["counterfactual_cells", "rank_genes", "concept_dgea", "dgea_order", "deletion_curve",
            "deletion_curves", "iou", "enriched", "gsea_comparison", "table6", "unique_pathways",
-           "DGEA_P", "GSEA_P", "compare_with_dgea", "enriched_by_unit", "curve_summary"]
+           "DGEA_P", "GSEA_P", "compare_with_dgea", "options", "attribution_key",
+           "save_comparison", "load_comparison", "enriched_by_unit", "curve_summary",
+           "curve_areas", "deletion_verdict", "table6_text", "glue_values"]
 
 DGEA_P = 5e-3   # App C: DGEA genes for the deletion curve need p ≤ 5e-3
 GSEA_P = 5e-3   # Table 6: enriched pathways have p ≤ 0.005
@@ -393,30 +395,83 @@ def unique_pathways(enriched_att: dict[int, pd.DataFrame], enriched_dgea: dict[i
         columns="_k").reset_index(drop=True)
 
 
-# ------------------------------------------------------------------------ pipeline driver
-def _sample(units: np.ndarray, n: int, seed: int) -> np.ndarray:
+# ------------------------------------------------------------------------ chapter driver
+def _sample(units: np.ndarray, n: int | None, seed: int) -> np.ndarray:
     if n is None or len(units) <= n:
         return np.asarray(units)
     return np.sort(np.random.default_rng(seed).choice(units, int(n), replace=False))
 
 
-def compare_with_dgea(pipe, model: str = "scvi", *, n_concepts: int = 30, n_gsea: int = 15,
-                      n_deletion: int | None = None, n_steps: int = 30,
-                      max_pairs: int | None = None, max_cells: int = 1000,
-                      method: str = "t-test", permutations: int = 200,
-                      random_curve: bool = True, batch_size: int | None = None
-                      ) -> dict[str, pd.DataFrame]:
-    """Chapter 10 for one model: DGEA, deletion curves and GSEA comparison (cached).
-
-    Concepts are a seeded random sample (``pipe.cfg.seed``) of the concepts of
-    ``pipe.attribution("concept", model)`` with finite scores (for scGPT that attribution is
-    already the interpretation sample, ``gsea_n_units`` concepts); ``n_deletion`` (default all)
-    of them get deletion curves, ``n_gsea`` of them the GSEA comparison.
+def options(global_settings, model_settings) -> dict:
+    """Keyword arguments of :func:`compare_with_dgea` for one model.
 
     Parameters
     ----------
-    pipe
-        :class:`scconcepts.pipeline.Pipeline`.
+    global_settings
+        The profile's ``dgea`` section (``n_concepts``, ``gsea_n_concepts``, ``max_cells``,
+        ``method``, ``steps``, ``max_pairs``, ``gsea_permutations``).
+    model_settings
+        The model's ``models.<m>.dgea`` block (``deletion_concepts``, ``steps``,
+        ``max_pairs``); a null value means the global one (``deletion_concepts``: every
+        sampled concept).
+
+    Returns
+    -------
+    dict
+        ``n_concepts``, ``n_gsea``, ``n_deletion``, ``n_steps``, ``max_pairs``, ``max_cells``,
+        ``method``, ``permutations`` (plain Python values).
+    """
+    g, m = global_settings, model_settings
+    return {"n_concepts": int(g.n_concepts), "n_gsea": int(g.gsea_n_concepts),
+            "n_deletion": None if m.deletion_concepts is None else int(m.deletion_concepts),
+            "n_steps": int(g.steps if m.steps is None else m.steps),
+            "max_pairs": g.max_pairs if m.max_pairs is None else int(m.max_pairs),
+            "max_cells": int(g.max_cells), "method": str(g.method),
+            "permutations": int(g.gsea_permutations)}
+
+
+def attribution_key(attribution: AttributionResult) -> str:
+    """Content key of an attribution (its units, genes and scores), for cache keys."""
+    import hashlib
+
+    h = hashlib.sha1(np.ascontiguousarray(attribution.units).tobytes())
+    h.update("\n".join(map(str, attribution.genes)).encode())
+    h.update(np.ascontiguousarray(attribution.scores).tobytes())
+    return h.hexdigest()[:16]
+
+
+def compare_with_dgea(expression, genes: Sequence[str], embeddings: np.ndarray, codes,
+                      unit_fn: UnitFunction, attribution: AttributionResult,
+                      gene_sets: dict[str, list[str]], *, n_concepts: int | None = 30,
+                      n_gsea: int = 15, n_deletion: int | None = None, n_steps: int = 30,
+                      max_pairs: int | None = None, max_cells: int = 1000,
+                      method: str = "t-test", permutations: int = 200, min_size: int = 15,
+                      seed: int = 0, threads: int = 1, random_curve: bool = True,
+                      batch_size: int = 2048) -> dict[str, pd.DataFrame]:
+    """Chapter 10 for one model: DGEA, deletion curves and GSEA comparison.
+
+    Concepts are a seeded random sample (``seed``) of at most ``n_concepts`` concepts of
+    ``attribution`` with finite scores; the first ``n_deletion`` (None = all) of those with a
+    DGEA get deletion curves, the first ``n_gsea`` the GSEA comparison.
+
+    Parameters
+    ----------
+    expression
+        The model's input counts, shape (n_cells, m), dense or sparse (the DGEA runs on the
+        same genes the model reads).
+    genes
+        The m genes of ``expression`` (the attribution's genes).
+    embeddings
+        f(x) of every cell, (n_cells, d), for the counterfactual cells of the DGEA (Eq 1).
+    codes
+        Concept activations U of the cells, (n_cells, c), dense or sparse.
+    unit_fn
+        (ψ∘f) on the model's input, for the deletion curves.
+    attribution
+        Concept attribution (Eq 1–3) on the same cells: units, scores, prototypes and
+        counterfactuals.
+    gene_sets
+        Pathway → upper-case symbols (GSEA library).
     n_steps
         Genes removed at the last deletion step.
     max_pairs
@@ -429,62 +484,38 @@ def compare_with_dgea(pipe, model: str = "scvi", *, n_concepts: int = 30, n_gsea
     permutations
         gseapy permutations of both rankings (p resolution 1/permutations; must be ≥ 200 to
         resolve p ≤ 0.005).
+    random_curve
+        Add a random gene order (seeded) as a null curve.
     batch_size
-        Perturbed copies per forward pass (default 2048 for scVI, 32 for scGPT, whose
-        attention over ~1,200 tokens is memory-bound).
+        Perturbed copies per call of ``unit_fn`` (an encoder may batch further inside).
 
     Returns
     -------
     dict
         ``curves`` (:func:`deletion_curves`), ``metrics`` (one row per GSEA concept, with
-        ``unit``, :func:`gsea_comparison` metrics, ``n_dgea_genes`` and ``n_top``/``n_cf``
-        cells), ``dgea`` (per concept: group sizes and significant genes), ``enriched``
-        (long table ``unit``, ``method``, ``Term``, ``NES``, ``pval``, ``lead_genes``).
+        ``unit`` and :func:`gsea_comparison` metrics), ``dgea`` (per concept: ``n_top``,
+        ``n_cf`` cells, ``n_dgea_genes`` and ``top_dgea_genes``), ``enriched`` (long table
+        ``unit``, ``method``, ``Term``, ``NES``, ``pval``, ``lead_genes``).
 
     Raises
     ------
     ValueError
         If ``permutations`` < 1/GSEA_P (p ≤ 0.005 could not be reached).
     """
-    import hashlib
-
-    from . import census
-    from . import data as sc_data
-    from .attribution import SAEReadout
-    from .utils import atomic_write, param_key
-
     if permutations < round(1 / GSEA_P):
         raise ValueError(f"permutations={permutations} cannot resolve p ≤ {GSEA_P}: use ≥ "
                          f"{round(1 / GSEA_P)}.")
-    cf = pipe.cfg
-    ms = pipe.model_settings(model)
-    c, k = int(ms["c"]), int(ms["k"])
-    att = pipe.attribution("concept", model=model)
+    att = attribution
     ok = att.units[~np.isnan(att.scores).all(1)]
-    units = _sample(ok, n_concepts, int(cf.seed))
-    key = param_key({"att": hashlib.sha1(att.scores.tobytes()).hexdigest(),
-                     "units": units.tolist(), "n_gsea": n_gsea, "n_del": n_deletion,
-                     "steps": n_steps, "pairs": max_pairs, "cells": max_cells, "method": method,
-                     "perm": permutations, "lib": cf.gene_sets, "min": cf.gsea_min_size,
-                     "seed": cf.seed, "random": random_curve})
-    folder = cf.artifacts / "dgea"
-    names = ("curves", "metrics", "dgea", "enriched")
-    paths = {n: folder / f"{model}_{n}_{key}.parquet" for n in names}
-    if all(p.exists() for p in paths.values()):
-        return {n: pd.read_parquet(p) for n, p in paths.items()}
-
-    X, genes, f = pipe._model_input("main", model)
-    A = pipe.embeddings("main", model)
-    codes = pipe.codes(c, k, model).tocsc()
-    sae, _ = pipe.sae(c, k, model)
-    unit_fn = UnitFunction(f, SAEReadout(sae))
-    gene_sets = sc_data.load_gene_sets(census.resolve_gene_sets(cf))
-    # DGEA on the same counts the model reads (scVI: its genes; scGPT: its vocabulary genes)
+    units = _sample(ok, n_concepts, int(seed))
+    codes = sp.csc_matrix(codes) if sp.issparse(codes) else np.asarray(codes)
     tables, dgea_rows, orders = {}, [], {}
     for u in units:
-        act = codes[:, int(u)].toarray().ravel()
+        col = codes[:, int(u)]
+        act = np.asarray(col.toarray() if sp.issparse(col) else col, dtype=float).ravel()
         try:
-            tab, top, cfc = concept_dgea(X, genes, A, act, max_cells=max_cells, method=method)
+            tab, top, cfc = concept_dgea(expression, genes, embeddings, act,
+                                         max_cells=max_cells, method=method)
         except ValueError:
             continue  # fewer than 2 activating or counterfactual cells
         tables[int(u)] = tab
@@ -492,31 +523,51 @@ def compare_with_dgea(pipe, model: str = "scvi", *, n_concepts: int = 30, n_gsea
         dgea_rows.append({"unit": int(u), "n_top": len(top), "n_cf": len(cfc),
                           "n_dgea_genes": len(orders[int(u)]),
                           "top_dgea_genes": ", ".join(orders[int(u)][:10])})
-    dgea_df = pd.DataFrame(dgea_rows)
+    dgea_df = pd.DataFrame(dgea_rows, columns=["unit", "n_top", "n_cf", "n_dgea_genes",
+                                               "top_dgea_genes"])
     del_units = list(orders)[:n_deletion] if n_deletion is not None else list(orders)
-    curves = deletion_curves(unit_fn, X, att, {u: orders[u] for u in del_units}, n_steps,
-                             max_pairs=max_pairs,
-                             batch_size=batch_size or (2048 if model == "scvi" else 32),
-                             random_seed=int(cf.seed) if random_curve else None)
+    curves = deletion_curves(unit_fn, expression, att, {u: orders[u] for u in del_units},
+                             n_steps, max_pairs=max_pairs, batch_size=batch_size,
+                             random_seed=int(seed) if random_curve else None)
     rows, enr = [], []
     for u in list(tables)[:n_gsea]:
         r = int(np.flatnonzero(att.units == u)[0])
         a = pd.Series(att.scores[r].astype(float), index=list(att.genes))
         m, e_a, e_d = gsea_comparison(a, tables[u]["log2fc"], gene_sets,
-                                      permutations=permutations,
-                                      min_size=int(cf.gsea_min_size), seed=int(cf.seed),
-                                      threads=int(cf.values.get("gsea_threads") or 1))
+                                      permutations=permutations, min_size=int(min_size),
+                                      seed=int(seed), threads=int(threads))
         rows.append({"unit": u, **m})
         for meth, e in (("attribution", e_a), ("DGEA", e_d)):
             enr += [{"unit": u, "method": meth, "Term": t.Term, "NES": t.NES, "pval": t.pval,
                      "lead_genes": t.lead_genes} for t in e.itertuples()]
-    out = {"curves": curves, "metrics": pd.DataFrame(rows), "dgea": dgea_df,
-           "enriched": pd.DataFrame(enr, columns=["unit", "method", "Term", "NES", "pval",
-                                                  "lead_genes"])}
-    folder.mkdir(parents=True, exist_ok=True)
-    for n, df in out.items():
-        atomic_write(paths[n], df.to_parquet)
-    return out
+    metric_cols = ["unit", "n_att", "n_dgea", "maxfc_att", "maxfc_dgea", "maxatt_att",
+                   "maxatt_dgea", "iou_pathways", "iou_genes"]
+    return {"curves": curves, "metrics": pd.DataFrame(rows, columns=metric_cols),
+            "dgea": dgea_df,
+            "enriched": pd.DataFrame(enr, columns=["unit", "method", "Term", "NES", "pval",
+                                                   "lead_genes"])}
+
+
+_TABLES = ("curves", "metrics", "dgea", "enriched")
+
+
+def save_comparison(result: dict[str, pd.DataFrame], path: str) -> None:
+    """Write a :func:`compare_with_dgea` result as one zip of parquet tables."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as z:
+        for name in _TABLES:
+            buf = io.BytesIO()
+            result[name].to_parquet(buf)
+            z.writestr(f"{name}.parquet", buf.getvalue())
+
+
+def load_comparison(path: str) -> dict[str, pd.DataFrame]:
+    """Read :func:`save_comparison`'s file."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as z:
+        return {name: pd.read_parquet(io.BytesIO(z.read(f"{name}.parquet"))) for name in _TABLES}
 
 
 def enriched_by_unit(enriched_long: pd.DataFrame, method: str) -> dict[int, pd.DataFrame]:
@@ -534,3 +585,104 @@ def curve_summary(curves: pd.DataFrame, steps: Sequence[int] = (1, 5, 10)) -> pd
     auc = curves.groupby(["curve", "unit"])["activation"].mean().groupby("curve").mean()
     tab["area under curve (mean over steps)"] = auc.round(3)
     return tab
+
+
+def curve_areas(curves: pd.DataFrame) -> pd.DataFrame:
+    """Area under each deletion curve (mean relative activation over steps), per concept.
+
+    Returns
+    -------
+    DataFrame
+        Index ``unit``, one column per curve (at least ``attribution`` and ``DGEA``, all NaN
+        when ``curves`` is empty).
+    """
+    per = curves.groupby(["curve", "unit"])["activation"].mean().unstack(0)
+    for col in ("attribution", "DGEA"):
+        if col not in per:
+            per[col] = np.nan
+    return per
+
+
+def deletion_verdict(curves: pd.DataFrame, name: str) -> str:
+    """Chapter 10's sentence comparing the attribution and DGEA deletion curves (Fig 8)."""
+    per = curve_areas(curves)
+    if per.empty:
+        return f"**{name}**: no concept has deletion curves."
+    a, g = per["attribution"], per["DGEA"]
+    txt = (f"**{name}** ({len(per)} concepts): the mean area under the attribution curve is "
+           f"{a.mean():.3f} against {g.mean():.3f} for the DGEA order, and the attribution curve "
+           f"is the lower one for {(a < g).mean():.0%} of the concepts; ")
+    txt += ("attribution genes lower the activation faster, **as in the paper** (Fig 8). "
+            if a.mean() < g.mean() else
+            "attribution genes do **not** lower the activation faster, **unlike the paper** "
+            "(Fig 8). ")
+    if "attribution, zero-masked" in per:
+        z = per["attribution, zero-masked"]
+        txt += (f"Zero-masking the same genes gives {z.mean():.3f}: "
+                + ("setting genes to 0 removes *more* activation than copying the "
+                   "counterfactual's values, so it also measures the effect of deleting "
+                   "expression the counterfactual still has. "
+                   if z.mean() < a.mean() else
+                   "setting genes to 0 removes *less* activation than the counterfactual "
+                   "replacement, so the counterfactual baseline is the more informative one "
+                   "here. "))
+    if "random" in per:
+        txt += f"A random gene order gives {per['random'].mean():.3f} (null)."
+    return txt
+
+
+def table6_text(metrics: pd.DataFrame, name: str) -> str:
+    """Chapter 10's sentence comparing attribution- and DGEA-based GSEA (Table 6)."""
+    both = metrics.dropna(subset=["iou_pathways"])
+    n = len(metrics)
+    n_att, n_dgea = int((metrics["n_att"] > 0).sum()), int((metrics["n_dgea"] > 0).sum())
+    if both.empty:
+        return (f"**{name}**: of {n} concepts, {n_att} are enriched by attribution-GSEA and "
+                f"{n_dgea} by DGEA-GSEA, but none by both, so the per-concept metrics cannot be "
+                "computed.")
+    fc_ok = both["maxfc_dgea"].mean() > both["maxfc_att"].mean()
+    at_ok = both["maxatt_att"].mean() > both["maxatt_dgea"].mean()
+    low = both["iou_pathways"].mean() < 0.5
+    return (
+        f"**{name}**: {n_att} of {n} concepts are enriched by attribution-GSEA and {n_dgea} by "
+        f"DGEA-GSEA (paper, of 100: 72 vs 89 for scVI, 32 vs 62 for scGPT) and {len(both)} by "
+        f"both. DGEA pathways hold genes with larger |log2FC| ({both['maxfc_dgea'].mean():.2f} "
+        f"vs {both['maxfc_att'].mean():.2f}): "
+        + ("as in the paper" if fc_ok else "**unlike the paper**")
+        + "; attribution pathways hold genes with larger attribution "
+        f"({both['maxatt_att'].mean():.3f} vs {both['maxatt_dgea'].mean():.3f}): "
+        + ("as in the paper" if at_ok else "**unlike the paper**")
+        + f". The pathway IoU is {both['iou_pathways'].mean():.3f} and the gene IoU "
+        f"{both['iou_genes'].mean():.3f} (paper, scVI: 0.025 and 0.027): "
+        + ("the two methods mostly find different pathways, as in the paper."
+           if low else "**the methods overlap much more than in the paper**."))
+
+
+def glue_values(result: dict[str, pd.DataFrame] | None) -> dict:
+    """Chapter 10's reproduction-page values of one model (NaN / 0 / "no" without a result).
+
+    Returns
+    -------
+    dict
+        ``del_attribution``, ``del_dgea``, ``del_zero`` (mean areas under the curves),
+        ``del_agree``; ``n_concepts``, ``n_att``, ``n_dgea``, ``n_both``, ``iou_genes``,
+        ``iou_pathways``, ``iou_agree``, ``enriched_agree``.
+    """
+    curves = result["curves"] if result is not None else pd.DataFrame(
+        columns=["unit", "curve", "step", "activation"])
+    mt = result["metrics"] if result is not None else pd.DataFrame(
+        columns=["n_att", "n_dgea", "iou_pathways", "iou_genes"])
+    per = curve_areas(curves)
+    a, g = float(per["attribution"].mean()), float(per["DGEA"].mean())
+    both = mt.dropna(subset=["iou_pathways"])
+    n_att, n_dgea = int((mt["n_att"] > 0).sum()), int((mt["n_dgea"] > 0).sum())
+    return {"del_attribution": a, "del_dgea": g,
+            "del_zero": float(per["attribution, zero-masked"].mean())
+            if "attribution, zero-masked" in per else float("nan"),
+            "del_agree": "yes" if a < g else "no",
+            "n_concepts": int(len(mt)), "n_att": n_att, "n_dgea": n_dgea,
+            "n_both": int(len(both)),
+            "iou_genes": float(pd.to_numeric(both["iou_genes"]).mean()),
+            "iou_pathways": float(pd.to_numeric(both["iou_pathways"]).mean()),
+            "iou_agree": "yes" if len(both) and both["iou_pathways"].mean() < 0.5 else "no",
+            "enriched_agree": "yes" if n_dgea > n_att else "no"}

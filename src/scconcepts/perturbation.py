@@ -12,8 +12,9 @@ no cell-type labels). Concepts are then
   frequency in the main dataset (a distribution shift any user can compute).
 
 The top concepts are explained with the attribution of Sec 3.2 (Eq 1–3) computed on the
-perturbation cells with the main SAE (prototypes and counterfactuals among perturbation cells),
-and with attribution-based GSEA (:func:`scconcepts.enrichment.annotate_units`).
+perturbation cells with the main SAE (prototypes and counterfactuals among perturbation cells;
+the workflow's ``attribution(model, "concept", role="perturbation", sae_role="main")``), and
+with attribution-based GSEA (:func:`scconcepts.enrichment.annotate_units`).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ import scipy.sparse as sp
 
 from .attribution import AttributionResult
 
-__all__ = ["separating_concepts", "frequency_shift", "attribute_on_role", "marker_hits",
-           "interferon_evidence", "INTERFERON_TERMS"]
+__all__ = ["separating_concepts", "frequency_shift", "marker_hits", "interferon_evidence",
+           "separation_text", "concept_table", "evidence_text", "INTERFERON_TERMS"]
 
 INTERFERON_TERMS = re.compile(r"interferon|virus|viral|antiviral", re.I)
 
@@ -105,44 +106,6 @@ def frequency_shift(codes_query, codes_reference) -> pd.Series:
                      name="freq_shift").sort_values(ascending=False, kind="stable")
 
 
-def attribute_on_role(pipe, units: Sequence[int], model: str = "scvi",
-                      role: str = "perturbation", sae_role: str = "main") -> AttributionResult:
-    """Attribution (Eq 1–3) of concepts of the ``sae_role`` SAE on the cells of ``role`` (cached).
-
-    :meth:`Pipeline.attribution` explains a dataset with the SAE trained on that same dataset;
-    here the SAE comes from ``sae_role`` and the prototypes, counterfactuals and perturbed cells
-    from ``role``, with the same functions (:func:`scconcepts.attribution.attribute_units`) and
-    N_p, N_c of ``pipe.model_settings(model)``.
-
-    Returns
-    -------
-    AttributionResult
-        Cached as ``artifacts/<profile>/perturbation/<model>_<role>_sae-<sae_role>_<key>.npz``.
-    """
-    from .attribution import SAEReadout, UnitFunction, attribute_units
-    from .utils import param_key
-
-    cf = pipe.cfg
-    ms = pipe.model_settings(model)
-    c, k = int(ms["c"]), int(ms["k"])
-    units = np.asarray(units, dtype=int)
-    key = param_key({"units": units.tolist(), "np": ms["np"], "nc": ms["nc"],
-                     "sae": pipe.sae_config(c, k, model, sae_role).__dict__,
-                     "emb": pipe._emb_tag(model), "n": int(pipe.dataset(role).n_obs)})
-    path = cf.artifacts / "perturbation" / f"{model}_{role}_sae-{sae_role}_{key}.npz"
-    if path.exists():
-        return AttributionResult.load(path)
-    sae, _ = pipe.sae(c, k, model, sae_role)
-    X, genes, f = pipe._model_input(role, model)
-    res = attribute_units(UnitFunction(f, SAEReadout(sae)), X, pipe.embeddings(role, model),
-                          pipe.codes(c, k, model, role=role, sae_role=sae_role), units, genes,
-                          n_prototypes=int(ms["np"]), n_counterfactuals=int(ms["nc"]),
-                          progress=False)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    res.save(path)
-    return res
-
-
 def marker_hits(ranked: pd.Series, markers: Sequence[str], n: int = 20) -> list[str]:
     """Markers (e.g. interferon-stimulated genes) among the top-``n`` genes of a ranking."""
     top = [str(g).upper() for g in ranked.index[:n]]
@@ -183,3 +146,102 @@ def interferon_evidence(attribution: AttributionResult, summary: pd.DataFrame,
             "ifn_best": ifn_best, "ifn_any": ifn_any,
             "annotated": int((summary["annotation"] != "none").sum()),
             "found": bool(with_isg and (ifn_any or ifn_best))}
+
+
+def separation_text(name: str, ranked: pd.DataFrame, shift: pd.Series, n_top: int) -> str:
+    """Chapter 11's sentence on the best-separating concepts of one model.
+
+    Parameters
+    ----------
+    name
+        Display name of the model.
+    ranked
+        :func:`separating_concepts` table (sorted by AUROC).
+    shift
+        :func:`frequency_shift` ranking (label-free).
+    n_top
+        Concepts explained.
+    """
+    top = ranked.head(n_top)
+    if top.empty:
+        return f"**{name}**: no concept is active in enough perturbation cells to be ranked."
+    best = top.iloc[0]
+    overlap = len(set(shift.head(n_top).index) & set(top.index))
+    return (
+        f"**{name}**: the best concept, C{top.index[0]}, has AUROC {best['auroc']:.2f} and "
+        f"activates in {best['freq_pos']:.0%} of stimulated vs {best['freq_neg']:.0%} of control "
+        f"cells. The top {n_top} concepts have AUROC {top['auroc'].min():.2f}–"
+        f"{top['auroc'].max():.2f}; "
+        + ("an AUROC this far below 1 means that each concept marks part of the stimulated "
+           "cells (e.g. one cell population's response), not all of them. "
+           if best["auroc"] < 0.9 else "one concept alone separates the conditions well. ")
+        + f"{overlap} of them are also among the top {n_top} of the label-free ranking (largest "
+        "rise in activation frequency from the main dataset to the perturbation dataset).")
+
+
+def concept_table(attribution: AttributionResult, summary: pd.DataFrame, auroc: pd.Series,
+                  markers: Sequence[str], n_genes: int = 15, n_isg: int = 20) -> pd.DataFrame:
+    """One row per explained concept: AUROC, top genes (markers starred), ISGs, best GO term.
+
+    Parameters
+    ----------
+    attribution
+        Attribution of the concepts (its units, in order).
+    summary
+        :func:`scconcepts.enrichment.annotate_units` summary (``unit``, ``best_term``, ``NES``,
+        ``annotation``, ``top_terms`` JSON).
+    auroc
+        Concept → AUROC (:func:`separating_concepts` column).
+    markers
+        Marker genes the model sees (starred ★ in the gene list).
+
+    Returns
+    -------
+    DataFrame
+        Index ``concept``; columns ``AUROC``, ``top-15 attribution genes``, ``ISGs in top 20``,
+        ``best GO term (NES)``, ``annotation``, ``interferon/virus terms in top 5``.
+    """
+    by_unit = summary.set_index("unit")
+    mk = set(markers)
+    rows = []
+    for u in attribution.units:
+        r = attribution.ranked(int(u))
+        s = by_unit.loc[int(u)] if int(u) in by_unit.index else None
+        terms = json.loads(s["top_terms"]) if s is not None else []
+        rows.append({
+            "concept": int(u), "AUROC": round(float(auroc.loc[u]), 3),
+            f"top-{n_genes} attribution genes": ", ".join(f"{g}★" if g in mk else g
+                                                          for g in r.index[:n_genes]),
+            f"ISGs in top {n_isg}": len(marker_hits(r, markers, n_isg)),
+            "best GO term (NES)": (f"{s['best_term']} ({s['NES']:.2f})"
+                                   if s is not None and s["best_term"] else "none"),
+            "annotation": s["annotation"] if s is not None else "none",
+            "interferon/virus terms in top 5": sum(bool(INTERFERON_TERMS.search(t["term"]))
+                                                   for t in terms)})
+    return pd.DataFrame(rows).set_index("concept")
+
+
+def evidence_text(name: str, evidence: dict, attribution: AttributionResult, n_seen: int) -> str:
+    """Chapter 11's verdict for one model from :func:`interferon_evidence`.
+
+    ``n_seen``: interferon-stimulated genes among the model's genes.
+    """
+    ev = evidence
+    if not ev["n_concepts"]:
+        return f"**{name}**: no concept was explained."
+    return (
+        f"**{name}**: {ev['with_isg']} of the {ev['n_concepts']} best-separating concepts have "
+        "at least one interferon-stimulated gene among their top-20 attribution genes (up to "
+        f"{max(ev['isg'])} of the {n_seen} the model sees); {ev['ifn_best']} have an "
+        f"interferon/virus GO term as their best pathway and {ev['ifn_any']} among their top 5; "
+        f"{ev['annotated']} are at least weakly annotated ($p \\le 5 \\cdot 10^{{-3}}$). "
+        + ("**An interferon signal is found without labels**: concepts learned on control "
+           "cells only, which activate mostly in stimulated cells, have ISGs among their top "
+           "attribution genes and interferon/virus terms among their best pathways, though not "
+           "always first (the top-3 genes of the best concept are "
+           f"{', '.join(attribution.ranked(int(attribution.units[0])).index[:3])})."
+           if ev["found"] else
+           "An interferon signature appears in the genes but **not in the pathways** of these "
+           "concepts." if ev["with_isg"] else
+           "**No interferon signature** is found among these concepts' genes, against our "
+           "expectation."))

@@ -306,7 +306,7 @@ def load_sae(path: str | Path) -> tuple[TopKSAE, dict]:
     except Exception as exc:
         raise ValueError(
             f"{path} is not a readable scconcepts SAE checkpoint ({type(exc).__name__}: {exc}); "
-            "delete it so that the pipeline retrains it."
+            "delete it so that the workflow retrains it."
         ) from exc
     return sae.eval(), {"config": payload.get("config"), **payload.get("extra", {})}
 

@@ -60,7 +60,6 @@ __all__ = [
     "shard_path",
     "run_shard",
     "merge_shards",
-    "sae_hparams",
     "peak_rss_gb",
 ]
 
@@ -540,28 +539,6 @@ def merge_shards(folder: str | os.PathLike, tag: str, n_shards: int,
     if out_path is not None:
         res.save(out_path)
     return res
-
-
-# --------------------------------------------------------------------------------------------
-# per-SAE hyper-parameters (paper Table 3)
-
-
-def sae_hparams(values: dict, model: str, c: int, k: int) -> tuple[float, int]:
-    """Learning rate and epochs of SAE (c, k) on ``model`` embeddings for a profile.
-
-    ``values["sae_table3"][model]`` rows ``[c, k, lr, epochs]`` (paper Table 3, in
-    ``params/paper.yaml``) take precedence; otherwise (``sae_table3: null``, the default and
-    smoke profiles, or a size not in the table) ``sae_lr`` and ``sae_epochs`` apply to every SAE.
-
-    Returns
-    -------
-    (float, int)
-        ``(lr, epochs)``.
-    """
-    for row in ((values.get("sae_table3") or {}).get(model) or []):
-        if int(row[0]) == int(c) and int(row[1]) == int(k):
-            return float(row[2]), int(row[3])
-    return float(values["sae_lr"]), int(values["sae_epochs"])
 
 
 # --------------------------------------------------------------------------------------------

@@ -1,0 +1,88 @@
+"""Claims of the paper tested by the book: one function per row of the reproduction page.
+
+Each claim function takes what a chapter measured (plain numbers, arrays, tables) and returns a
+:class:`Claim`: the value, its sample size n, an interval where one is computed, the test that
+decides, the verdict — ``"agrees"``, ``"disagrees"`` or ``"inconclusive"`` — and the sentence
+the chapter prints. The paper's numbers come from :mod:`scconcepts.reference`; thresholds are
+written once, here. Chapters glue :meth:`Claim.glue` values and write their conclusions in
+markdown with ``{glue:text}``; the reproduction page glues the same keys, so prose and page
+cannot disagree.
+
+Modules: :mod:`.scale` (chapters 02–04), :mod:`.interpretability` (05), :mod:`.stability` (07),
+:mod:`.usefulness` (08–09), :mod:`.dgea` (10–11).
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any, Literal
+
+__all__ = ["Claim", "Verdict", "verdict", "glue_claim"]
+
+Verdict = Literal["agrees", "disagrees", "inconclusive"]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """One tested claim.
+
+    Attributes
+    ----------
+    key
+        Glue prefix, e.g. ``"ch02_scvi_r2_default"``.
+    value
+        The measured value (a number, or a short text such as a list of genes).
+    n
+        Units behind the value (concepts, cells, SAEs, pairs, ...); None when not a sample.
+    interval
+        (low, high) of the value where the claim computes one (e.g. a bootstrap or exact CI).
+    test
+        How the verdict was decided, in words ("R² > 0.95", "Fisher exact p < 0.05", ...).
+    verdict
+        ``"agrees"``, ``"disagrees"`` or ``"inconclusive"`` (too few units, or within the
+        uncertainty of the threshold).
+    sentence
+        The sentence the chapter prints (markdown, no trailing space).
+    paper
+        The paper's value for the same claim (from :mod:`scconcepts.reference`), if it has one.
+    """
+
+    key: str
+    value: Any
+    n: int | None
+    test: str
+    verdict: Verdict
+    sentence: str
+    interval: tuple[float, float] | None = None
+    paper: Any = None
+
+    def glue(self, glue_fn=None) -> dict[str, Any]:
+        """Glue ``<key>`` (value), ``<key>_n``, ``<key>_agree`` (verdict) and
+        ``<key>_sentence`` with myst-nb (``display=False``); returns what was glued."""
+        out = {self.key: self.value, f"{self.key}_agree": self.verdict,
+               f"{self.key}_sentence": self.sentence}
+        if self.n is not None:
+            out[f"{self.key}_n"] = int(self.n)
+        if glue_fn is None:
+            from myst_nb import glue as glue_fn
+        for k, v in out.items():
+            glue_fn(k, v, display=False)
+        return out
+
+    def as_row(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def verdict(holds: bool, n: int | None = None, min_n: int = 1,
+            uncertain: bool = False) -> Verdict:
+    """``"agrees"``/``"disagrees"`` from ``holds``; ``"inconclusive"`` when fewer than
+    ``min_n`` units back it or the caller marks it ``uncertain``."""
+    if (n is not None and n < min_n) or uncertain:
+        return "inconclusive"
+    return "agrees" if holds else "disagrees"
+
+
+def glue_claim(claim: Claim) -> Claim:
+    """Glue a claim's values (see :meth:`Claim.glue`) and return it (for one-line cells)."""
+    claim.glue()
+    return claim

@@ -1,0 +1,129 @@
+"""Invalidation along the whole chain (issue 11): a changed dataset file, subsample, seed, model
+weights or SAE parameter gives every downstream artefact of every model a new key — and
+nothing else — so a re-run never reads a stale result."""
+
+from __future__ import annotations
+
+import shutil
+
+import numpy as np
+import pytest
+
+from scconcepts.config import load_config, repo_root
+from scconcepts.workflow import Workflow
+
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",
+                                        "ignore::FutureWarning")
+
+SMALL = {"data.main.subsample": 300, "data.second.subsample": 200, "sae.epochs": 2,
+         "models.scvi.max_epochs": 1, "models.pca.c": 100, "models.pca.k": 2,
+         "models.pca.n_comps": 10, "models.scvi.grid": [[100, 4]], "models.scvi.c": 100,
+         "models.scvi.k": 4, "models.scgpt.grid": [[64, 2]], "models.scgpt.c": 64,
+         "models.scgpt.k": 2}
+
+
+@pytest.fixture(scope="module")
+def art(tmp_path_factory):
+    return tmp_path_factory.mktemp("artifacts")
+
+
+def _wf(art, **over):
+    return Workflow(load_config("smoke", {**SMALL, "artifacts_dir": str(art), **over}))
+
+
+def _keys(wf) -> dict[str, str]:
+    out = {f"dataset:{r}": wf.dataset_key(r) for r in ("main", "second")}
+    for m in wf.models:
+        out[f"model:{m}"] = wf.model(m).fingerprint()
+        for r in ("main", "second"):
+            out[f"embedding:{m}:{r}"] = wf.embedding_key(r, m)
+        out[f"sae:{m}"] = wf.sae_key(m)
+        out[f"umap:{m}"] = wf.store.key("umap", {"n_neighbors": 15, "seed": wf.cfg.seed},
+                                        [wf.embedding_key("main", m)])
+    return out
+
+
+def _changed(a: dict, b: dict) -> set[str]:
+    return {k for k in a if a[k] != b[k]}
+
+
+@pytest.fixture(scope="module")
+def base(art):
+    wf = _wf(art)
+    for m in wf.models:
+        wf.sae(m)
+    return _keys(wf)
+
+
+def test_subsample_of_main_changes_what_depends_on_main(art, base):
+    wf = _wf(art, **{"data.main.subsample": 250})
+    got = _changed(base, _keys(wf))
+    downstream_of_main = {"dataset:main", "model:scvi", "model:pca",       # fitted on main
+                          *{f"embedding:{m}:main" for m in wf.models},
+                          "embedding:scvi:second", "embedding:pca:second",
+                          *{f"sae:{m}" for m in wf.models}, *{f"umap:{m}" for m in wf.models}}
+    assert got == downstream_of_main          # scGPT's weights and second-dataset embedding stay
+    for m in wf.models:                       # every model's SAE is trained on the new cells
+        assert wf.embeddings("main", m).shape[0] == wf.dataset("main").n_obs < 300
+
+
+def test_another_main_dataset_retrains_every_models_sae(art, base, tmp_path):
+    """The bug of issue 11: a new main_dataset reused the old scGPT SAEs."""
+    import anndata as ad
+
+    from scconcepts.data import data_dir, BUNDLED_DATASETS
+
+    src = ad.read_h5ad(data_dir() / BUNDLED_DATASETS["kang2018_pbmc_ctrl"])
+    other = tmp_path / "other_pbmc.h5ad"
+    src[src.obs_names[::2]].copy().write_h5ad(other)
+    wf = _wf(art, **{"data.main.dataset": str(other)})
+    keys = _keys(wf)
+    got = _changed(base, keys)
+    assert {f"sae:{m}" for m in wf.models} <= got and "dataset:second" not in got
+    assert "model:scgpt" not in got and "embedding:scgpt:second" not in got
+    for m in wf.models:
+        sae, meta = wf.sae(m)
+        assert wf.store.exists(keys[f"sae:{m}"], ".pt")
+        assert wf.embeddings("main", m).shape[0] == wf.dataset("main").n_obs
+    assert set(wf.dataset("main").obs_names) <= set(src.obs_names[::2])
+
+
+def test_seed_changes_everything_seeded(art, base):
+    got = _changed(base, _keys(_wf(art, seed=1)))
+    # subsamples, fitted models, embeddings, SAEs, UMAPs; a checkpoint's weights do not move
+    assert got == set(base) - {"model:scgpt"}
+
+
+def test_sae_parameter_changes_only_saes(art, base):
+    assert _changed(base, _keys(_wf(art, **{"sae.epochs": 3}))) == {
+        "sae:scvi", "sae:scgpt", "sae:pca"}
+    assert _changed(base, _keys(_wf(art, **{"models.scgpt.grid": [[64, 2], [32, 2]]}))) == set()
+
+
+def test_model_weights_change_only_that_models_artefacts(art, base, tmp_path):
+    ckpt = tmp_path / "scgpt_copy"
+    shutil.copytree(repo_root() / "models" / "scgpt_pbmc_small", ckpt)
+    same = _keys(_wf(art, **{"models.scgpt.checkpoint": str(ckpt)}))
+    assert _changed(base, same) == set()      # keyed by the bytes, not the folder name
+    import torch
+
+    state = torch.load(ckpt / "best_model.pt", map_location="cpu", weights_only=False)
+    name = next(k for k, v in state.items() if getattr(v, "dtype", None) == torch.float32)
+    state[name] = state[name] + 0.01          # "retrained"
+    torch.save(state, ckpt / "best_model.pt")
+    got = _changed(base, _keys(_wf(art, **{"models.scgpt.checkpoint": str(ckpt)})))
+    assert got == {"model:scgpt", "embedding:scgpt:main", "embedding:scgpt:second", "sae:scgpt",
+                   "umap:scgpt"}
+
+
+def test_pca_adapter_is_an_exact_linear_model(art):
+    """f of the PCA adapter reproduces its embeddings from raw counts (exact attribution)."""
+    import torch
+
+    wf = _wf(art)
+    m = wf.model("pca")
+    X, genes = m.inputs(wf.dataset("second"), "second")
+    z = m.encoder(genes)(torch.from_numpy(X[:20].toarray())).numpy()
+    np.testing.assert_allclose(z, wf.embeddings("second", "pca")[:20], atol=1e-4)
+    att = wf.attribution("pca", "concept", units=wf.default_units("pca", "concept")[:3])
+    assert att.scores.shape == (3, len(genes)) and np.isfinite(att.scores).any()
