@@ -23,7 +23,8 @@
 #   gene list (Tirosh et al. 2016), on the dataset that measures those genes.
 #
 # Features: the concept codes of the default-size SAE trained on the task's dataset, or the
-# neurons (the embedding dimensions). The paper runs this for scGPT; we run both models.
+# neurons (the embedding dimensions). The paper runs this for scGPT; we run every model of the
+# profile.
 #
 # ```{admonition} What differs from the paper here
 # :class: warning
@@ -34,14 +35,15 @@
 # * **Genes seen by the models**: the scVI input is the main dataset's 1,287 genes on both
 #   datasets, so scVI sees very few cell-cycle genes (the paper notes that its scGPT sees 8 of
 #   the 97); the project scGPT reads the genes of its vocabulary.
-# * **Size**: `usefulness_celltype_per_class` cells per class (paper: 6,000 + 2,000) and the
+# * **Size**: `usefulness.celltype_per_class` cells per class (paper: 6,000 + 2,000) and the
 #   rarest phase's count per phase (paper: 10,000 + 1,000); 25 % of each class is held out.
-# * **Attribution of top-coefficient units**: `usefulness_top_units` per class; scVI units are
-#   attributed on the task's dataset (cheap); scGPT units are those of chapter 04's
-#   interpretation sample (main dataset) plus the `usefulness_scgpt_attribution_units`
-#   best-ranked others per task and feature set, attributed here on the task's dataset (a
-#   scGPT unit costs seconds on the main dataset and about half a minute on the second on
-#   2 CPU cores). The paper's Fig 5 is for scGPT.
+# * **Attribution of top-coefficient units**: `usefulness.top_units` per class. A model whose
+#   `attribution_units` is `active` (scVI) has every unit attributed: on the main dataset by
+#   chapter 04, on the other dataset here (cheap). A model attributed on an interpretation
+#   sample (scGPT) reuses chapter 04's sample (main dataset) plus the
+#   `models.<model>.usefulness_attribution_units` best-ranked others per task and feature set,
+#   attributed here on the task's dataset (a scGPT unit costs seconds on the main dataset and
+#   about half a minute on the second on 2 CPU cores). The paper's Fig 5 is for scGPT.
 # ```
 
 # %% tags=["parameters"]
@@ -55,27 +57,34 @@ import pandas as pd
 from IPython.display import Markdown, display
 
 from scconcepts import data, downstream, plotting
-from scconcepts.pipeline import Pipeline, load_config
+from scconcepts.config import load_config
+from scconcepts.workflow import Workflow
 
 cfg = load_config(profile, params)
-pipe = Pipeline(cfg)
-cfg.table(["main_dataset", "second_dataset", "default_c", "default_k", "scgpt_default_c",
-           "scgpt_default_k", "usefulness_celltype_per_class", "usefulness_celltype_min_cells",
-           "usefulness_cycle_per_class", "usefulness_cycle_min_genes", "usefulness_test_fraction",
-           "usefulness_celltype_max_iter", "usefulness_cycle_max_iter", "usefulness_top_units",
-           "usefulness_scgpt_attribution_units", "seed"])
+wf = Workflow(cfg)
+
+# %%
+models, labels = wf.models, {m: wf.label(m) for m in wf.models}
+cfg.table(["data.main.dataset", "data.second.dataset"]
+          + [f"usefulness.{f}" for f in ("celltype_per_class", "celltype_min_cells",
+                                         "cycle_per_class", "cycle_min_genes", "test_fraction",
+                                         "celltype_max_iter", "cycle_max_iter", "top_units")]
+          + [f"models.{m}.{f}" for m in models for f in ("c", "k", "attribution_units",
+                                                         "usefulness_attribution_units")]
+          + ["seed"])
 
 # %% [markdown]
 # ## The two tasks
 
 # %%
-tasks = downstream.usefulness_tasks(pipe)
+tasks = downstream.usefulness_tasks({r: wf.dataset(r) for r in ("main", "second")},
+                                    cfg.usefulness, int(cfg.seed))
 cc = tasks["cell cycle"]
-display(cc["coverage"].rename(index={"main": f"main ({cfg.main_dataset})",
-                                     "second": f"second ({cfg.second_dataset})"}))
+display(cc["coverage"].rename(index={"main": f"main ({cfg.data.main.dataset})",
+                                     "second": f"second ({cfg.data.second.dataset})"}))
 display(Markdown(
     f"Cell-cycle phases are scored on the **{cc['role']}** dataset, the first that measures at "
-    f"least {cfg.usefulness_cycle_min_genes} genes of each Regev list. "
+    f"least {cfg.usefulness.cycle_min_genes} genes of each Regev list. "
     + "; ".join(f"{t}: {len(v['classes'])} classes, {len(v['train']) // len(v['classes'])} training "
                 f"and {len(v['test']) // len(v['classes'])} test cells per class"
                 for t, v in tasks.items()) + "."))
@@ -85,37 +94,36 @@ pd.Series(cc["labels"]).value_counts().rename("cells per phase (all cells)").to_
 # ## Accuracy: concepts vs neurons (Fig 10)
 
 # %%
-models = {"scVI": "scvi", "scGPT": "scgpt"}
 acc, results = {}, {}
-for name, m in models.items():
+for m in models:
     for task, t in tasks.items():
-        feats = downstream.task_features(pipe, m, t["role"])
-        tab, res = downstream.compare_representations(feats, t["labels"], t["train"], t["test"],
-                                                      t["max_iter"], int(cfg.seed))
-        acc[(name, task)] = tab
-        results[(name, task)] = res
-accuracy = pd.concat(acc, names=["model", "task", "features"]).round(3)
-accuracy.assign(paper=[{"cell type": {"concepts": 0.86, "neurons": 0.87},
-                        "cell cycle": {"concepts": 0.49, "neurons": 0.48}}[t][f]
-                       if m == "scGPT" else np.nan for m, t, f in accuracy.index])
+        feats = downstream.task_features(wf.embeddings(t["role"], m), wf.codes(m, role=t["role"]))
+        acc[(m, task)], results[(m, task)] = downstream.compare_representations(
+            feats, t["labels"], t["train"], t["test"], t["max_iter"], int(cfg.seed))
+# the paper's accuracies (Fig 10, scGPT); other models have none
+PAPER = {"scgpt": {"cell type": {"concepts": 0.86, "neurons": 0.87},
+                   "cell cycle": {"concepts": 0.49, "neurons": 0.48}}}
+accuracy = pd.concat({(labels[m], t): v for (m, t), v in acc.items()},
+                     names=["model", "task", "features"]).round(3)
+accuracy.assign(paper=[PAPER.get(m, {}).get(t, {}).get(f, np.nan)
+                       for (m, t), v in acc.items() for f in v.index])
 
 # %%
-for name in models:
-    for task in tasks:
-        fig = plotting.confusion_panels({f"{name} {f}": r.confusion
-                                         for f, r in results[(name, task)].items()},
-                                        title=f"{name}, {task} (held-out cells)")
-        plt.show()
+for (m, task), res in results.items():
+    fig = plotting.confusion_panels({f"{labels[m]} {f}": r.confusion for f, r in res.items()},
+                                    title=f"{labels[m]}, {task} (held-out cells)")
+    plt.show()
 
 # %%
 lines = []
-for (name, task), tab in acc.items():
-    diff = tab.loc["concepts", "accuracy"] - tab.loc["neurons", "accuracy"]
-    chance = 1 / len(tasks[task]["classes"])
-    lines.append(f"{name}, {task}: concepts {tab.loc['concepts', 'accuracy']:.3f} vs neurons "
-                 f"{tab.loc['neurons', 'accuracy']:.3f} ({diff:+.3f}; chance {chance:.2f})")
+for (m, task), tab in acc.items():
+    c_, n_ = tab.loc["concepts", "accuracy"], tab.loc["neurons", "accuracy"]
+    lines.append(f"{labels[m]}, {task}: concepts {c_:.3f} vs neurons {n_:.3f} ({c_ - n_:+.3f}; "
+                 f"chance {1 / len(tasks[task]['classes']):.2f})")
 close = all(abs(t.loc["concepts", "accuracy"] - t.loc["neurons", "accuracy"]) <= 0.05
             for t in acc.values())
+
+# %%
 display(Markdown(
     "; ".join(lines) + ". "
     + ("As in the paper (scGPT: 0.86 vs 0.87 for cell types, 0.49 vs 0.48 for phases), concept "
@@ -132,58 +140,50 @@ display(Markdown(
 #
 # For each class, the units with the largest positive coefficients, their top-10 attribution
 # genes, and the known markers among them: the Regev S and G2M lists for the phases (G1 has no
-# list), the `canonical_markers` of the profile for cell types.
+# list), the `attribution.canonical_markers` of the profile for cell types.
 
 # %%
 cc_genes = data.load_cell_cycle_genes()
 markers = {"cell cycle": {"S": cc_genes["S"], "G2M": cc_genes["G2M"]},
-           "cell type": dict(cfg.canonical_markers)}
-n_top = int(cfg.usefulness_top_units)
+           "cell type": dict(cfg.attribution.canonical_markers)}
 tops = {}
-for name, m in models.items():
-    for task, t in tasks.items():
-        for kind, prefix in (("concepts", "C"), ("neurons", "N")):
-            top = downstream.top_coefficients(results[(name, task)][kind], n_top, prefix)
-            att = downstream.unit_attribution(pipe, m, kind, t["role"], top,
-                                              int(cfg.usefulness_scgpt_attribution_units),
-                                              classes=list(markers[task]))
-            tops[(name, task, kind)] = downstream.coefficient_genes(top, att, markers[task])
-top_table = pd.concat(tops, names=["model", "task", "features", "row"]).droplevel("row")
+for (m, task), res in results.items():
+    role = tasks[task]["role"]
+    for kind, prefix in (("concepts", "C"), ("neurons", "N")):
+        top = downstream.top_coefficients(res[kind], int(cfg.usefulness.top_units), prefix)
+        att = downstream.unit_attribution(
+            lambda k, u: wf.attribution(m, k, role=role, units=u), kind, role, top,
+            wf.settings(m), classes=list(markers[task]))
+        tops[(m, task, kind)] = downstream.coefficient_genes(top, att, markers[task])
+top_table = pd.concat({(labels[m], t, k): v for (m, t, k), v in tops.items()},
+                      names=["model", "task", "features", "row"]).droplevel("row")
 top_table.round(3)
 
 # %%
-def _hits(model, task, kind):
-    t = tops[(model, task, kind)]
-    return int(np.nansum(t["n markers"])), int(t["n markers"].notna().sum())
-
-summary = pd.DataFrame({f"{k} (markers / units with a list)": {
-    (mo, ta): "{} / {}".format(*_hits(mo, ta, k)) for mo in models for ta in tasks}
+# (markers among the top genes, units with a marker list) per model, task and feature set
+hits = {key: (int(np.nansum(t["n markers"])), int(t["n markers"].notna().sum()))
+        for key, t in tops.items()}
+pd.DataFrame({f"{k} (markers / units with a list)": {
+    (labels[m], t): "{} / {}".format(*hits[(m, t, k)]) for m in models for t in tasks}
     for k in ("concepts", "neurons")})
-summary
 
 # %%
-def _units(n):
-    return f"{n} unit{'s' if n != 1 else ''}"
+units = {key: f"{n} unit{'s' if n != 1 else ''}" for key, (_, n) in hits.items()}
+lines = [f"{labels[m]}: no top-coefficient unit has attribution genes in this profile "
+         f"(`models.{m}.usefulness_attribution_units`), so Fig 5 cannot be tested"
+         if hits[(m, "cell cycle", "concepts")][1] == 0 else
+         f"{labels[m]}: {hits[(m, 'cell cycle', 'concepts')][0]} Regev markers among the top "
+         f"concepts' genes ({units[(m, 'cell cycle', 'concepts')]}) vs "
+         f"{hits[(m, 'cell cycle', 'neurons')][0]} among the top neurons' genes "
+         f"({units[(m, 'cell cycle', 'neurons')]})" for m in models]
+ct_lines = [f"{labels[m]}: {hits[(m, 'cell type', 'concepts')][0]} canonical markers among the "
+            f"top concepts' genes ({units[(m, 'cell type', 'concepts')]}) vs "
+            f"{hits[(m, 'cell type', 'neurons')][0]} among the top neurons' genes "
+            f"({units[(m, 'cell type', 'neurons')]})" for m in models]
+found = any(hits[(m, "cell cycle", "concepts")][0] > hits[(m, "cell cycle", "neurons")][0]
+            for m in models)
 
-
-lines = []
-for name in models:
-    c_, n_ = _hits(name, "cell cycle", "concepts"), _hits(name, "cell cycle", "neurons")
-    if c_[1] == 0:
-        lines.append(f"{name}: no top-coefficient unit has attribution genes in this profile "
-                     "(`usefulness_scgpt_attribution_units`), so Fig 5 cannot be tested")
-    else:
-        lines.append(f"{name}: {c_[0]} Regev markers among the top concepts' genes "
-                     f"({_units(c_[1])}) vs {n_[0]} among the top neurons' genes "
-                     f"({_units(n_[1])})")
-found = any(_hits(n, "cell cycle", "concepts")[0] > _hits(n, "cell cycle", "neurons")[0]
-            for n in models)
-ct_lines = []
-for name in models:
-    c_ct, n_ct = _hits(name, "cell type", "concepts"), _hits(name, "cell type", "neurons")
-    ct_lines.append(f"{name}: {c_ct[0]} canonical markers among the top concepts' genes "
-                    f"({_units(c_ct[1])}) vs {n_ct[0]} among the top neurons' genes "
-                    f"({_units(n_ct[1])})")
+# %%
 display(Markdown(
     "Cell cycle (the paper's Fig 5 is for scGPT) — " + "; ".join(lines) + ". "
     + ("As in the paper (Fig 5), top concepts carry cell-cycle markers more than top neurons. "
@@ -196,15 +196,15 @@ display(Markdown(
 # values for the reproduction page (myst-nb glue)
 from myst_nb import glue
 
-for (_n, _task), _tab in acc.items():
-    _key = f"ch08_{models[_n]}_{_task.replace(' ', '')}"
+for (_m, _task), _tab in acc.items():
+    _key = f"ch08_{_m}_{_task.replace(' ', '')}"
     _c, _u = float(_tab.loc["concepts", "accuracy"]), float(_tab.loc["neurons", "accuracy"])
     glue(f"{_key}_concepts", _c, display=False)
     glue(f"{_key}_neurons", _u, display=False)
     glue(f"{_key}_agree", "yes" if abs(_c - _u) <= 0.05 else "no", display=False)
-for _n, _m in models.items():
-    glue(f"ch08_{_m}_fig5_concept_markers", _hits(_n, "cell cycle", "concepts")[0],
+for _m in models:
+    glue(f"ch08_{_m}_fig5_concept_markers", hits[(_m, "cell cycle", "concepts")][0],
          display=False)
-    glue(f"ch08_{_m}_fig5_neuron_markers", _hits(_n, "cell cycle", "neurons")[0],
+    glue(f"ch08_{_m}_fig5_neuron_markers", hits[(_m, "cell cycle", "neurons")][0],
          display=False)
 glue("ch08_fig5_agree", "yes" if found else "no", display=False)

@@ -54,3 +54,27 @@ def test_pca_ica_metrics_and_top_k():
     assert K.tolist() == [[0, 3.0, 0, 0], [0, 0, 0, 5.0]]
     sp = baselines.decomposition_metrics(U[:, :2], K, U[:, :2])
     assert sp["sparsity"] == pytest.approx(0.75) and sp["active"] == 2
+
+
+def test_baseline_table_pure_inputs():
+    from scconcepts.downstream import balanced_split
+    from scconcepts.sae import SAEConfig, train_sae
+
+    A, U, _ = _planted(n=240, d=10, c=4)
+    A = A.astype(np.float32)
+    labels = np.array(["a", "b", "c"])[U.argmax(1) % 3]
+    tr, te, cl = balanced_split(labels, 60, 0.25, seed=0)
+    tasks = {"cell type": {"role": "main", "labels": labels, "train": tr, "test": te,
+                           "classes": cl, "max_iter": 50}}
+    sae, _ = train_sae(A, SAEConfig(d=10, c=20, k=3, epochs=3, lr=1e-3, seed=0), progress=False)
+    table, details = baselines.baseline_table({"main": A}, {"main": sae}, tasks, n_iter=5,
+                                              fit_cells=100, low_rank_c=4, seed=0)
+    assert list(table.columns) == ["neurons", "Top-K SAE", "semi-NMF (c > d)",
+                                   "semi-NMF (c > d), top 3 codes", "semi-NMF (c < d)", "PCA",
+                                   "ICA"]
+    assert table.loc["number of concepts c", "semi-NMF (c > d)"] == 20
+    assert table.loc["number of concepts c", "neurons"] == 10
+    assert 0 <= table.loc["cell type accuracy", "PCA"] <= 1
+    assert details["Top-K SAE"]["metrics"]["concepts"] == 20
+    with pytest.raises(KeyError, match="role"):
+        baselines.baseline_table({}, {}, tasks, 5, 100, 4)

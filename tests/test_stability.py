@@ -46,3 +46,26 @@ def test_init_diagnostic_and_seed_tables():
     assert set(summary.index) >= {"R²", "matching score between seeds"}
     cross = stability.cross_r2_table({"a": saes[0]}, {"a": A, "b": A[:100]})
     assert cross["own data"].tolist() == [True, False]
+
+
+def test_dataset_comparison_and_attributed_units():
+    rng = np.random.default_rng(1)
+    emb = {"main": rng.normal(size=(300, 8)).astype(np.float32),
+           "second": rng.normal(size=(150, 8)).astype(np.float32)}
+    seeds = {"main": 0, "second": 1}
+    saes = {r: train_sae(emb[r], SAEConfig(d=8, c=16, k=2, epochs=2, lr=1e-3, seed=seeds[r]),
+                         progress=False)[0] for r in emb}
+    comp = stability.dataset_comparison(saes, emb, seeds, n_null=2, seed=0)
+    assert set(comp) >= {"r2", "matching", "null", "null_cosine", "active", "moved"}
+    assert len(comp["r2"]) == 4 and comp["null"].shape == (2,)
+    assert len(comp["matching"].cosine) == min(comp["active"]["main"].sum(),
+                                               comp["active"]["second"].sum())
+    assert comp["moved"]["main"] > 0.9  # two epochs: still near the initial dictionary
+
+    class Att:
+        units = np.array([3, 5, 9])
+        scores = np.array([[1.0, 2.0], [np.nan, np.nan], [0.0, np.nan]])
+
+    assert stability.attributed_units(Att()).tolist() == [3, 9]
+    pairs = stability.top_pairs(comp["matching"], 3, allowed_1=comp["matching"].rows[:2])
+    assert len(pairs) <= 2 and set(pairs["atom_1"]) <= set(comp["matching"].rows[:2])

@@ -233,19 +233,23 @@ def decomposition_metrics(A: np.ndarray, codes, A_hat: np.ndarray, zero_tol: flo
             "r2": r2_score(A, A_hat)}
 
 
-def baseline_table(pipe, model: str, tasks: dict, n_iter: int, fit_cells: int, low_rank_c: int,
-                   zero_tol: float = 1e-3) -> tuple[pd.DataFrame, dict]:
-    """Table 4/5 analogue for ``model``: neurons, Top-K SAE, semi-NMF (c > d, c < d), PCA, ICA.
+def baseline_table(embeddings: dict, saes: dict, tasks: dict, n_iter: int, fit_cells: int,
+                   low_rank_c: int, zero_tol: float = 1e-3, seed: int = 0
+                   ) -> tuple[pd.DataFrame, dict]:
+    """Table 4/5 analogue for one model: neurons, Top-K SAE, semi-NMF (c > d, c < d), PCA, ICA.
 
     Every decomposition is fitted, for each task, on the task dataset's training cells (at most
     ``fit_cells`` of them, seeded) and evaluated on its held-out test cells; the SAE is the
-    default-size SAE of that dataset (``pipe.sae``, trained on all its cells). Reconstruction
+    default-size SAE of that dataset (trained on all its cells). The over-complete semi-NMF has
+    the SAE's c concepts, its sparse variant keeps the SAE's k codes per cell. Reconstruction
     and sparsity columns come from the cell-type task's dataset (the main one), as in the paper.
 
     Parameters
     ----------
-    pipe
-        :class:`scconcepts.pipeline.Pipeline`.
+    embeddings
+        Role → the model's embeddings (n_cells, d) of every task's ``role``.
+    saes
+        Role → the model's default-size :class:`~scconcepts.sae.TopKSAE` trained on that role.
     tasks
         :func:`scconcepts.downstream.usefulness_tasks` output (task → dict with ``role``,
         ``labels``, ``train``, ``test``, ``max_iter``).
@@ -256,32 +260,41 @@ def baseline_table(pipe, model: str, tasks: dict, n_iter: int, fit_cells: int, l
     low_rank_c
         c of the under-complete semi-NMF, PCA and ICA (paper: 20 for scVI d = 50, 200 for
         scGPT d = 512).
+    seed
+        Seed of the fitting-cell draw and of every decomposition.
 
     Returns
     -------
     (table, details)
         ``table``: rows = Tables 4/5 rows, columns = methods; ``details``: method → per-task
-        :class:`scconcepts.downstream.TaskResult` and metrics.
+        :class:`scconcepts.downstream.TaskResult` and ``metrics``.
+
+    Raises
+    ------
+    KeyError
+        If a task's role has no embeddings or SAE.
     """
     from . import sae as sae_mod
     from .downstream import fit_task
 
-    seed = int(pipe.cfg.seed)
-    ms = pipe.model_settings(model)
-    c_over = int(ms["c"])
-    topk_name = f"semi-NMF (c > d), top {int(ms['k'])} codes"
+    seed = int(seed)
+    roles = [t["role"] for t in tasks.values()]
+    missing = [r for r in roles if r not in embeddings or r not in saes]
+    if missing:
+        raise KeyError(f"No embeddings or SAE for task role(s) {missing}; pass both per role.")
+    c_over, k = int(saes[roles[0]].c), int(saes[roles[0]].k)
+    topk_name = f"semi-NMF (c > d), top {k} codes"
     methods = ["neurons", "Top-K SAE", "semi-NMF (c > d)", topk_name, "semi-NMF (c < d)", "PCA",
                "ICA"]
     acc = {m: {} for m in methods}
     metrics: dict[str, dict] = {}
     details: dict[str, dict] = {m: {} for m in methods}
     for task, t in tasks.items():
-        A = pipe.embeddings(t["role"], model)
+        A, sae = embeddings[t["role"]], saes[t["role"]]
         train, test = t["train"], t["test"]
         rng = np.random.default_rng(seed)
         fit_idx = train if len(train) <= fit_cells else np.sort(rng.choice(train, fit_cells,
                                                                             replace=False))
-        sae, _ = pipe.sae(c_over, int(ms["k"]), model, t["role"])
         decomps = {
             "semi-NMF (c > d)": semi_nmf(A[fit_idx], c_over, n_iter, seed),
             "semi-NMF (c < d)": semi_nmf(A[fit_idx], low_rank_c, n_iter, seed),
@@ -295,7 +308,7 @@ def baseline_table(pipe, model: str, tasks: dict, n_iter: int, fit_cells: int, l
             U[idx] = dec.transform(A[idx])
             feats[name] = U
             if name == "semi-NMF (c > d)":  # comparable sparsity: keep the SAE's k codes per cell
-                feats[topk_name] = keep_top_k(U, int(ms["k"]))
+                feats[topk_name] = keep_top_k(U, k)
                 decomps_eval = {name: U, topk_name: feats[topk_name]}
             else:
                 decomps_eval = {name: U}
@@ -311,7 +324,7 @@ def baseline_table(pipe, model: str, tasks: dict, n_iter: int, fit_cells: int, l
             res = fit_task(X, t["labels"], train, test, t["max_iter"], seed)
             acc[name][task] = res.accuracy
             details[name][task] = res
-    d = pipe.embeddings("main", model).shape[1]
+    d = embeddings[roles[0]].shape[1]
     rows = {}
     for m in methods:
         mt = metrics.get(m)

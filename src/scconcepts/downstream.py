@@ -11,7 +11,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Callable, Sequence
 
 import anndata as ad
 import numpy as np
@@ -346,37 +346,54 @@ def coefficient_genes(top: pd.DataFrame, attribution, markers: dict[str, list[st
     return top.assign(**{"top genes": genes, "markers in top genes": hits, "n markers": nh})
 
 
-def cycle_role(pipe, min_genes: int = 10) -> tuple[str, pd.DataFrame]:
-    """The first dataset role (main, then second) measuring ≥ ``min_genes`` of each Regev list.
+def cycle_role(datasets: dict[str, ad.AnnData], min_genes: int = 10
+               ) -> tuple[str, pd.DataFrame]:
+    """The first dataset (in ``datasets`` order, e.g. main then second) measuring at least
+    ``min_genes`` genes of each Regev list.
+
+    Parameters
+    ----------
+    datasets
+        Role → AnnData (gene symbols as ``var_names``).
 
     Returns
     -------
     (role, coverage)
-        The role and :func:`cell_cycle_coverage` of both datasets (index = role).
+        The role and :func:`cell_cycle_coverage` of every dataset (index = role).
 
     Raises
     ------
     ValueError
-        If neither dataset measures enough cell-cycle genes.
+        If no dataset measures enough cell-cycle genes.
     """
-    cov = cell_cycle_coverage({r: pipe.dataset(r) for r in ("main", "second")})
+    cov = cell_cycle_coverage(datasets)
     ok = [r for r in cov.index if min(cov.loc[r, "S genes"], cov.loc[r, "G2M genes"]) >= min_genes]
     if not ok:
         raise ValueError(f"No dataset measures >= {min_genes} genes of each cell-cycle list:\n{cov}")
     return ok[0], cov
 
 
-def usefulness_tasks(pipe) -> dict[str, dict]:
-    """The two classification tasks of Sec 4.5 / App G on this profile's data.
+def usefulness_tasks(datasets: dict[str, ad.AnnData], settings, seed: int = 0
+                     ) -> dict[str, dict]:
+    """The two classification tasks of Sec 4.5 / App G.
 
-    * ``cell type``: the main dataset's ``obs["cell_type"]``, classes with at least
-      ``usefulness_celltype_min_cells`` cells, ``usefulness_celltype_per_class`` cells per class,
-      ``max_iter`` = ``usefulness_celltype_max_iter`` (paper: 50);
+    * ``cell type``: ``obs["cell_type"]`` of ``datasets["main"]``, classes with at least
+      ``settings.celltype_min_cells`` cells, ``settings.celltype_per_class`` cells per class,
+      ``max_iter`` = ``settings.celltype_max_iter`` (paper: 50);
     * ``cell cycle``: phases from :func:`cell_cycle_phases` on the dataset chosen by
-      :func:`cycle_role`, balanced to the smallest phase (at most ``usefulness_cycle_per_class``),
-      ``max_iter`` = ``usefulness_cycle_max_iter`` (paper: scikit-learn's default 100).
+      :func:`cycle_role` among ``datasets``, balanced to the smallest phase (at most
+      ``settings.cycle_per_class``), ``max_iter`` = ``settings.cycle_max_iter`` (paper:
+      scikit-learn's default 100).
 
-    Both hold out ``usefulness_test_fraction`` of each class, seeded by ``seed``.
+    Both hold out ``settings.test_fraction`` of each class, seeded by ``seed``.
+
+    Parameters
+    ----------
+    datasets
+        Role → AnnData (raw counts in ``X``); must hold ``"main"``; searched in order for the
+        cell-cycle task (e.g. ``{"main": ..., "second": ...}``).
+    settings
+        The profile's ``usefulness`` section (:class:`scconcepts.config.UsefulnessSettings`).
 
     Returns
     -------
@@ -384,73 +401,78 @@ def usefulness_tasks(pipe) -> dict[str, dict]:
         Task → ``{"role", "labels" (n_cells,), "train", "test", "classes", "max_iter"}``;
         the cell-cycle entry also has ``phases`` (DataFrame of scores) and ``coverage``.
     """
-    v = pipe.cfg.values
-    seed = int(v["seed"])
-    frac = float(v["usefulness_test_fraction"])
-    ct = pipe.scvi_adata("main").obs["cell_type"].astype(str).to_numpy()
-    tr, te, cl = balanced_split(ct, int(v["usefulness_celltype_per_class"]), frac,
-                                int(v["usefulness_celltype_min_cells"]), seed=seed)
+    s = settings
+    seed = int(seed)
+    frac = float(s.test_fraction)
+    ct = datasets["main"].obs["cell_type"].astype(str).to_numpy()
+    tr, te, cl = balanced_split(ct, int(s.celltype_per_class), frac, int(s.celltype_min_cells),
+                                seed=seed)
     tasks = {"cell type": {"role": "main", "labels": ct, "train": tr, "test": te, "classes": cl,
-                           "max_iter": int(v["usefulness_celltype_max_iter"])}}
-    role, cov = cycle_role(pipe, int(v["usefulness_cycle_min_genes"]))
-    phases = cell_cycle_phases(pipe.dataset(role), int(v["usefulness_cycle_min_genes"]), seed)
+                           "max_iter": int(s.celltype_max_iter)}}
+    role, cov = cycle_role(datasets, int(s.cycle_min_genes))
+    phases = cell_cycle_phases(datasets[role], int(s.cycle_min_genes), seed)
     lab = phases["phase"].astype(str).to_numpy()
-    tr, te, cl = balanced_split(lab, int(v["usefulness_cycle_per_class"]), frac, seed=seed)
+    tr, te, cl = balanced_split(lab, int(s.cycle_per_class), frac, seed=seed)
     tasks["cell cycle"] = {"role": role, "labels": lab, "train": tr, "test": te, "classes": cl,
-                           "max_iter": int(v["usefulness_cycle_max_iter"]), "phases": phases,
+                           "max_iter": int(s.cycle_max_iter), "phases": phases,
                            "coverage": cov}
     return tasks
 
 
-def task_features(pipe, model: str, role: str) -> dict:
-    """Neurons (embeddings, (n, d)) and concept codes of the default SAE trained on ``role``
-    (sparse, (n, c)) of ``model`` for ``role``'s cells."""
-    ms = pipe.model_settings(model)
-    return {"neurons": pipe.embeddings(role, model),
-            "concepts": pipe.codes(int(ms["c"]), int(ms["k"]), model, role)}
+def task_features(embeddings: np.ndarray, codes) -> dict:
+    """The two feature sets of a task: ``neurons`` (embeddings, (n, d)) and ``concepts`` (the
+    codes of the default SAE trained on the task's dataset, sparse (n, c))."""
+    if embeddings.shape[0] != codes.shape[0]:
+        raise ValueError(f"Embeddings ({embeddings.shape[0]} cells) and codes "
+                         f"({codes.shape[0]} cells) must describe the same cells.")
+    return {"neurons": embeddings, "concepts": codes}
 
 
-def unit_attribution(pipe, model: str, kind: str, role: str, top: pd.DataFrame,
-                     scgpt_units: int = 0, classes: Sequence[str] | None = None):
+def unit_attribution(attribute: Callable, kind: str, role: str, top: pd.DataFrame, settings,
+                     classes: Sequence[str] | None = None):
     """Attribution of the top-coefficient units of one task (for :func:`coefficient_genes`).
 
     Parameters
     ----------
+    attribute
+        ``attribute(kind, units)`` → :class:`~scconcepts.attribution.AttributionResult` of
+        ``kind`` ∈ {"concept", "neuron"} on the task's cells (concepts of the SAE trained on
+        ``role``); ``units=None`` = the model's default (cached) attribution, asked only for
+        ``role == "main"`` (chapter 04's).
     kind
         ``"concepts"`` or ``"neurons"`` (the feature set of the task).
     role
-        The task's dataset; concept codes there come from the SAE trained on it.
+        The task's dataset.
     top
-        :func:`top_coefficients` output (column ``unit``).
-    scgpt_units
-        For scGPT, how many top units (by rank) to attribute beyond those chapter 04 already
-        attributed on the main dataset (its interpretation sample); a unit costs seconds (main
-        dataset) to about half a minute (second dataset) on 2 CPU cores.
+        :func:`top_coefficients` output (columns ``class``, ``rank``, ``unit``).
+    settings
+        The model's profile block: ``attribution_units`` (``"active"``: every unit is
+        attributed, so all of ``top`` is; an integer: chapter 04 attributed only a sample) and
+        ``usefulness_attribution_units`` (then, how many top units, by rank, to attribute beyond
+        the sample; a unit may cost seconds to half a minute on a CPU).
     classes
-        Classes whose units are attributed first when ``scgpt_units`` limits them (e.g. those
-        with a marker list, so that Fig 5's marker test has units to read); then by rank.
+        Classes whose units are attributed first when the budget limits them (e.g. those with
+        a marker list, so that Fig 5's marker test has units to read); then by rank.
 
     Returns
     -------
     AttributionResult or None
-        scVI: every unit on main (chapter 04's cache), the top units on another role. scGPT: the cached chapter-04 attribution when
-        ``role`` is main, plus ``scgpt_units`` computed ones; None when nothing is attributed.
+        ``"active"``: chapter 04's attribution of every unit on main, the top units on another
+        role. Otherwise chapter 04's sample when ``role`` is main, plus the budgeted units;
+        None when nothing is attributed.
     """
     from .attribution import AttributionResult
 
     k = "concept" if kind == "concepts" else "neuron"
     units = sorted(set(top["unit"].astype(int)))
-    if model == "scvi":
-        if role == "main":  # chapter 04's cached attribution of every active concept / neuron
-            return pipe.attribution(k, model="scvi")
-        return pipe.attribution(k, model="scvi", role=role, units=units)
-    parts = []
-    if role == "main":
-        parts.append(pipe.attribution(k, model="scgpt"))
+    if settings.attribution_units == "active":
+        return attribute(k, None) if role == "main" else attribute(k, units)
+    parts = [attribute(k, None)] if role == "main" else []
     have = set(parts[0].units.tolist()) if parts else set()
     order = top.assign(_first=~top["class"].isin(list(classes or [])))
     order = order.sort_values(["_first", "rank"], kind="stable")  # listed classes first
-    extra = [u for u in order["unit"].astype(int).unique() if u not in have][:int(scgpt_units)]
+    budget = int(settings.usefulness_attribution_units)
+    extra = [u for u in order["unit"].astype(int).unique() if u not in have][:budget]
     if extra:
-        parts.append(pipe.attribution(k, model="scgpt", role=role, units=sorted(extra)))
+        parts.append(attribute(k, sorted(extra)))
     return AttributionResult.concat(parts) if parts else None

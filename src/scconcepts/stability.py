@@ -29,10 +29,9 @@ from scipy.optimize import linear_sum_assignment
 from . import sae as sae_mod
 
 __all__ = ["Matching", "decoder_atoms", "cosine_matrix", "match_dictionaries",
-           "random_dictionary", "random_dictionary_null", "cross_r2_table", "sae_for_seed",
-           "seed_stability", "matched_gene_table", "top_pairs", "dataset_comparison",
-           "matched_pairs_attribution", "initial_dictionary", "moved_from_init",
-           "attribute_sae"]
+           "random_dictionary", "random_dictionary_null", "cross_r2_table", "seed_stability",
+           "matched_gene_table", "top_pairs", "attributed_units", "dataset_comparison",
+           "initial_dictionary", "moved_from_init"]
 
 
 @dataclass
@@ -182,42 +181,6 @@ def cross_r2_table(saes: dict[str, object], embeddings: dict[str, np.ndarray]) -
     return pd.DataFrame(rows)
 
 
-def sae_for_seed(pipe, model: str, role: str, seed: int, epochs: int | None = None):
-    """The default-size SAE of ``model`` on ``role`` for ``seed``, with optionally fewer epochs.
-
-    With ``epochs`` None (or equal to the profile's epochs) this is ``pipe.sae(...)`` (the cached
-    SAE of the other chapters). Otherwise an SAE of the same configuration except ``epochs`` is
-    trained and cached under ``artifacts/<profile>/stability/`` (file name = hash of the whole
-    configuration and of the embeddings' model).
-
-    Returns
-    -------
-    (TopKSAE, dict)
-        The SAE and ``{"config", "metrics"}`` (metrics on ``role``'s embeddings).
-    """
-    from .utils import param_key
-
-    ms = pipe.model_settings(model)
-    config = pipe.sae_config(ms["c"], ms["k"], model, role, seed=seed)
-    if epochs is None or int(epochs) == config.epochs:
-        sae, meta = pipe.sae(ms["c"], ms["k"], model, role, seed=seed)
-        return sae, {"config": meta["config"], "metrics": meta["metrics"]}
-    config.epochs = int(epochs)
-    key = param_key({**config.__dict__, "emb": pipe._emb_tag(model)})
-    path = pipe.cfg.artifacts / "stability" / f"{model}_{role}_c{config.c}_k{config.k}_{key}.pt"
-    A = pipe.embeddings(role, model)
-    if path.exists():
-        try:
-            sae, meta = sae_mod.load_sae(path)
-            return sae, {"config": meta["config"], "metrics": meta["metrics"]}
-        except ValueError:
-            path.unlink()
-    sae, _ = sae_mod.train_sae(A, config, progress=False)
-    metrics = sae_mod.sae_metrics(sae, A)
-    sae_mod.save_sae(sae, path, config, extra={"metrics": metrics})
-    return sae, {"config": config.__dict__, "metrics": metrics}
-
-
 def seed_stability(saes: dict[int, object], A: np.ndarray, n_null: int = 3, seed: int = 0
                    ) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     """Seed stability of SAEs trained on the same embeddings (a reviewer's ask).
@@ -334,7 +297,7 @@ def moved_from_init(sae, seed: int, active=None) -> float:
 
     Close to 1 means training barely moved the atoms: two SAEs started from the same seed then
     "match" because of their shared initialisation, not because of the data. That is why
-    :func:`dataset_comparison` trains the two datasets' SAEs from different seeds.
+    :func:`dataset_comparison` should be given SAEs trained from different seeds.
     """
     D = decoder_atoms(sae)
     D0 = initial_dictionary(sae.d, sae.c, sae.k, seed)
@@ -343,85 +306,49 @@ def moved_from_init(sae, seed: int, active=None) -> float:
                          (np.linalg.norm(D[:, idx], axis=0) * np.linalg.norm(D0[:, idx], axis=0))))
 
 
-def dataset_comparison(pipe, model: str, n_null: int = 3, epochs: int | None = None) -> dict:
-    """Fig 4A/4B for ``model``: default-size SAEs of the main and second datasets compared.
+def dataset_comparison(saes: dict, embeddings: dict, seeds: dict, n_null: int = 3,
+                       seed: int = 0) -> dict:
+    """Fig 4A/4B: the default-size SAEs of the main and second datasets compared.
 
-    The main SAE is the book's (``pipe.sae``, seed ``seed``); the second dataset's SAE is trained
-    from seed ``seed + 1`` (:func:`sae_for_seed`), so that the two do not share their initial
-    dictionary (see :func:`moved_from_init`).
+    Parameters
+    ----------
+    saes
+        ``{"main": SAE, "second": SAE}``, each trained on its own dataset's embeddings of one
+        model. The second should start from another seed than the main one, so that the two do
+        not share their initial dictionary (see :func:`moved_from_init`).
+    embeddings
+        Role → embeddings (n_cells, d) of the same model.
+    seeds
+        Role → the seed each SAE was trained from (for :func:`moved_from_init`).
+    n_null
+        Random dictionaries drawn for the null.
+    seed
+        Seed of the random dictionaries.
 
     Returns
     -------
     dict
-        ``saes`` (role → SAE), ``seeds`` (role → seed), ``r2`` (:func:`cross_r2_table`),
-        ``matching`` (:class:`Matching` of main vs second over the atoms active on their own
-        data), ``null`` (matching scores of the main dictionary against ``n_null`` random
-        dictionaries with as many atoms as the second's active ones), ``null_cosine`` (matched
-        cosines of the first random dictionary, for the histogram), ``active`` (role → mask),
-        ``moved`` (role → :func:`moved_from_init`).
+        ``saes``, ``seeds``, ``r2`` (:func:`cross_r2_table`), ``matching`` (:class:`Matching`
+        of main vs second over the atoms active on their own data), ``null`` (matching scores
+        of the main dictionary against ``n_null`` random dictionaries with as many atoms as the
+        second's active ones), ``null_cosine`` (matched cosines of the first random dictionary,
+        for the histogram), ``active`` (role → mask), ``moved`` (role →
+        :func:`moved_from_init`).
     """
-    ms = pipe.model_settings(model)
-    seed = int(pipe.cfg.seed)
-    seeds = {"main": seed, "second": seed + 1}
-    saes = {"main": pipe.sae(int(ms["c"]), int(ms["k"]), model, "main")[0],
-            "second": sae_for_seed(pipe, model, "second", seeds["second"], epochs)[0]}
-    emb = {r: pipe.embeddings(r, model) for r in saes}
-    active = {r: np.asarray(sae_mod.encode(saes[r], emb[r]).getnnz(axis=0) > 0) for r in saes}
+    active = {r: np.asarray(sae_mod.encode(saes[r], embeddings[r]).getnnz(axis=0) > 0)
+              for r in saes}
     D = {r: decoder_atoms(saes[r]) for r in saes}
+    n2 = int(active["second"].sum())
     match = match_dictionaries(D["main"], D["second"], active["main"], active["second"])
-    null = random_dictionary_null(D["main"], int(active["second"].sum()), n_null, seed,
-                                  active["main"])
-    null_cos = match_dictionaries(D["main"], random_dictionary(
-        D["main"].shape[0], int(active["second"].sum()), seed), active["main"]).cosine
-    return {"saes": saes, "seeds": seeds, "r2": cross_r2_table(saes, emb), "matching": match,
-            "null": null, "null_cosine": null_cos, "active": active,
+    null = random_dictionary_null(D["main"], n2, n_null, seed, active["main"])
+    null_cos = match_dictionaries(D["main"], random_dictionary(D["main"].shape[0], n2, seed),
+                                  active["main"]).cosine
+    return {"saes": dict(saes), "seeds": dict(seeds), "r2": cross_r2_table(saes, embeddings),
+            "matching": match, "null": null, "null_cosine": null_cos, "active": active,
             "moved": {r: moved_from_init(saes[r], seeds[r], active[r]) for r in saes}}
 
 
-def attribute_sae(pipe, sae, model: str, role: str, units, tag: str):
-    """Concept attribution (Eq 1–3) of ``units`` of any ``sae`` on ``role``'s cells (cached).
-
-    ``pipe.attribution`` explains the book's SAE (seed ``seed``) only; this runs the same
-    :func:`scconcepts.attribution.attribute_units` with the pipeline's model input and N_p/N_c
-    for another SAE, cached under ``artifacts/<profile>/stability/`` keyed by ``tag`` (which
-    must identify the SAE, e.g. its seed and epochs), the units and the model.
-    """
-    from .attribution import AttributionResult, SAEReadout, UnitFunction, attribute_units
-    from .utils import param_key
-
-    ms = pipe.model_settings(model)
-    units = np.asarray(sorted(int(u) for u in units), dtype=int)
-    A = pipe.embeddings(role, model)
-    key = param_key({"units": units.tolist(), "tag": tag, "np": ms["np"], "nc": ms["nc"],
-                     "emb": pipe._emb_tag(model), "n": int(A.shape[0]), "c": sae.c, "k": sae.k})
-    path = pipe.cfg.artifacts / "stability" / f"att_{model}_{role}_{key}.npz"
-    if path.exists():
-        return AttributionResult.load(path)
-    X, genes, f = pipe._model_input(role, model)
-    res = attribute_units(UnitFunction(f, SAEReadout(sae)), X, A, sae_mod.encode(sae, A), units,
-                          genes, n_prototypes=int(ms["np"]), n_counterfactuals=int(ms["nc"]),
-                          progress=False)
-    res.save(path)
-    return res
-
-
-def matched_pairs_attribution(pipe, model: str, comparison: dict, n: int,
-                              epochs: int | None = None):
-    """Attribution of the ``n`` best matched pairs whose main concept is already attributed.
-
-    The main-dataset attribution is the cached one of chapter 04 (every active concept for scVI,
-    the interpretation sample for scGPT), so only the second dataset's partners are computed
-    (:func:`attribute_sae`).
-
-    Returns
-    -------
-    (pairs, att_main, att_second)
-        :func:`top_pairs` rows and the two :class:`~scconcepts.attribution.AttributionResult`.
-    """
-    att_main = pipe.attribution("concept", model=model)
-    ok = att_main.units[~np.isnan(att_main.scores).all(1)]
-    pairs = top_pairs(comparison["matching"], n, allowed_1=ok)
-    tag = f"second_seed{comparison['seeds']['second']}_epochs{epochs}"
-    att_second = attribute_sae(pipe, comparison["saes"]["second"], model, "second",
-                               pairs["atom_2"].astype(int).tolist(), tag)
-    return pairs, att_main, att_second
+def attributed_units(att) -> np.ndarray:
+    """Units of an :class:`~scconcepts.attribution.AttributionResult` with a (not all-NaN)
+    attribution, e.g. to restrict :func:`top_pairs` to concepts explained in chapter 04."""
+    return np.asarray(att.units)[~np.isnan(att.scores).all(1)]
