@@ -29,9 +29,9 @@
 #
 # ```{admonition} What differs from the paper here
 # :class: warning
-# * **Which units**: the same seeded sample as chapter 05 (`gsea_n_units` concepts of the default
-#   SAE and as many neurons per model), so that the expert and the GSEA labels describe the
-#   same units. The paper's tool is private; this one is rebuilt from Fig 9.
+# * **Which units**: the same seeded sample as chapter 05 (`gsea.n_units` concepts of the default
+#   SAE and as many neurons, for every model of the profile), so that the expert and the GSEA
+#   labels describe the same units. The paper's tool is private; this one is rebuilt from Fig 9.
 # * **Blinding and several raters**: the paper's study had a single expert, which its reviewers
 #   criticised. The viewer has a **blinded rating mode** in the style of InterProt (Adams et al.,
 #   2025, cited in the paper): concepts and neurons are shuffled with a seed, carry opaque ids and no
@@ -52,23 +52,37 @@ import matplotlib.pyplot as plt
 from IPython.display import HTML, Markdown, display
 
 from scconcepts import plotting, viewer
-from scconcepts.pipeline import Pipeline, load_config, repo_root
-
-cfg = load_config(profile, params)
-pipe = Pipeline(cfg)
-models = list(cfg.values.get("models", ["scvi"]))
-if annotations is None:  # the runner passes it as a profile value (--set annotations=...)
-    annotations = cfg.values.get("annotations")
-cfg.table(["main_dataset", "default_c", "default_k", "gsea_n_units", "n_prototypes",
-           "n_counterfactuals", "metadata_keys", "seed"])
+from scconcepts.config import load_config
+from scconcepts.workflow import Workflow
 
 # %%
-payload = viewer.build_payload(pipe, models)
+cfg = load_config(profile, params)
+wf = Workflow(cfg)
+if annotations is None:  # the runner passes it as a profile value (--set annotations=...)
+    annotations = cfg.annotations
+names = {m: wf.label(m) for m in wf.models}
+cfg.table(["data.main.dataset", "gsea.n_units", "data.metadata_keys", "seed"]
+          + [f"models.{m}.{key}" for m in wf.models for key in (
+              "c", "k", "n_prototypes", "n_counterfactuals", "attribution_units")])
+
+# %%
+outputs = {m: {"embeddings": wf.embeddings("main", m), "umap": wf.umap("main", m),
+               "codes": wf.codes(m),
+               "attribution": {kind: wf.attribution(m, kind) for kind in ("concept", "neuron")},
+               "gsea": {kind: wf.gsea(m, kind) for kind in ("concept", "neuron")}}
+           for m in wf.models}
+payload = viewer.build_payload(
+    outputs, wf.dataset("main").obs, model_names=names,
+    title=f"Expert interpretation viewer ({cfg.name} profile)",
+    metadata_keys=cfg.data.metadata_keys, threshold=cfg.concepts.specificity_threshold,
+    min_cells=cfg.concepts.min_cells, seed=cfg.seed)
+
+# %%
 export = viewer.export_viewer(payload, cfg.artifacts / "viewer", seed=int(cfg.seed))
-n_items = export.items.groupby(["model", "kind"]).size()
+n_items = export.items.groupby(["model", "kind"]).size().reindex(wf.models, level="model")
 display(Markdown(
     f"The viewer holds {len(export.items)} items: "
-    + ", ".join(f"{n} {kind}s of {viewer.MODEL_NAMES.get(m, m)}" for (m, kind), n in n_items.items())
+    + ", ".join(f"{n} {kind}s of {names.get(m, m)}" for (m, kind), n in n_items.items())
     + f". Open study id `{payload['study']}`, blinded study id `{export.key['study']}` (shuffle "
     f"seed {cfg.seed})."))
 
@@ -137,7 +151,8 @@ else:
 if ann is not None:
     fig3a = viewer.interpretability_table(ann)
     display(fig3a.round(3))
-    fig = viewer.plot_interpretability(fig3a, title="Expert interpretation (Fig 3A.a analogue)")
+    fig = viewer.plot_interpretability(fig3a, title="Expert interpretation (Fig 3A.a analogue)",
+                                      model_names=names)
     plt.show()
 
 # %%
@@ -147,7 +162,7 @@ if ann is not None:
     for m, row in share.iterrows():
         c, n = row.get("concept"), row.get("neuron")
         if c == c and n == n and c is not None and n is not None:
-            lines.append(f"{viewer.MODEL_NAMES.get(m, m)}: {c:.0%} of the concept ratings and "
+            lines.append(f"{names.get(m, m)}: {c:.0%} of the concept ratings and "
                          f"{n:.0%} of the neuron ratings are interpretable ("
                          + ("concepts ahead, as in the paper" if c > n else
                             "**not** ahead of neurons, unlike the paper") + ").")

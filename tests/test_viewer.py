@@ -250,3 +250,60 @@ def test_gsea_summary_keeps_top_terms():
     # an older cached summary without top_terms falls back to the best term
     legacy = summary.drop(columns="top_terms").iloc[0]
     assert [t["term"] for t in viewer._gsea_terms(legacy)] == ["TOP"]
+
+
+def _outputs(n_cells=40, d=4, c=6, genes=("CD74", "LYZ", "NKG7", "GNLY"), seed=0):
+    """Synthetic workflow outputs of one model (what chapter 06 fetches from ``wf``)."""
+    from scconcepts.attribution import AttributionResult
+
+    rng = np.random.default_rng(seed)
+    A = rng.normal(size=(n_cells, d)).astype(np.float32)
+    codes = np.where(rng.random((n_cells, c)) < 0.4, rng.random((n_cells, c)), 0.0)
+    m = len(genes)
+
+    def att(units, kind):
+        n = len(units)
+        return AttributionResult(
+            units=np.asarray(units), genes=np.array(genes), scores=rng.random((n, m)),
+            per_prototype=rng.random((n, 2, m)), prototypes=np.tile([0, 1], (n, 1)),
+            counterfactuals=np.full((n, 2, 1), 2), prototype_activation=np.ones((n, 2)),
+            kind=kind)
+
+    def table(units, kind):
+        return pd.DataFrame({"unit": units, "kind": kind, "best_term": "T (GO:1)", "NES": 1.5,
+                             "pval": 0.001, "fdr": 0.1, "annotation": "weak"})
+
+    return {"embeddings": A, "umap": rng.normal(size=(n_cells, 2)), "codes": codes,
+            "attribution": {"concept": att([1, 3, 4], "concept"), "neuron": att([0, 2], "neuron")},
+            "gsea": {"concept": table([4, 1], "concept"), "neuron": table([2], "neuron")}}
+
+
+def test_build_payload_from_workflow_outputs():
+    """build_payload takes each model's outputs (no workflow object) and keeps the GSEA units."""
+    import scipy.sparse as sp
+
+    obs = pd.DataFrame({"cell_type": np.repeat(["B cell", "NK cell"], 20)})
+    a, b = _outputs(seed=1), _outputs(seed=2)
+    b["codes"] = sp.csr_matrix(b["codes"])
+    p = viewer.build_payload({"pca": a, "other": b}, obs, model_names={"pca": "PCA"},
+                             title="t", metadata_keys=["cell_type"], min_cells=1, seed=0,
+                             n_genes=3, umap_cells=10)
+    assert p["models"] == ["pca", "other"] and p["model_names"] == {"pca": "PCA", "other": "other"}
+    assert [it["id"] for it in p["items"]] == ["pca/C1", "pca/C4", "pca/N2", "other/C1",
+                                               "other/C4", "other/N2"]
+    it = p["items"][0]
+    assert len(it["genes"]) == 3 and it["n_total"] == 40
+    assert it["n_cells"] == int((a["codes"][:, 1] > 0).sum())
+    assert it["pathways"][0]["term"] == "T (GO:1)" and it["gsea_annotation"] == "weak"
+    assert p["umaps"]["pca"]["n"] == 10
+    assert viewer.preview_panels(p, n_genes=2)[0].keys() >= {"PCA concept 1", "other neuron 2"}
+    # explicit units; a unit without attribution is an error
+    items, _ = viewer.collect_items("pca", **a, obs=obs, metadata_keys=["cell_type"],
+                                    units={"concept": [3]}, n_genes=2)
+    assert [i["id"] for i in items] == ["pca/C3", "pca/N2"]
+    with pytest.raises(ValueError, match="no attribution"):
+        viewer.collect_items("pca", **a, obs=obs, units={"concept": [5]})
+    with pytest.raises(ValueError, match="same cells"):
+        viewer.collect_items("pca", **{**a, "umap": a["umap"][:5]}, obs=obs)
+    with pytest.raises(ValueError, match="No models"):
+        viewer.build_payload({}, obs)

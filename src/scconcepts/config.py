@@ -242,7 +242,7 @@ class Profile(BaseModel):
 
     def table(self, keys: Iterable[str] | None = None) -> pd.DataFrame:
         """Run-parameters table: dotted key, the value used, and where it was set."""
-        flat = _flatten(self.model_dump(exclude={"name"}))
+        flat = _flatten(self.model_dump(exclude={"name"}, serialize_as_any=True))
         keys = list(flat) if keys is None else [_resolve_key(k, flat) for k in keys]
         rows = []
         for k in keys:

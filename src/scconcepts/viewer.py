@@ -42,7 +42,7 @@ import os
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import pandas as pd
@@ -75,7 +75,6 @@ VIEWER_SCHEMA = "unit-viewer/1"
 ANNOTATION_SCHEMA = "expert-annotations/1"
 #: Fig 3A.a levels, in plotting order.
 LEVELS = ["interpretable", "signal but unclear", "not interpretable"]
-MODEL_NAMES = {"scvi": "scVI", "scgpt": "scGPT"}
 _ASSETS = "viewer_assets"
 _FORM_FIELDS = {
     "cell_type": ("no", "yes"),
@@ -86,7 +85,7 @@ _TEXT_FIELDS = ("cell_type_which", "tissue_which", "process_explanation", "notes
 
 
 # --------------------------------------------------------------------------------------------
-# collecting the data of each item from the pipeline
+# collecting the data of each item from the workflow's outputs
 # --------------------------------------------------------------------------------------------
 
 
@@ -113,22 +112,6 @@ def _quantise_xy(xy: np.ndarray) -> dict[str, Any]:
     return {"n": int(len(xy)), "x": _b64(q[:, 0]), "y": _b64(q[:, 1])}
 
 
-def _embedding(pipe, model: str) -> tuple[np.ndarray, np.ndarray]:
-    """(embedding (n_cells, d), UMAP (n_cells, 2)) of the main dataset for ``model``.
-
-    Uses only public :class:`~scconcepts.pipeline.Pipeline` methods: ``embeddings("main",
-    model)`` and ``umap("main", rep="X_<model>")``.
-
-    Raises
-    ------
-    ValueError
-        If the pipeline knows no such model.
-    """
-    A = np.asarray(pipe.embeddings("main", model), dtype=np.float32)
-    xy = pipe.umap("main", rep=f"X_{model}")
-    return A, np.asarray(xy)
-
-
 def _gsea_terms(row: pd.Series | None) -> list[dict[str, Any]]:
     """Best pathways of one GSEA summary row: ``top_terms`` when present, else the best term."""
     if row is None:
@@ -146,9 +129,19 @@ def _gsea_terms(row: pd.Series | None) -> list[dict[str, Any]]:
 
 
 def collect_items(
-    pipe,
-    model: str = "scvi",
+    model: str,
     *,
+    embeddings: np.ndarray,
+    umap: np.ndarray,
+    codes,
+    attribution: Mapping[str, Any],
+    gsea: Mapping[str, pd.DataFrame],
+    obs: pd.DataFrame,
+    metadata_keys: Sequence[str] = ("cell_type",),
+    threshold: float = 0.7,
+    min_cells: int = 100,
+    seed: int = 0,
+    units: Mapping[str, Sequence[int]] | None = None,
     n_genes: int = 20,
     umap_cells: int = 4000,
     hist_bins: int = 30,
@@ -156,17 +149,37 @@ def collect_items(
 ) -> tuple[list[dict[str, Any]], dict[str, Any]]:
     """Viewer items for the concepts and neurons of ``model`` that the GSEA chapter samples.
 
-    The units are exactly those of chapter 05 (Sec 3.4): ``pipe.gsea_units(kind, att)`` with
-    ``att = pipe.attribution(kind, model=model)`` (a seeded sample of ``gsea_n_units``
-    attributed units per kind, 20 in the paper's study, Sec 4.3), and their pathways come from
-    ``pipe.gsea(kind, model=model)``.
+    A pure function of the workflow's outputs for one model: the units are those of chapter 05
+    (Sec 3.4), by default the ``unit`` column of each GSEA table (``wf.gsea(model, kind)``, a
+    seeded sample of ``gsea.n_units`` attributed units per kind, 20 in the paper's study,
+    Sec 4.3), and their pathways come from the same tables.
 
     Parameters
     ----------
-    pipe
-        :class:`scconcepts.pipeline.Pipeline`.
     model
-        Model name (``"scvi"``, ``"scgpt"``); its embedding is ``obsm["X_<model>"]``.
+        Model name; it prefixes the item ids (``<model>/C12``).
+    embeddings
+        Cell embeddings of the main dataset, (n_cells, d) (``wf.embeddings("main", model)``).
+    umap
+        2-D UMAP of those embeddings, (n_cells, 2) (``wf.umap("main", model)``).
+    codes
+        Concept activations of the default SAE, (n_cells, c), sparse or dense
+        (``wf.codes(model)``: the SAE the concept attribution uses).
+    attribution
+        ``{"concept": AttributionResult, "neuron": AttributionResult}``
+        (``wf.attribution(model, kind)``).
+    gsea
+        ``{"concept": DataFrame, "neuron": DataFrame}``: GSEA summaries with ``unit``,
+        ``annotation``, ``best_term``, ... (``wf.gsea(model, kind)``).
+    obs
+        Cell metadata of the main dataset, n_cells rows.
+    metadata_keys, threshold, min_cells
+        Sec 3.1 categorisation (``data.metadata_keys``, ``concepts.specificity_threshold``,
+        ``concepts.min_cells``).
+    seed
+        Seed of the subsample of cells drawn on the UMAP.
+    units
+        Kind → units to show; None = the units of each GSEA table.
     n_genes
         Top attribution genes shown per item.
     umap_cells
@@ -193,40 +206,45 @@ def collect_items(
     Raises
     ------
     ValueError
-        If the pipeline knows no such model.
+        If the arrays disagree on the number of cells, or a unit to show was not attributed.
     """
     from .attribution import NeuronReadout
     from .concepts import categorize_concepts, metadata_ratios
 
-    cfg = pipe.cfg
-    A, xy = _embedding(pipe, model)
-    obs = pipe.scvi_adata("main").obs
+    A = np.asarray(embeddings, dtype=np.float32)
+    xy = np.asarray(umap)
     n_total = A.shape[0]
-    rng = np.random.default_rng(int(cfg.seed))
+    if xy.shape[0] != n_total or codes.shape[0] != n_total or len(obs) != n_total:
+        raise ValueError(f"{model}: embeddings ({n_total} cells), umap ({xy.shape[0]}), codes "
+                         f"({codes.shape[0]}) and obs ({len(obs)}) must describe the same cells.")
+    rng = np.random.default_rng(int(seed))
     shown = np.sort(rng.choice(n_total, min(n_total, int(umap_cells)), replace=False))
-    keys = list(cfg.metadata_keys)
-    thr, min_cells = float(cfg.specificity_threshold), int(cfg.min_cells)
+    keys = list(metadata_keys)
+    thr, min_cells = float(threshold), int(min_cells)
 
-    # activations of every unit in every cell; neurons: value − median (scconcepts.attribution);
-    # concepts of the model's default SAE, the one pipe.attribution(kind, model=model) uses
-    ms = pipe.model_settings(model)
+    # activations of every unit in every cell; neurons: value − median (scconcepts.attribution)
     acts = {
-        "concept": pipe.codes(int(ms["c"]), int(ms["k"]), model=model).tocsc(),
+        "concept": codes.tocsc() if hasattr(codes, "tocsc") else np.asarray(codes),
         "neuron": A - NeuronReadout.from_embeddings(A).median.numpy(),
     }
     items: list[dict[str, Any]] = []
     for kind in ("concept", "neuron"):
-        att = pipe.attribution(kind, model=model)
-        units = pipe.gsea_units(kind, att)
-        gsea = pipe.gsea(kind, model=model).set_index("unit")
+        att = attribution[kind]
+        table = gsea[kind]
+        shown_units = (table["unit"] if units is None or kind not in units else units[kind])
+        shown_units = np.sort(np.asarray(shown_units, dtype=int))
+        missing = np.setdiff1d(shown_units, att.units)
+        if len(missing):
+            raise ValueError(f"{model} {kind}s {missing.tolist()} have no attribution.")
+        gs = table.set_index("unit")
         act_all = acts[kind]
-        sub = act_all[:, units]
+        sub = act_all[:, shown_units]
         sub = np.asarray(sub.toarray() if hasattr(sub, "toarray") else sub, dtype=np.float64)
         pos = np.maximum(sub, 0.0)  # "activating" means > 0 for both kinds
         cats = categorize_concepts(pos, obs, keys=keys, threshold=thr, min_cells=min_cells)
         used = [k for k in keys if k not in cats.attrs["skipped"]]
         ratios = {k: metadata_ratios(pos, obs, k) for k in used}
-        for j, unit in enumerate(units):
+        for j, unit in enumerate(shown_units):
             unit = int(unit)
             row = int(np.flatnonzero(att.units == unit)[0])
             ranked = att.ranked(unit).head(int(n_genes))
@@ -242,7 +260,7 @@ def collect_items(
             if vmax > 0:
                 v = a[shown]
                 q = np.where(v > 0, 1 + np.round(254 * np.clip(v / vmax, 0, 1)), 0).astype(np.uint8)
-            grow = gsea.loc[unit] if unit in gsea.index else None
+            grow = gs.loc[unit] if unit in gs.index else None
             items.append({
                 "id": f"{model}/{'C' if kind == 'concept' else 'N'}{unit}",
                 "model": model,
@@ -291,34 +309,54 @@ def _study_id(items: list[dict], mode: str) -> str:
     return hashlib.sha1(blob).hexdigest()[:12]
 
 
-def build_payload(pipe, models: Sequence[str] = ("scvi",), **kwargs) -> dict[str, Any]:
-    """The open (unblinded) viewer data for ``models`` (see :func:`collect_items`).
+def build_payload(outputs: Mapping[str, Mapping[str, Any]], obs: pd.DataFrame, *,
+                  model_names: Mapping[str, str] | None = None,
+                  title: str = "Expert interpretation viewer", **kwargs) -> dict[str, Any]:
+    """The open (unblinded) viewer data for several models (see :func:`collect_items`).
+
+    Parameters
+    ----------
+    outputs
+        Model name → the workflow's outputs for that model, the keyword arguments of
+        :func:`collect_items`: ``embeddings``, ``umap``, ``codes``, ``attribution`` and
+        ``gsea`` (kind → value), optionally ``units``. Models appear in this order.
+    obs
+        Cell metadata of the main dataset (shared by every model).
+    model_names
+        Model name → display label (default: the name).
+    title
+        Page title.
+    **kwargs
+        Passed to :func:`collect_items` for every model (``metadata_keys``, ``threshold``,
+        ``min_cells``, ``seed``, ``n_genes``, ...).
 
     Returns
     -------
     dict
         ``schema``, ``mode="open"``, ``study`` (hash of the items), ``title``, ``models``,
-        ``umaps`` (model → quantised UMAP), ``items`` (ordered by model, kind, unit) and
-        ``gene_info`` (symbol → [full name, type], genes of the items only).
+        ``model_names``, ``umaps`` (model → quantised UMAP), ``items`` (ordered by model, kind,
+        unit) and ``gene_info`` (symbol → [full name, type], genes of the items only).
 
     Raises
     ------
     ValueError
-        If ``models`` is empty.
+        If ``outputs`` is empty.
     """
-    models = list(models)
+    models = list(outputs)
     if not models:
-        raise ValueError("No models given: pass e.g. models=['scvi'] (cfg.values['models']).")
+        raise ValueError("No models given: pass {model: {embeddings, umap, codes, attribution, "
+                         "gsea}} for at least one model.")
+    names = dict(model_names or {})
     items, umaps = [], {}
     for m in models:
-        its, umaps[m] = collect_items(pipe, m, **kwargs)
+        its, umaps[m] = collect_items(m, **dict(outputs[m]), obs=obs, **kwargs)
         items.extend(its)
     payload = {
         "schema": VIEWER_SCHEMA,
         "mode": "open",
-        "title": f"Expert interpretation viewer ({pipe.cfg.profile} profile)",
+        "title": title,
         "models": models,
-        "model_names": {m: MODEL_NAMES.get(m, m) for m in models},
+        "model_names": {m: str(names.get(m, m)) for m in models},
         "umaps": umaps,
         "items": items,
         "gene_info": _gene_info(g for it in items for g in it["genes"]),
@@ -408,7 +446,8 @@ def preview_panels(payload: dict[str, Any], n_genes: int = 10
         if key in seen or "kind" not in it:
             continue
         seen.add(key)
-        title = f"{MODEL_NAMES.get(it['model'], it['model'])} {it['kind']} {it['unit']}"
+        name = payload.get("model_names", {}).get(it["model"], it["model"])
+        title = f"{name} {it['kind']} {it['unit']}"
         vals = [np.nan if v is None else v for v in it["attribution"][:n_genes]]
         panels[title] = pd.Series(vals, index=it["genes"][:n_genes], dtype=float)
         pp = np.array([[np.nan if v is None else v for v in r]
@@ -708,8 +747,12 @@ def interpretability_table(ann: pd.DataFrame) -> pd.DataFrame:
     return tab
 
 
-def plot_interpretability(table: pd.DataFrame, title: str = ""):
+def plot_interpretability(table: pd.DataFrame, title: str = "",
+                          model_names: Mapping[str, str] | None = None):
     """Fig 3A.a: stacked bars of the interpretability levels, concepts vs neurons per model.
+
+    ``model_names`` maps a model name to its bar label (default: the name; the payload's
+    ``model_names``).
 
     Returns
     -------
@@ -719,7 +762,8 @@ def plot_interpretability(table: pd.DataFrame, title: str = ""):
 
     colors = {"interpretable": "#2E7D32", "signal but unclear": "#F9A825",
               "not interpretable": "#DDDDDD"}
-    labels = [f"{MODEL_NAMES.get(m, m)} {k}s (n={n})"
+    names = dict(model_names or {})
+    labels = [f"{names.get(m, m)} {k}s (n={n})"
               for (m, k), n in zip(table.index, table["n_ratings"])]
     return stacked_fraction_bars(table, {lev: colors[lev] for lev in LEVELS}, labels,
                                  xlabel="fraction of ratings", title=title)
