@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["Claim", "Verdict", "verdict", "glue_claim"]
+__all__ = ["Claim", "Verdict", "verdict", "glue_claim", "glue_sentences"]
 
 Verdict = Literal["agrees", "disagrees", "inconclusive"]
 
@@ -57,12 +57,17 @@ class Claim:
     paper: Any = None
 
     def glue(self, glue_fn=None) -> dict[str, Any]:
-        """Glue ``<key>`` (value), ``<key>_n``, ``<key>_agree`` (verdict) and
-        ``<key>_sentence`` with myst-nb (``display=False``); returns what was glued."""
-        out = {self.key: self.value, f"{self.key}_agree": self.verdict,
-               f"{self.key}_sentence": self.sentence}
+        """Glue ``<key>`` (value), ``<key>_n``, ``<key>_agree`` (verdict), ``<key>_low`` /
+        ``<key>_high`` (interval) and ``<key>_sentence`` (markdown, for ``{glue:md}``) with
+        myst-nb (``display=False``); returns what was glued."""
+        from IPython.display import Markdown
+
+        out: dict[str, Any] = {self.key: self.value, f"{self.key}_agree": self.verdict,
+                               f"{self.key}_sentence": Markdown(self.sentence)}
         if self.n is not None:
             out[f"{self.key}_n"] = int(self.n)
+        if self.interval is not None:
+            out[f"{self.key}_low"], out[f"{self.key}_high"] = map(float, self.interval)
         if glue_fn is None:
             from myst_nb import glue as glue_fn
         for k, v in out.items():
@@ -80,6 +85,22 @@ def verdict(holds: bool, n: int | None = None, min_n: int = 1,
     if (n is not None and n < min_n) or uncertain:
         return "inconclusive"
     return "agrees" if holds else "disagrees"
+
+
+def glue_sentences(key: str, claims, glue_fn=None) -> str:
+    """Glue the claims' sentences as one markdown paragraph under ``key`` (for a chapter's
+    ``{glue:md}`` results paragraph that covers every model of the profile); glues each claim
+    too. Returns the paragraph."""
+    from IPython.display import Markdown
+
+    if glue_fn is None:
+        from myst_nb import glue as glue_fn
+    claims = list(claims)
+    for c in claims:
+        c.glue(glue_fn)
+    text = " ".join(c.sentence for c in claims) or "Nothing to report for this profile."
+    glue_fn(key, Markdown(text), display=False)
+    return text
 
 
 def glue_claim(claim: Claim) -> Claim:
