@@ -224,9 +224,7 @@ def test_sharded_attribution_merges_to_the_unsharded_result(paper_like, monkeypa
     # attribution genes are symbols (mapped back from the Census model's Ensembl ids)
     assert {"LYZ", "CD74"} <= set(whole.genes) and not any(
         str(g).startswith("ENSG0") for g in whole.genes)
-    key = pipe.store.key("attribution", {"kind": "concept", "units": units.tolist(), "np": 10,
-                                         "nc": 3}, [pipe.sae_key("scvi"),
-                                                    pipe.embedding_key("main", "scvi")])
+    key = pipe.attribution_key("scvi", "concept", "main", None, units)
     path = pipe.store.path(key, ".npz")
     assert path.exists() and "shard" not in path.name
     path.unlink()

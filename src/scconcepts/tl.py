@@ -111,6 +111,7 @@ def concept_metadata(adata: ad.AnnData, keys: Sequence[str] = ("cell_type", "tis
     """
     from .concepts import categorize_concepts
 
+    _state(adata, key)
     codes = adata.obsm[f"X_{key}"]
     table = categorize_concepts(codes, adata.obs, keys=list(keys), threshold=threshold,
                                 min_cells=min_cells)

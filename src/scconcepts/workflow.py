@@ -385,16 +385,13 @@ class Workflow:
         ms = self.settings(model)
         c, k = int(c or ms.c), int(k or ms.k)
         A = self.embeddings(role, model)
-        emb = self.embedding_key(role, model)
         if kind == "concept":
             sae, _ = self.sae(model, c, k, sae_role or role, seed, epochs)
             readout = SAEReadout(sae)
             acts = sae_mod.encode(sae, A)
-            source = self.sae_key(model, c, k, sae_role or role, seed, epochs)
         elif kind == "neuron":
             readout = NeuronReadout.from_embeddings(A)
             acts = A - readout.median.numpy()
-            source = "neurons"
         else:
             raise ValueError(f"kind must be 'concept' or 'neuron', not {kind!r}")
         if units is None:
@@ -402,8 +399,7 @@ class Workflow:
                      else np.flatnonzero(acts.getnnz(axis=0) > 0))
         units = np.asarray(units, dtype=int)
         n_p, n_c = int(ms.n_prototypes), int(ms.n_counterfactuals)
-        key = self.store.key("attribution", {"kind": kind, "units": units.tolist(), "np": n_p,
-                                             "nc": n_c}, [source, emb])
+        key = self.attribution_key(model, kind, role, sae_role, units, c, k, seed, epochs)
         path = self.store.path(key, ".npz")
         shards = self.store.root / "attribution" / "shards"
         index, count = self.cfg.scale.attribution_shard_index, self.cfg.scale.attribution_shard_count
@@ -444,6 +440,19 @@ class Workflow:
                                                           "kind": kind, "role": role})
         self.store.drop_blocks(key)
         return res
+
+    def attribution_key(self, model: str, kind: str, role: str, sae_role: str | None,
+                        units, c: int | None = None, k: int | None = None,
+                        seed: int | None = None, epochs: int | None = None) -> str:
+        """Store key of :meth:`attribution` with these arguments (``units`` given explicitly):
+        the SAE's key (concepts) or "neurons", the embeddings' key, the units, N_p and N_c."""
+        ms = self.settings(model)
+        source = (self.sae_key(model, c, k, sae_role or role, seed, epochs)
+                  if kind == "concept" else "neurons")
+        return self.store.key("attribution", {
+            "kind": kind, "units": np.asarray(units, dtype=int).tolist(),
+            "np": int(ms.n_prototypes), "nc": int(ms.n_counterfactuals)},
+            [source, self.embedding_key(role, model)])
 
     def _merge_shards(self, key: str, units: np.ndarray, shards: Path, require: bool):
         """Merge the complete shard set of attribution ``key``; None when no shard exists."""
