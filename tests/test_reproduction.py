@@ -3,7 +3,8 @@
 * every ``{glue:text}`path::key:fmt``` role names an executed chapter and a key that chapter
   glued (read from the smoke-executed notebooks);
 * the strictly built page shows, for every table row of the source, a number in the "this
-  book" column and a computed "yes"/"no" in the "agrees?" column, with no glue role left
+  book" column and a computed verdict ("agrees", "disagrees" or "inconclusive", from
+  :mod:`scconcepts.claims`) in the "agrees?" column, with no glue role left
   unresolved.
 
 Both use the session smoke book of ``tests/conftest.py`` (executed and built once per session).
@@ -128,4 +129,5 @@ def test_built_page_shows_every_row_with_a_number_and_a_verdict(smoke_site):
         assert len(row) == 4, row
         claim, _, ours, agrees = row
         assert re.search(r"\d", ours), f"no number for: {claim} ({ours!r})"
-        assert agrees in {"yes", "no"}, f"no verdict for: {claim} ({agrees!r})"
+        assert agrees in {"agrees", "disagrees", "inconclusive"}, \
+            f"no verdict for: {claim} ({agrees!r})"

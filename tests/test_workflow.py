@@ -127,3 +127,30 @@ def test_pca_adapter_is_an_exact_linear_model(art):
     np.testing.assert_allclose(z, wf.embeddings("second", "pca")[:20], atol=1e-4)
     att = wf.attribution("pca", "concept", units=wf.default_units("pca", "concept")[:3])
     assert att.scores.shape == (3, len(genes)) and np.isfinite(att.scores).any()
+
+
+def test_counts_layer_and_scgpt_hvgs(art, base, tmp_path):
+    """Per-role ``counts_layer`` (scverse data keeps counts in layers["counts"]) and the paper's
+    1,200-HVG input of scGPT (``n_hvgs``; here 200) are honoured and keyed."""
+    import anndata as ad
+    import scipy.sparse as sp
+
+    from scconcepts.data import BUNDLED_DATASETS, data_dir
+
+    src = ad.read_h5ad(data_dir() / BUNDLED_DATASETS["kang2018_pbmc_ctrl"])
+    counts = sp.csr_matrix(src.X)
+    src.layers["counts"] = counts.copy()
+    src.X = sp.csr_matrix(np.log1p(counts.toarray()).astype(np.float32))
+    path = tmp_path / "scverse_style.h5ad"
+    src.write_h5ad(path)
+    over = {"data.main.dataset": str(path), "data.main.counts_layer": "counts"}
+    wf = _wf(art, **over)
+    d = wf.dataset("main")
+    idx = src.obs_names.get_indexer(d.obs_names)
+    np.testing.assert_array_equal(d.X.toarray(), counts[idx].toarray())
+    with pytest.raises(Exception, match="integer|count"):          # X alone is not counts
+        _wf(art, **{"data.main.dataset": str(path)}).dataset("main")
+    hv = _wf(art, **{"models.scgpt.n_hvgs": 200})
+    X, genes = hv.model("scgpt").inputs(hv.dataset("main"), "main")
+    assert len(genes) == 200 and X.shape == (hv.dataset("main").n_obs, 200)
+    assert hv.embedding_key("main", "scgpt") != base["embedding:scgpt:main"]
