@@ -284,3 +284,27 @@ def test_chapter_page_holds_its_figures(site, stem):
         assert target.is_file(), f"{stem}: image {src} missing"
     text = page.read_text(encoding="utf-8")
     assert "injected-parameters" not in text, f"{stem}: papermill's parameter cell is shown"
+
+
+@pytest.mark.slow
+def test_a_third_model_runs_through_chapters_02_to_05_with_no_code_edit(smoke_book, tmp_path):
+    """Acceptance of issue 11: adding ``pca`` to the profile's models runs it through chapters
+    02-05 (every chapter loops over the models; the PCA adapter is registered by its module)."""
+    import subprocess
+
+    if smoke_book.errors:
+        pytest.skip("the smoke book failed; see test_notebook_executes_with_smoke_profile")
+    out = tmp_path / "executed"
+    cmd = [sys.executable, "-m", "scconcepts.book", "execute", "--profile", PROFILE,
+           "--only", "02,03,04,05", "--out", str(out), "--notebooks", str(NOTEBOOKS),
+           "--params-dir", str(PARAMS), "--root", str(ROOT),
+           "--set", f"artifacts_dir={smoke_book.artifacts}",     # scVI/scGPT artefacts reused
+           "--set", "models.pca.c=200", "--set", "models.pca.k=4"]
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    for stem in ("02_topk_saes", "03_concepts_and_metadata", "04_gene_attribution",
+                 "05_pathway_enrichment"):
+        nb = nbformat.read(out / f"{stem}.ipynb", as_version=4)
+        glued = {o.get("metadata", {}).get("scrapbook", {}).get("name")
+                 for c in nb.cells for o in c.get("outputs", [])}
+        assert any(k and "_pca_" in k for k in glued), f"{stem}: no PCA result glued"
