@@ -57,9 +57,11 @@ params = {}
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown, display
+from myst_nb import glue
 
 from scconcepts import plotting, stability
+from scconcepts.claims import glue_sentences
+from scconcepts.claims import stability as claims
 from scconcepts.config import load_config
 from scconcepts.workflow import Workflow
 
@@ -105,17 +107,12 @@ pd.DataFrame({labels[m]: {
                              f"{wf.embeddings('second', m).shape[0]}"}
     for m, c in comp.items()}).T
 
-# %%
-moved = {labels[m]: c["moved"] for m, c in comp.items()}
-display(Markdown(
-    "Mean cosine of the active trained atoms with their own initialisation: "
-    + "; ".join(f"{n} {v['main']:.2f} (main) and {v['second']:.2f} (second)"
-                for n, v in moved.items())
-    + ". " + ("Training moves the atoms little from their random start (cosine > 0.8), so these "
-              "SAEs are far from the paper's 1,000–4,000 epochs on 300,000–600,000 cells; "
-              "stability scores below are bounded by this."
-              if min(min(v.values()) for v in moved.values()) > 0.8 else
-              "Training moves the atoms well away from their random start.")))
+# %% tags=["remove-input"]
+init = claims.init_cosine({labels[m]: c["moved"] for m, c in comp.items()})
+_ = init.glue()
+
+# %% [markdown]
+# {glue:md}`ch07_init_sentence`
 
 # %% [markdown]
 # ## Do SAEs generalise to the other dataset? (Fig 4A)
@@ -126,33 +123,22 @@ fig = plotting.cross_r2_bars(r2)
 plt.show()
 pd.concat(r2, names=["model"]).droplevel(1).round(4)
 
-# %%
-gaps = {}  # R² on its own data − R² on the other dataset, per training dataset
-for m, c in comp.items():
-    t = c["r2"]
-    gaps[m] = (t[t["own data"]].set_index("trained on")["r2"]
-               - t[~t["own data"]].set_index("trained on")["r2"])
-all_lower = all((g > 0).all() for g in gaps.values())
-main_smaller = all(g["main"] < g["second"] for g in gaps.values())
-# the paper compares scGPT with scVI; without both models in the profile there is no claim
-has_pair = {"scvi", "scgpt"} <= set(models)
-scgpt_larger = has_pair and gaps["scgpt"].mean() > gaps["scvi"].mean()
-gap_text = "; ".join(f"{labels[m]}: trained on main {g['main']:+.3f}, trained on second "
-                     f"{g['second']:+.3f}" for m, g in gaps.items())
+# %% tags=["remove-input"]
+gaps = {m: claims.r2_gaps(c["r2"]) for m, c in comp.items()}  # own − other, per training set
+for m, g in gaps.items():
+    for key, v in (("gap_main", g["main"]), ("gap_second", g["second"]), ("gap_mean", g.mean())):
+        glue(f"ch07_{m}_{key}", float(v), display=False)
+gap_claims = [claims.all_lower(gaps, labels), claims.main_smaller(gaps, labels),
+              claims.larger_drop(gaps, labels)]
+_ = glue_sentences("ch07_gap_text", gap_claims)
 
-# %%
-display(Markdown(
-    f"R² drop on the other dataset (own − other): {gap_text}. "
-    + ("As in the paper, every SAE reconstructs the other dataset less well than its own. "
-       if all_lower else "**Unlike the paper**, not every SAE loses R² on the other dataset. ")
-    + ("As in the paper, the gap is smaller for the SAEs trained on the larger (main) dataset. "
-       if main_smaller else "**Unlike the paper**, the gap is not always smaller for the SAEs "
-       "trained on the larger (main) dataset. ")
-    + ("" if not has_pair else
-       "As in the paper, the drop is larger for scGPT than for scVI (the paper relates it to the "
-       "different gene sets of the two datasets; here the second dataset measures many genes the "
-       "main one lacks, which scGPT reads and scVI does not)."
-       if scgpt_larger else "**Unlike the paper**, the drop is not larger for scGPT than for scVI.")))
+# %% [markdown]
+# The paper finds R² slightly lower on the other dataset for every SAE, a smaller gap for the
+# SAEs trained on the larger dataset, and a larger drop for scGPT than for scVI, which it relates
+# to the different gene sets of the two datasets (here the second dataset measures many genes the
+# main one lacks, which scGPT reads and scVI does not). Here:
+#
+# {glue:md}`ch07_gap_text`
 
 # %% [markdown]
 # ## Matching the dictionaries (Fig 4B)
@@ -172,26 +158,21 @@ pd.DataFrame({labels[m]: {
     "pairs above every null pair": f"{(c['matching'].cosine > c['null_cosine'].max()).mean():.1%}",
     "pairs": len(c["matching"].cosine)} for m, c in comp.items()}).T
 
-# %%
-above = all(c["matching"].score > c["null"].max() for c in comp.values())
-scvi_more_stable = has_pair and comp["scvi"]["matching"].score > comp["scgpt"]["matching"].score
-match_text = ", ".join(f"{labels[m]} {c['matching'].score:.3f} (random {c['null'].mean():.3f})"
-                       for m, c in comp.items())
-beat_text = ", ".join(f"{labels[m]} {(c['matching'].cosine > c['null_cosine'].max()).mean():.0%}"
-                      for m, c in comp.items())
+# %% tags=["remove-input"]
+match = [claims.matching_vs_null(f"ch07_{m}_match", labels[m], c["matching"].cosine, c["null"],
+                                 c["null_cosine"]) for m, c in comp.items()]
+for m, c in comp.items():
+    glue(f"ch07_{m}_null", float(c["null"].mean()), display=False)
+above = claims.every("ch07_above_null", match, "matched dictionaries beat random ones")
+_ = glue_sentences("ch07_match_text", match + [above, claims.more_stable(
+    {m: c["matching"].cosine for m, c in comp.items()}, labels)])
 
-# %%
-display(Markdown(
-    f"Matching scores: {match_text}. "
-    + ("Every model's dictionaries agree better than random ones, " if above else
-       "**At least one model's dictionaries do not agree better than random ones**, ")
-    + f"but only {beat_text}"
-    + " of the pairs beat the best pair of a random dictionary. "
-    + ("" if not has_pair else
-       "As in the paper, scVI concepts are more stable across datasets than scGPT concepts. "
-       if scvi_more_stable else "**Unlike the paper**, scGPT concepts match at least as well as "
-       "scVI's here. ")
-    + "The paper gives the distribution (Fig 4B) but no single number to compare with."))
+# %% [markdown]
+# A matching score means little on its own: it has to beat random dictionaries of the same shape,
+# and the paper finds scVI concepts more stable across datasets than scGPT concepts. The paper
+# gives the distribution (Fig 4B) but no single number to compare with.
+#
+# {glue:md}`ch07_match_text`
 
 # %% [markdown]
 # ## Genes of matched concepts (Fig 4C)
@@ -217,22 +198,21 @@ for m in models:
 gene_pairs = pd.concat(fig4c, names=["model", "pair"]).round(3)
 gene_pairs
 
-# %%
+# %% tags=["remove-input"]
 shared = gene_pairs["n shared"]
-display(Markdown(
-    f"Matched pairs share on average {shared.mean():.1f} of their top-10 genes "
-    f"({int((shared > 0).sum())} of {len(shared)} pairs share at least one). "
-    + ("As in the paper, well-matched concepts often have a few top genes in common. "
-       if (shared > 0).mean() >= 0.5 else
-       "**Fewer than half** of the pairs share a top-10 gene, which is weaker than the paper's "
-       "'often a few genes in common'. ")
-    + "Note that the scVI input of both datasets is the same 1,287 genes, while scGPT sees "
-    "different gene sets in the two datasets. "
-    + " ".join([f"{labels[m]}: no pair attributed in this profile "
-                f"(`models.{m}.stability_pairs` = 0)." for m in models if labels[m] not in fig4c]
-               + [f"{name}: {s_.mean():.1f} shared genes per pair on average "
-                  f"({len(s_)} pair{'s' if len(s_) != 1 else ''})."
-                  for name, s_ in shared.groupby(level="model", sort=False)])))
+share = claims.shared_genes({name: s_.to_numpy()
+                             for name, s_ in shared.groupby(level="model", sort=False)})
+share.glue()
+glue("ch07_shared_mean", float(shared.mean()), display=False)
+glue("ch07_shared_any", float(share.value), display=False)
+
+# %% [markdown]
+# The paper's well-matched concepts "often" have a few of their top-10 genes in common (Fig 4C).
+# Note that the scVI input of both datasets is the same 1,287 genes, while scGPT sees different
+# gene sets in the two datasets; a model with `models.<model>.stability_pairs` = 0 has no pair
+# attributed.
+#
+# {glue:md}`ch07_shared_sentence`
 
 # %% [markdown]
 # ## Seed stability (reviewer ask)
@@ -255,34 +235,16 @@ summary = pd.concat({labels[m]: t[2] for m, t in seed_tables.items()}, names=["m
 summary.assign(**{"mean ± std": [f"{a:.3f} ± {b:.3f}" for a, b in
                                   zip(summary["mean"], summary["std"])]})
 
-# %%
-seed_lines = [
-    f"{labels[m]}: R² {s.loc['R²', 'mean']:.3f} ± {s.loc['R²', 'std']:.3f}, active concepts "
-    f"{s.loc['active concepts', 'mean']:.0f} ± {s.loc['active concepts', 'std']:.0f}, matching "
-    f"between seeds {s.loc['matching score between seeds', 'mean']:.3f} ± "
-    f"{s.loc['matching score between seeds', 'std']:.3f} (random "
-    f"{s.loc['null: random dictionaries', 'mean']:.3f}; across datasets "
-    f"{comp[m]['matching'].score:.3f})" for m, (_, _, s) in seed_tables.items()]
-display(Markdown(
-    f"Seeds on the {seed_role} dataset — " + "; ".join(seed_lines) + ". R² barely moves "
-    "with the seed, but the dictionaries do: the matching score between seeds is the yardstick "
-    "for the cross-dataset score of Fig 4B (a cross-dataset score close to the seed-to-seed score "
-    "means the datasets change the concepts no more than a new seed does). The paper reports no "
-    "seed study."))
-
 # %% tags=["remove-input"]
-# values for the reproduction page (myst-nb glue)
-from myst_nb import glue
-for _m in models:
-    for _key, _v in (("gap_main", gaps[_m]["main"]), ("gap_second", gaps[_m]["second"]),
-                     ("gap_mean", gaps[_m].mean()), ("match", comp[_m]["matching"].score),
-                     ("null", comp[_m]["null"].mean()), ("seed_match", seed_tables[_m][2].loc[
-                         "matching score between seeds", "mean"])):
-        glue(f"ch07_{_m}_{_key}", float(_v), display=False)
-_na = {} if has_pair else {"scgpt_larger": "n/a", "scvi_more_stable": "n/a"}  # need both
-for _key, _v in (("all_lower", all_lower), ("main_smaller", main_smaller), ("above_null", above),
-                 ("scgpt_larger", scgpt_larger), ("scvi_more_stable", scvi_more_stable),
-                 ("shared", (shared > 0).mean() >= 0.5)):
-    glue(f"ch07_{_key}_agree", _na.get(_key, "yes" if _v else "no"), display=False)
-glue("ch07_shared_mean", float(shared.mean()), display=False)
-glue("ch07_shared_any", float((shared > 0).mean()), display=False)
+seed_claims = [claims.seed_vs_dataset(f"ch07_{m}_seed_match", labels[m], t[2],
+                                      len(cfg.stability.seeds), comp[m]["matching"].score)
+               for m, t in seed_tables.items()]
+_ = glue_sentences("ch07_seed_text", seed_claims)
+
+# %% [markdown]
+# R² barely moves with the seed, but the dictionaries do: the matching score between seeds is
+# the yardstick for the cross-dataset score of Fig 4B. A cross-dataset score close to the
+# seed-to-seed score means the datasets change the concepts no more than a new seed does. The
+# paper reports no seed study. Seeds on the `stability.seed_role` dataset:
+#
+# {glue:md}`ch07_seed_text`

@@ -1,0 +1,184 @@
+"""Claims of chapters 08 (downstream tasks, Sec 4.5, Fig 5 and Fig 10 of the paper) and 09
+(semi-NMF, PCA and ICA baselines, Appendix B Tables 4 and 5).
+
+Accuracies come with a 95 % normal interval of their difference from the held-out cells
+(binomial standard errors of the two accuracies, treated as independent: conservative, since
+both are scored on the same cells); a verdict is ``"inconclusive"`` when that interval crosses
+the claim's threshold. The paper's numbers come from :mod:`scconcepts.reference.usefulness`; a
+model the paper lacks (e.g. ``pca``) gets ``"inconclusive"``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..reference.usefulness import PAPER_FIG5, paper_accuracy, paper_baseline
+from . import Claim, verdict
+
+__all__ = ["WITHIN", "R2_TIE", "LOWRANK_DENSE", "concepts_vs_neurons", "markers_vs_neurons",
+           "fig5", "any_agrees", "r2_greater", "accuracy_at_least", "lowrank_baselines"]
+
+WITHIN = 0.05        # "concepts classify as well as neurons": accuracies within this
+R2_TIE = 0.001       # R² differences below this (the tables' rounding) cannot be ordered
+LOWRANK_DENSE = 0.1  # share of zero codes below which a decomposition's codes are "dense"
+Z95 = 1.959964
+MIN_UNITS = 3
+
+
+def _diff_interval(a: float, b: float, n: int) -> tuple[float, float]:
+    """95 % normal interval of a − b for two accuracies on ``n`` held-out cells each."""
+    se = np.sqrt(max(a * (1 - a), 0) / n + max(b * (1 - b), 0) / n) if n else np.nan
+    return (a - b - Z95 * se, a - b + Z95 * se)
+
+
+def _no_paper(label: str) -> str:
+    return f" The paper has no value for {label}, so there is nothing to compare with."
+
+
+def concepts_vs_neurons(key: str, model: str, label: str, task: str, concepts: float,
+                        neurons: float, n_test: int, features: str = "concepts") -> Claim:
+    """Fig 10 / Tables 4–5: a classifier on concept codes is within :data:`WITHIN` of one on the
+    neurons (the embedding dimensions).
+
+    Value: concepts − neurons accuracy; n: held-out cells; interval: 95 % of the difference.
+    Agrees when |difference| ≤ WITHIN and the interval lies inside ±WITHIN, disagrees when it
+    lies outside, inconclusive when it crosses ±WITHIN or the paper has no value for the model.
+    """
+    c, u, n = float(concepts), float(neurons), int(n_test)
+    diff = c - u
+    lo, hi = _diff_interval(c, u, n)
+    paper = paper_accuracy(model, task)
+    crosses = any(lo <= t <= hi for t in (-WITHIN, WITHIN)) or not np.isfinite(diff)
+    v = verdict(abs(diff) <= WITHIN, n, MIN_UNITS, uncertain=crosses or paper is None)
+    ptxt = ("" if paper is None else
+            f"; paper {paper['concepts']:.3f} vs {paper['neurons']:.3f}")
+    tail = {"agrees": f"within {WITHIN}, as in the paper",
+            "disagrees": f"**unlike the paper**, more than {WITHIN} apart",
+            "inconclusive": (f"the interval crosses ±{WITHIN}, too close to decide"
+                             if paper is not None else "no paper value")}[v]
+    sentence = (f"{label}, {task}: {features} {c:.3f} vs neurons {u:.3f} (difference "
+                f"{diff:+.3f}, 95 % interval {lo:+.3f} to {hi:+.3f}, {n} held-out cells{ptxt}): "
+                f"{tail}.")
+    return Claim(key=key, value=diff, n=n, interval=(float(lo), float(hi)),
+                 test=f"|{features} − neurons| ≤ {WITHIN} (95 % interval inside ±{WITHIN})",
+                 verdict=v, sentence=sentence,
+                 paper=None if paper is None else paper["concepts"] - paper["neurons"])
+
+
+def markers_vs_neurons(key: str, model: str, label: str, concept_markers: int,
+                       concept_units: int, neuron_markers: int, neuron_units: int,
+                       marker_list: str = "Regev cell-cycle markers", paper: str | None = None
+                       ) -> Claim:
+    """Fig 5: the top-coefficient concepts' top genes hold more known markers than the top
+    neurons'.
+
+    ``*_markers``: markers among the units' top-10 attribution genes; ``*_units``: units with a
+    marker list and attribution genes. Value: concept markers; n: units of both kinds.
+    Inconclusive with fewer than 3 units, with no unit of one kind, or when the paper has no
+    value for the model (``paper`` None: :data:`~scconcepts.reference.usefulness.PAPER_FIG5`).
+    """
+    cm, nm, cu, nu = int(concept_markers), int(neuron_markers), int(concept_units), \
+        int(neuron_units)
+    n = cu + nu
+    v = verdict(cm > nm, n, MIN_UNITS, uncertain=paper is None or cu == 0 or nu == 0)
+    plural = lambda k: f"{k} unit{'s' if k != 1 else ''}"  # noqa: E731
+    if cu == 0 or nu == 0:
+        tail = "no top-coefficient unit of one kind has attribution genes in this profile"
+    else:
+        tail = {"agrees": f"the top concepts carry more markers, as in the paper ({paper})",
+                "disagrees": f"**not** more among the concepts, unlike the paper ({paper})",
+                "inconclusive": "too few units to decide" if paper is not None
+                else "the paper reports no such count for this model"}[v]
+    return Claim(key=key, value=cm, n=n, test="markers among top concepts' genes > among top "
+                 "neurons' genes", verdict=v, paper=paper,
+                 sentence=f"{label}: {cm} {marker_list} among the top concepts' genes "
+                          f"({plural(cu)}) vs {nm} among the top neurons' genes ({plural(nu)}): "
+                          f"{tail}.")
+
+
+def fig5(key: str, model: str, label: str, concept_markers: int, concept_units: int,
+         neuron_markers: int, neuron_units: int) -> Claim:
+    """:func:`markers_vs_neurons` for the cell-cycle task, with the paper's Fig 5 finding (scGPT
+    only: other models are inconclusive)."""
+    return markers_vs_neurons(key, model, label, concept_markers, concept_units, neuron_markers,
+                              neuron_units, paper=PAPER_FIG5.get(model))
+
+
+def any_agrees(key: str, claims, what: str) -> Claim:
+    """Aggregate of per-model claims: agrees when one agrees, disagrees when none agrees and one
+    disagrees, inconclusive otherwise. Value: the number that agree; n: claims."""
+    claims = list(claims)
+    k = sum(c.verdict == "agrees" for c in claims)
+    v = ("agrees" if k else "disagrees" if any(c.verdict == "disagrees" for c in claims)
+         else "inconclusive")
+    return Claim(key=key, value=k, n=len(claims), test=f"some model: {what}", verdict=v,
+                 sentence=f"{what[0].upper()}{what[1:]}: {k} of {len(claims)} models agree.")
+
+
+def r2_greater(key: str, model: str, label: str, name_a: str, r2_a: float, name_b: str,
+               r2_b: float, n_test: int | None = None) -> Claim:
+    """Tables 4–5: method ``a`` reconstructs the held-out cells better than method ``b``.
+
+    Value: R² a − b. Inconclusive when the difference is below :data:`R2_TIE` or the paper has
+    no value for the model (its values of a and b are quoted)."""
+    a, b = float(r2_a), float(r2_b)
+    diff = a - b
+    pa, pb = paper_baseline(model, name_a, "R² (held-out cells)"), paper_baseline(
+        model, name_b, "R² (held-out cells)")
+    no_paper = pa is None or pb is None
+    v = verdict(diff > 0, n_test, MIN_UNITS if n_test is not None else 1,
+                uncertain=no_paper or not np.isfinite(diff) or abs(diff) < R2_TIE)
+    ptxt = "" if no_paper else f"; paper {pa:.3f} vs {pb:.3f}"
+    tail = {"agrees": "as in the paper",
+            "disagrees": "**unlike the paper**",
+            "inconclusive": "no paper value" if no_paper else
+                            f"a tie within {R2_TIE}"}[v]
+    return Claim(key=key, value=diff, n=n_test, test=f"R² {name_a} > {name_b} (by ≥ {R2_TIE})",
+                 verdict=v, paper=None if no_paper else pa - pb,
+                 sentence=f"{label}: R² {name_a} {a:.3f} vs {name_b} {b:.3f} ({diff:+.3f}"
+                          f"{ptxt}): {tail}.")
+
+
+def accuracy_at_least(key: str, model: str, label: str, name_a: str, acc_a: float,
+                      name_b: str, acc_b: float, n_test: int, task: str = "cell type") -> Claim:
+    """Tables 4–5: method ``a`` classifies ``task`` at least as well as method ``b``.
+
+    Value: accuracy a − b; interval: its 95 % interval over the ``n_test`` held-out cells.
+    Inconclusive when the interval holds 0 strictly inside, or the paper has no value for the
+    model."""
+    a, b, n = float(acc_a), float(acc_b), int(n_test)
+    diff = a - b
+    lo, hi = _diff_interval(a, b, n)
+    row = f"{task} accuracy"
+    pa, pb = paper_baseline(model, name_a, row), paper_baseline(model, name_b, row)
+    no_paper = pa is None or pb is None
+    v = verdict(diff >= 0, n, MIN_UNITS, uncertain=no_paper or lo < 0 < hi
+                or not np.isfinite(diff))
+    ptxt = "" if no_paper else f"; paper {pa:.3f} vs {pb:.3f}"
+    tail = {"agrees": "as in the paper", "disagrees": "**unlike the paper**",
+            "inconclusive": "no paper value" if no_paper else
+                            "the interval holds 0, too close to decide"}[v]
+    return Claim(key=key, value=diff, n=n, interval=(float(lo), float(hi)),
+                 test=f"{task} accuracy {name_a} ≥ {name_b} (95 % interval clear of 0)",
+                 verdict=v, paper=None if no_paper else pa - pb,
+                 sentence=f"{label}, {task}: {name_a} {a:.3f} vs {name_b} {b:.3f} ({diff:+.3f}, "
+                          f"95 % interval {lo:+.3f} to {hi:+.3f}, {n} held-out cells{ptxt}): "
+                          f"{tail}.")
+
+
+def lowrank_baselines(key: str, label: str, n_components: int, r2_pca: float, r2_ica: float,
+                      sparsity_pca: float, sparsity_ica: float) -> Claim:
+    """The reviewer's low-rank baselines: PCA and ICA with ``n_components`` components reach the
+    same R² (ICA rotates PCA's whitened components) with dense codes, hard to read as concepts.
+
+    Value: PCA's R². Agrees when both codes are dense (share of zeros < :data:`LOWRANK_DENSE`);
+    the paper reports neither baseline, so the verdict is this check's."""
+    rp, ri, sp_, si = map(float, (r2_pca, r2_ica, sparsity_pca, sparsity_ica))
+    dense = max(sp_, si) < LOWRANK_DENSE
+    v = verdict(dense, None, uncertain=not np.isfinite(max(sp_, si)))
+    tail = ("their codes are dense, which is what makes them hard to read as concepts" if dense
+            else "their codes are not dense here")
+    return Claim(key=key, value=rp, n=int(n_components),
+                 test=f"PCA and ICA sparsity < {LOWRANK_DENSE} (no paper value)", verdict=v,
+                 sentence=f"{label} ({n_components} components): R² PCA {rp:.3f}, ICA {ri:.3f}; "
+                          f"sparsity PCA {sp_:.3f}, ICA {si:.3f}: {tail}.")

@@ -1,0 +1,121 @@
+"""Claims of chapters 08–09 (scconcepts.claims.usefulness) on constructed inputs: every outcome,
+and the paper's numbers (scconcepts.reference.usefulness)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scconcepts.claims import usefulness as cu
+from scconcepts.reference.usefulness import paper_accuracy, paper_baseline
+
+
+def test_reference_values():
+    assert paper_accuracy("scgpt", "cell type") == {"concepts": 0.86, "neurons": 0.87}
+    assert paper_accuracy("scvi", "cell cycle") == {"concepts": 0.485, "neurons": 0.493}
+    assert paper_accuracy("pca", "cell type") is None
+    assert paper_baseline("scvi", "Top-K SAE", "R² (held-out cells)") == 0.980
+    assert paper_baseline("scgpt", "semi-NMF (c > d), top 80 codes",
+                          "R² (held-out cells)") == 0.933
+    assert paper_baseline("scvi", "neurons", "R² (held-out cells)") is None
+    assert paper_baseline("scvi", "PCA", "R² (held-out cells)") is None
+
+
+# --- concepts vs neurons (Fig 10, Tables 4-5) -------------------------------------------------
+
+def test_concepts_vs_neurons_agrees():
+    c = cu.concepts_vs_neurons("k", "scgpt", "scGPT", "cell type", 0.86, 0.87, 20000)
+    assert (c.verdict, c.n) == ("agrees", 20000) and c.value == pytest.approx(-0.01)
+    assert "-0.010" in c.sentence and "paper 0.860 vs 0.870" in c.sentence
+    assert -0.05 < c.interval[0] < c.value < c.interval[1] < 0.05
+
+
+def test_concepts_vs_neurons_disagrees():
+    c = cu.concepts_vs_neurons("k", "scvi", "scVI", "cell type", 0.60, 0.85, 5000)
+    assert (c.verdict, c.n) == ("disagrees", 5000) and c.value == pytest.approx(-0.25)
+    assert "-0.250" in c.sentence and "unlike the paper" in c.sentence
+
+
+def test_concepts_vs_neurons_inconclusive():
+    # too few held-out cells: the interval crosses ±0.05
+    c = cu.concepts_vs_neurons("k", "scvi", "scVI", "cell type", 0.73, 0.82, 120)
+    assert (c.verdict, c.n) == ("inconclusive", 120) and "-0.090" in c.sentence
+    assert c.interval[0] < -0.05 < c.interval[1]
+    # no paper value for the model
+    c = cu.concepts_vs_neurons("k", "pca", "PCA", "cell type", 0.86, 0.86, 20000)
+    assert c.verdict == "inconclusive" and c.paper is None and "+0.000" in c.sentence
+
+
+# --- Fig 5 markers ----------------------------------------------------------------------------
+
+def test_fig5_outcomes():
+    c = cu.fig5("k", "scgpt", "scGPT", 3, 2, 0, 2)
+    assert (c.verdict, c.value, c.n) == ("agrees", 3, 4) and "3 Regev" in c.sentence
+    c = cu.fig5("k", "scgpt", "scGPT", 0, 2, 1, 2)
+    assert (c.verdict, c.value, c.n) == ("disagrees", 0, 4) and "0 Regev" in c.sentence
+    c = cu.fig5("k", "scgpt", "scGPT", 1, 1, 0, 1)  # 2 units < 3
+    assert (c.verdict, c.value, c.n) == ("inconclusive", 1, 2)
+    c = cu.fig5("k", "scvi", "scVI", 3, 2, 0, 2)  # the paper's Fig 5 is scGPT only
+    assert (c.verdict, c.value) == ("inconclusive", 3) and "3 Regev" in c.sentence
+    c = cu.fig5("k", "scgpt", "scGPT", 0, 0, 0, 4)
+    assert c.verdict == "inconclusive" and "no top-coefficient unit" in c.sentence
+
+
+def test_any_agrees_outcomes():
+    yes = cu.fig5("a", "scgpt", "scGPT", 3, 2, 0, 2)
+    no = cu.fig5("b", "scgpt", "scGPT", 0, 2, 1, 2)
+    unk = cu.fig5("c", "scvi", "scVI", 3, 2, 0, 2)
+    c = cu.any_agrees("all", [yes, no, unk], "concepts carry markers")
+    assert (c.verdict, c.value, c.n) == ("agrees", 1, 3) and "1 of 3" in c.sentence
+    c = cu.any_agrees("all", [no, unk], "concepts carry markers")
+    assert (c.verdict, c.value, c.n) == ("disagrees", 0, 2) and "0 of 2" in c.sentence
+    c = cu.any_agrees("all", [unk], "concepts carry markers")
+    assert (c.verdict, c.value, c.n) == ("inconclusive", 0, 1)
+
+
+# --- App B (Tables 4-5) -----------------------------------------------------------------------
+
+def test_r2_greater_outcomes():
+    c = cu.r2_greater("k", "scvi", "scVI", "Top-K SAE", 0.98, "semi-NMF (c > d)", 0.85, 500)
+    assert (c.verdict, c.n) == ("agrees", 500) and c.value == pytest.approx(0.13)
+    assert "+0.130" in c.sentence and "paper 0.980 vs 0.849" in c.sentence
+    assert c.paper == pytest.approx(0.131)
+    c = cu.r2_greater("k", "scgpt", "scGPT", "semi-NMF (c > d)", 0.80,
+                      "semi-NMF (c < d)", 0.90, 500)
+    assert c.verdict == "disagrees" and "-0.100" in c.sentence and "unlike" in c.sentence
+    c = cu.r2_greater("k", "scvi", "scVI", "Top-K SAE", 0.9801, "semi-NMF (c > d)", 0.9800, 500)
+    assert c.verdict == "inconclusive" and "+0.000" in c.sentence and "tie" in c.sentence
+    c = cu.r2_greater("k", "pca", "PCA", "Top-K SAE", 0.98, "semi-NMF (c > d)", 0.5, 500)
+    assert c.verdict == "inconclusive" and "+0.480" in c.sentence and "no paper" in c.sentence
+
+
+def test_accuracy_at_least_outcomes():
+    c = cu.accuracy_at_least("k", "scvi", "scVI", "Top-K SAE", 0.85, "semi-NMF (c > d)", 0.70,
+                             2000)
+    assert (c.verdict, c.n) == ("agrees", 2000) and c.value == pytest.approx(0.15)
+    assert "+0.150" in c.sentence and c.interval[0] > 0
+    c = cu.accuracy_at_least("k", "scvi", "scVI", "Top-K SAE", 0.60, "semi-NMF (c > d)", 0.80,
+                             2000)
+    assert c.verdict == "disagrees" and "-0.200" in c.sentence and c.interval[1] < 0
+    c = cu.accuracy_at_least("k", "scgpt", "scGPT", "Top-K SAE", 0.70, "semi-NMF (c > d)",
+                             0.68, 100)
+    assert c.verdict == "inconclusive" and "+0.020" in c.sentence
+    c = cu.accuracy_at_least("k", "pca", "PCA", "Top-K SAE", 0.85, "semi-NMF (c > d)", 0.70,
+                             2000)
+    assert c.verdict == "inconclusive" and "no paper value" in c.sentence
+
+
+def test_lowrank_baselines_outcomes():
+    c = cu.lowrank_baselines("k", "scVI", 20, 0.95, 0.95, 0.0, 0.01)
+    assert (c.verdict, c.n) == ("agrees", 20) and c.value == 0.95 and "0.950" in c.sentence
+    c = cu.lowrank_baselines("k", "scVI", 20, 0.95, 0.94, 0.5, 0.01)
+    assert c.verdict == "disagrees" and "0.950" in c.sentence and "not dense" in c.sentence
+    c = cu.lowrank_baselines("k", "scVI", 20, 0.95, 0.94, float("nan"), 0.01)
+    assert c.verdict == "inconclusive" and "0.950" in c.sentence
+
+
+def test_verdicts_are_words():
+    c = cu.r2_greater("k", "scvi", "scVI", "Top-K SAE", 0.98, "semi-NMF (c > d)", 0.85, 500)
+    got = {}
+    c.glue(lambda k, v, display=False: got.__setitem__(k, v))
+    assert got["k_agree"] in {"agrees", "disagrees", "inconclusive"} and np.isclose(got["k"], 0.13)
