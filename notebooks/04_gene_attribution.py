@@ -44,12 +44,14 @@ params = {}
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
+from myst_nb import glue
 
 from scconcepts import data, plotting
 from scconcepts.attribution import (example_concepts, gene_set_summary, marker_report,
                                     top_genes_table)
+from scconcepts.claims import attribution as claims, glue_sentences
 from scconcepts.config import load_config
+from scconcepts.reference import interpretability as ref
 from scconcepts.workflow import Workflow
 
 # %%
@@ -81,11 +83,11 @@ for m in wf.models:
         m, "concept", c=c, k=k, units=wf.sample_units(m, c, k, int(s.attribution_grid_units)))
         for c, k in s.grid}
 gene_info = data.load_gene_info()
-display(Markdown("; ".join(
-    f"{wf.label(m)}: attribution of {len(att[m]['concept'].units)} concepts of the default SAE "
-    f"and {len(att[m]['neuron'].units)} neurons over {len(att[m]['concept'].genes)} genes "
-    f"($N_p$ = {wf.settings(m).n_prototypes}, $N_c$ = {wf.settings(m).n_counterfactuals})"
-    for m in wf.models) + "."))
+pd.DataFrame({wf.label(m): {"concepts (default SAE)": len(att[m]["concept"].units),
+                            "neurons": len(att[m]["neuron"].units),
+                            "genes": len(att[m]["concept"].genes),
+                            "N_p": wf.settings(m).n_prototypes,
+                            "N_c": wf.settings(m).n_counterfactuals} for m in wf.models}).T
 
 # %% [markdown]
 # ## How many genes drive a concept? (Fig 2C analogue)
@@ -115,30 +117,39 @@ for m in wf.models:
     summary[m] = gene_set_summary(sizes_abs[m], sizes_rel[m])
 pd.concat(summary, names=["model", "units"])
 
-# %%
-ABS, REL = "share with > 3 genes (absolute)", "share with > 3 genes (relative)"
-verdict = {}
+# %% tags=["remove-input"]
+share3, sizes = [], []
 for m in wf.models:
-    s, tab = wf.settings(m), summary[m]
-    names = [f"c={c}, k={k}" for c, k in s.grid]
-    verdict[m] = {"concepts > 3 genes": float(tab.loc[f"c={s.c}, k={s.k}", ABS]),
-                  "neurons > 3 genes": float(tab.loc["neurons", ABS]),
-                  "sizes where most > 3": int((tab.loc[names, ABS].astype(float) > 0.5).sum()),
-                  "sizes": len(names),
-                  "min relative share": float(np.nanmin(tab.loc[names, REL].astype(float)))}
-verdict = pd.DataFrame(verdict).T.astype({"sizes where most > 3": int, "sizes": int})
-verdict.round(3)
+    s, paper = wf.settings(m), ref.FIG2C.get(m)
+    default, names = sizes_abs[m][f"c={s.c}, k={s.k}"], [f"c={c}, k={k}" for c, k in s.grid]
+    share3 += [claims.share_above(m, wf.label(m), default, thr, ref.MIN_GENES, paper),
+               claims.neurons_vs_concepts(m, wf.label(m), default, sizes_abs[m]["neurons"], thr,
+                                          ref.MIN_GENES)]
+    sizes.append(claims.sizes_most(m, wf.label(m), {n: sizes_abs[m][n] for n in names}, thr,
+                                   ref.MIN_GENES, paper))
+    min_rel = summary[m].loc[names, "share with > 3 genes (relative)"].astype(float).min()
+    for key, value in {"sizes_most": int(sizes[-1].value), "n_sizes": int(sizes[-1].n),
+                       "sizes_min_rel": float(min_rel)}.items():
+        glue(f"ch04_{m}_{key}", value, display=False)
+glue_sentences("ch04_share3_text", share3)
+glue_sentences("ch04_sizes_text", sizes)
 
 # %%
-display(Markdown(" ".join(
-    f"{wf.label(m)}: with the paper's absolute threshold, {v['concepts > 3 genes']:.0%} of the "
-    f"default concepts (neurons: {v['neurons > 3 genes']:.0%}) have more than 3 genes above "
-    f"{thr} (the paper: 'most concepts'; "
-    + ("this agrees" if v["concepts > 3 genes"] > 0.5 else "this **does not** agree here")
-    + f"); most sampled concepts do at {int(v['sizes where most > 3'])} of {int(v['sizes'])} "
-    "SAE sizes." for m, v in verdict.iterrows())))
+pd.DataFrame([c.as_row() for c in share3 + sizes]).set_index("key")[
+    ["value", "n", "interval", "verdict", "test"]]
 
 # %% [markdown]
+# **Default SAE, concepts and neurons.** The share of concepts with more than 3 genes above the
+# paper's absolute threshold, with its exact 95 % interval; "most" is decided only when the
+# interval lies entirely above or below 50 %, so one or two attributed concepts can never agree
+# with the paper:
+#
+# {glue:md}`ch04_share3_text`
+#
+# **Every SAE size.** The same decision at each size of the grid (sampled concepts):
+#
+# {glue:md}`ch04_sizes_text`
+#
 # The attribution scale differs between models: scGPT embeddings are L2-normalised CLS vectors,
 # so its concept activations, and the drops they suffer, are smaller numbers than scVI's, and
 # the absolute threshold of 0.05 is harder to reach; the relative threshold compares the models
@@ -174,13 +185,13 @@ for m in wf.models:
                                           cfg.attribution.canonical_markers)
 pd.concat(markers, names=["model"]).round(2)
 
+# %% [markdown]
+# The specific concepts of each cell type (ratio = share of activating cells of this type):
+
 # %%
-for m in wf.models:
-    for cell_type, tab in tables[m].items():
-        if len(tab):
-            display(Markdown(f"{wf.label(m)}: **{cell_type}**-specific concepts (ratio = share "
-                             "of activating cells of this type):"))
-            display(tab.rename(columns={"unit": "concept"}).set_index("concept"))
+specific = {(wf.label(m), ct): tab.rename(columns={"unit": "concept"}).set_index("concept")
+            for m in wf.models for ct, tab in tables[m].items() if len(tab)}
+pd.concat(specific, names=["model", "cell type"]) if specific else pd.DataFrame()
 
 # %% [markdown]
 # ### Example concepts of each population
@@ -220,24 +231,22 @@ tops = {wf.label(m): top_genes_table(att[m]["concept"], list(dict.fromkeys(examp
 pd.concat(tops, names=["model"]).droplevel(1).rename(columns={"unit": "concept"}).set_index(
     ["concept", "rank"], append=True).round(4)
 
-# %%
-lines = []
-for m in wf.models:
-    ms, main_without = markers[m], [f"C{r.unit} ({r.cell_type})" for r in picked[m].itertuples()
-                                    if r.rule == "main concept" and not r.has_marker]
-    above = bool((ms["with a marker in top 10"] > 0).all() and (ms["share"] > ms.iloc[:, -1]).all())
-    found = "; ".join(f"{ct}: {int(r['with a marker in top 10'])} of {int(r['specific concepts'])} "
-                      f"specific concepts ({r['share']:.0%}; control {r.iloc[-1]:.0%})"
-                      for ct, r in ms.iterrows() if r["specific concepts"] > 0)
-    lines.append(f"**{wf.label(m)}**: " + (found + (
-        ". Every population has such concepts, at a higher rate than the control" if above else
-        ". **Not** every population has such concepts at a rate above the control")
-        + ". Main concepts without a marker in their top 10: " + (", ".join(main_without) or "none")
-        + "." if found else "none of the attributed concepts is specific to these cell types."))
-display(Markdown("Specific concepts whose top-10 attribution genes contain a canonical marker. "
-                 + " ".join(lines)))
+# %% tags=["remove-input"]
+# canonical-marker claim per model (scconcepts.claims.attribution.canonical_markers)
+marker_claims = [claims.canonical_markers(
+    m, wf.label(m), markers[m], int((cats[m].loc[ok_units[m], "category"]
+                                     == "cell_type-specific").sum()),
+    picked[m], ref.MARKERS.get(m)) for m in wf.models]
+glue_sentences("ch04_markers_text", marker_claims)
 
 # %% [markdown]
+# **Canonical markers.** For each cell type, the share of its specific concepts with a marker
+# among their top-10 attribution genes is compared with the share among concepts specific to
+# other cell types (the control) by a one-sided Fisher exact test; a cell type with fewer than 3
+# specific concepts stays undecided:
+#
+# {glue:md}`ch04_markers_text`
+#
 # Not every specific concept has a marker in its top 10: for scVI, many top genes are highly
 # expressed housekeeping or ribosomal genes (FTH1, ACTB, MALAT1, RPL/RPS genes), plausibly
 # because scVI's encoder reads log1p counts without library-size normalisation, so genes with
@@ -265,17 +274,3 @@ display(Markdown("Specific concepts whose top-10 attribution genes contain a can
 # `models.scgpt.attribution_grid_units` concepts each. The shares above for scGPT therefore
 # carry the sampling error of a few concepts.
 # ```
-
-# %% tags=["remove-input"]
-# values for the reproduction page (myst-nb glue), per model
-from myst_nb import glue
-
-for m, v in verdict.iterrows():
-    glue(f"ch04_{m}_share3", float(v["concepts > 3 genes"]), display=False)
-    glue(f"ch04_{m}_neurons_share3", float(v["neurons > 3 genes"]), display=False)
-    glue(f"ch04_{m}_share3_agree", "yes" if v["concepts > 3 genes"] > 0.5 else "no", display=False)
-    glue(f"ch04_{m}_sizes_most", int(v["sizes where most > 3"]), display=False)
-    glue(f"ch04_{m}_n_sizes", int(v["sizes"]), display=False)
-    glue(f"ch04_{m}_sizes_min_rel", float(v["min relative share"]), display=False)
-    glue(f"ch04_{m}_sizes_agree", "yes" if v["sizes where most > 3"] == v["sizes"] else "no",
-         display=False)

@@ -65,14 +65,14 @@ params = {}
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
-from IPython.display import Markdown, display
-from scipy.stats import fisher_exact
+from myst_nb import glue
 
 from scconcepts import plotting
+from scconcepts.claims import glue_sentences, interpretability as claims
 from scconcepts.config import load_config
 from scconcepts.enrichment import annotation_summary
+from scconcepts.reference import interpretability as ref
 from scconcepts.workflow import Workflow
 
 # %%
@@ -93,17 +93,17 @@ cfg.table(["data.main.dataset", "gsea.gene_sets", "gsea.n_units", "gsea.permutat
 gsea = {m: {kind: wf.gsea(m, kind) for kind in ("concept", "neuron")} for m in wf.models}
 null_model = wf.models[0]
 gsea_null = wf.gsea(null_model, "concept", shuffle=True)
-g = cfg.gsea
-display(Markdown(
-    "GSEA run on " + "; ".join(f"{len(t['concept'])} concepts and {len(t['neuron'])} neurons of "
-                               f"{wf.label(m)}" for m, t in gsea.items())
-    + f"; p-value resolution of the full run 1/{g.permutations} = {1 / g.permutations:.0e}; "
-    f"strong re-test: {g.strong_method} "
-    + ("(fgsea multilevel estimate, no 1/P floor)" if g.strong_method == "multilevel"
-       else f"(resolution 1/{g.strong_permutations} = {1 / g.strong_permutations:.0e})")
-    + "; re-tests by method: " + ", ".join(f"{k} {n}" for k, n in pd.concat(
-        [t for d in gsea.values() for t in d.values()] + [gsea_null])["strong_method"]
-        .value_counts().items()) + "."))
+runs = {(wf.label(m), kind): t for m, d in gsea.items() for kind, t in d.items()}
+runs[(wf.label(null_model), "concept (shuffled genes)")] = gsea_null
+glue("ch05_resolution", 1 / cfg.gsea.permutations, display=False)
+pd.DataFrame({key: {"units": len(t), **t["strong_method"].value_counts().add_prefix(
+    "strong re-test: ").to_dict()} for key, t in runs.items()}).T.fillna(0).astype(int)
+
+# %% [markdown]
+# Units per model and kind, and how the best pathway of each weakly annotated unit was re-tested
+# for a strong annotation (`gsea.strong_method`; `permutation` also marks the multilevel
+# fall-backs). The p-value resolution of the full run is 1/`gsea.permutations` =
+# {glue:text}`ch05_resolution:.0e`.
 
 # %%
 summary = annotation_summary(*[t for d in gsea.values() for t in d.values()], gsea_null)
@@ -116,40 +116,33 @@ for m in wf.models:
                                    title=f"{wf.label(m)}: attribution-based GSEA annotations")
     plt.show()
 
-# %%
-annot, fdr = summary[["strong", "weak"]].sum(1), summary["best term FDR ≤ 0.05"]
-verdict = {}
+# %% tags=["remove-input"]
+# claims (scconcepts.claims.interpretability) glued for the text below and the reproduction page
+hits = {key: (int((t["annotation"] != "none").sum()), len(t)) for key, t in runs.items()}
+fdr, results = summary["best term FDR ≤ 0.05"], []
 for m in wf.models:
-    c, n = annot.loc[(m, "concept")], annot.loc[(m, "neuron")]
-    n_c, n_n = len(gsea[m]["concept"]), len(gsea[m]["neuron"])
-    a_c, a_n = round(c * n_c), round(n * n_n)  # Fisher's exact test of the 2x2 table
-    verdict[m] = {"concepts annotated": c, "neurons annotated": n, "concepts": n_c,
-                  "neurons": n_n, "fisher_p": fisher_exact(
-                      [[a_c, n_c - a_c], [a_n, n_n - a_n]]).pvalue,
-                  "concepts FDR ≤ 0.05": fdr.loc[(m, "concept")],
-                  "neurons FDR ≤ 0.05": fdr.loc[(m, "neuron")]}
-verdict = pd.DataFrame(verdict).T.astype({"concepts": int, "neurons": int})
-null_share = annot.loc[(null_model, "concept (shuffled genes)")]
-verdict.round(3)
+    rate = claims.RateComparison(*hits[(wf.label(m), "concept")], *hits[(wf.label(m), "neuron")])
+    results.append(claims.annotation_vs_neurons(m, wf.label(m), rate, ref.FIG3A_B.get(m), fdr=(
+        fdr.loc[(m, "concept")], fdr.loc[(m, "neuron")])))
+    glue(f"ch05_{m}_concepts_annotated", rate.rate1, display=False)
+    glue(f"ch05_{m}_neurons_annotated", rate.rate2, display=False)
+    glue(f"ch05_{m}_fisher_p", rate.p, display=False)
+null = claims.RateComparison(*hits[(wf.label(null_model), "concept")],
+                             *hits[(wf.label(null_model), "concept (shuffled genes)")])
+results.append(claims.above_null(null_model, wf.label(null_model), null,
+                                 ref.FIG3A_B.get(null_model)))
+glue_sentences("ch05_text", results)
 
 # %%
-display(Markdown(" ".join(
-    f"**{wf.label(m)}**: {v['concepts annotated']:.0%} of the sampled concepts and "
-    f"{v['neurons annotated']:.0%} of the neurons get at least a weak GO annotation; this "
-    + ("agrees with the paper, where concepts are more aligned with pathways than neurons"
-       if v["concepts annotated"] > v["neurons annotated"] else "**does not agree** with the "
-       "paper, where concepts are more aligned with pathways than neurons")
-    + f". With {int(v['concepts'])} and {int(v['neurons'])} units, Fisher's exact test of the "
-    f"two rates gives p = {v['fisher_p']:.2g}"
-    + (" (within chance)." if v["fisher_p"] > 0.05 else ".") + " With the FDR q-value of the "
-    f"best term (≤ 0.05) instead: {v['concepts FDR ≤ 0.05']:.0%} (concepts), "
-    f"{v['neurons FDR ≤ 0.05']:.0%} (neurons)." for m, v in verdict.iterrows())
-    + f" The same procedure on shuffled rankings annotates {null_share:.0%} of the "
-    f"{wf.label(null_model)} concepts (FDR: "
-    f"{fdr.loc[(null_model, 'concept (shuffled genes)')]:.0%}): that is the false-positive "
-    "baseline of nominal p-values on the best of many pathways."))
+pd.DataFrame([c.as_row() for c in results]).set_index("key")[["value", "n", "verdict", "test"]]
 
 # %% [markdown]
+# **Results.** A unit counts as annotated with at least a weak annotation. Two rates are
+# compared by Fisher's exact test; with `gsea.n_units` units per group only a large difference is
+# significant, and a difference within chance neither confirms nor contradicts the paper:
+#
+# {glue:md}`ch05_text`
+#
 # Where concepts are not annotated more often than neurons, a plausible reason, not tested
 # here: a neuron is a dense linear read-out of the embedding, so every gene that moves the
 # embedding moves the neuron and its attribution ranking is graded over many genes, whereas a
@@ -188,15 +181,3 @@ for m in wf.models:
         ["unit", "best_term", "NES", "pval", "pval_strong", "annotation", "top-10 genes"]].rename(
         columns={"unit": "neuron", "best_term": "pathway"})
 pd.concat(neu, names=["model"]).droplevel(1).set_index("neuron", append=True)
-
-# %% tags=["remove-input"]
-# values for the reproduction page (myst-nb glue), per model
-from myst_nb import glue
-
-for m, v in verdict.iterrows():
-    glue(f"ch05_{m}_concepts_annotated", float(v["concepts annotated"]), display=False)
-    glue(f"ch05_{m}_neurons_annotated", float(v["neurons annotated"]), display=False)
-    glue(f"ch05_{m}_fisher_p", float(v["fisher_p"]), display=False)
-    glue(f"ch05_{m}_agree", "yes" if v["concepts annotated"] > v["neurons annotated"] else "no",
-         display=False)
-glue(f"ch05_{null_model}_null_annotated", float(null_share), display=False)

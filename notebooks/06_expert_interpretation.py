@@ -50,9 +50,12 @@ annotations = None  # path (or list of paths, or a folder) of annotation JSON fi
 # %%
 import matplotlib.pyplot as plt
 from IPython.display import HTML, Markdown, display
+from myst_nb import glue
 
 from scconcepts import plotting, viewer
+from scconcepts.claims import glue_sentences, interpretability as claims
 from scconcepts.config import load_config
+from scconcepts.reference import interpretability as ref
 from scconcepts.workflow import Workflow
 
 # %%
@@ -79,12 +82,15 @@ payload = viewer.build_payload(
 
 # %%
 export = viewer.export_viewer(payload, cfg.artifacts / "viewer", seed=int(cfg.seed))
-n_items = export.items.groupby(["model", "kind"]).size().reindex(wf.models, level="model")
-display(Markdown(
-    f"The viewer holds {len(export.items)} items: "
-    + ", ".join(f"{n} {kind}s of {names.get(m, m)}" for (m, kind), n in n_items.items())
-    + f". Open study id `{payload['study']}`, blinded study id `{export.key['study']}` (shuffle "
-    f"seed {cfg.seed})."))
+glue("ch06_study", str(payload["study"]), display=False)
+glue("ch06_blinded_study", str(export.key["study"]), display=False)
+glue("ch06_n_items", len(export.items), display=False)
+export.items.groupby(["model", "kind"]).size().reindex(wf.models, level="model").rename("items")
+
+# %% [markdown]
+# The viewer holds {glue:text}`ch06_n_items` items (per model and unit type above). Open study
+# id {glue:text}`ch06_study:s`, blinded study id {glue:text}`ch06_blinded_study:s` (shuffled with
+# the profile's `seed`).
 
 # %% [markdown]
 # ## The viewer
@@ -142,10 +148,7 @@ if annotations is None:
         "the exported files as the `annotations` parameter."))
 else:
     ann = viewer.load_annotations(annotations, export.studies)
-    display(Markdown(
-        f"Loaded {len(ann)} ratings of {ann['id'].nunique()} of {len(export.items)} items by "
-        f"{ann['rater'].nunique()} rater(s) ({', '.join(sorted(ann['rater'].unique()))}), "
-        f"mode: {', '.join(sorted(ann['mode'].astype(str).unique()))}."))
+    display(ann.groupby(["rater", "mode"]).agg(ratings=("id", "size"), items=("id", "nunique")))
 
 # %%
 if ann is not None:
@@ -155,22 +158,28 @@ if ann is not None:
                                       model_names=names)
     plt.show()
 
+# %% tags=["remove-input"]
+expert = []  # Fig 3A.a claims (scconcepts.claims.interpretability), models rated on both kinds
+for m in (wf.models if ann is not None else []):
+    if {(m, "concept"), (m, "neuron")} <= set(fig3a.index):
+        c, n = fig3a.loc[(m, "concept")], fig3a.loc[(m, "neuron")]
+        expert.append(claims.expert_vs_neurons(m, names[m], claims.RateComparison.from_rates(
+            c["interpretable"], c["n_ratings"], n["interpretable"], n["n_ratings"]),
+            ref.FIG3A_A.get(m)))
+glue_sentences("ch06_text", expert)
+
+# %% [markdown]
+# With ratings loaded, concepts and neurons of each model rated on both are compared by
+# Fisher's exact test of their shares of interpretable ratings (each rater's rating of an item
+# counts once; with several raters the ratings of one item are not independent, so the p-value
+# is then optimistic):
+#
+# {glue:md}`ch06_text`
+
 # %%
-if ann is not None:
-    share = fig3a["interpretable"].unstack("kind")
-    lines = []
-    for m, row in share.iterrows():
-        c, n = row.get("concept"), row.get("neuron")
-        if c == c and n == n and c is not None and n is not None:
-            lines.append(f"{names.get(m, m)}: {c:.0%} of the concept ratings and "
-                         f"{n:.0%} of the neuron ratings are interpretable ("
-                         + ("concepts ahead, as in the paper" if c > n else
-                            "**not** ahead of neurons, unlike the paper") + ").")
-    display(Markdown(" ".join(lines) or "Concepts and neurons of the same model were not both "
-                     "rated, so they cannot be compared."))
-    if ann["rater"].nunique() > 1:
-        display(Markdown("Agreement between raters (items rated by all of them):"))
-        display(viewer.rater_agreement(ann).round(3))
+if ann is not None and ann["rater"].nunique() > 1:
+    display(Markdown("Agreement between raters (items rated by all of them):"))
+    display(viewer.rater_agreement(ann).round(3))
 
 # %% [markdown]
 # ## Interpreted units (Table 7 analogue)

@@ -1,0 +1,174 @@
+"""Claims of chapters 04–06 (scconcepts.claims.attribution / .interpretability) on constructed
+inputs: every outcome (agrees, disagrees, inconclusive), value, n and the sentence."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scconcepts.claims import attribution as ca
+from scconcepts.claims import interpretability as ci
+from scconcepts.reference import interpretability as ref
+
+PAPER = "most concepts have more than 3 genes"
+
+
+def _sizes(n_above: int, n_below: int, extra_nan: int = 0) -> np.ndarray:
+    return np.array([10.0] * n_above + [1.0] * n_below + [np.nan] * extra_nan)
+
+
+# --- chapter 04: share of concepts with > 3 genes -------------------------------------------
+
+@pytest.mark.parametrize("above,below,paper,expected", [
+    (45, 5, PAPER, "agrees"),            # 90 % of 50, interval above 50 %
+    (5, 45, PAPER, "disagrees"),         # 10 % of 50, interval below 50 %
+    (11, 9, PAPER, "inconclusive"),      # 55 % of 20, interval contains 50 %
+    (2, 0, PAPER, "inconclusive"),       # 2 concepts: never "agrees"
+    (1, 0, PAPER, "inconclusive"),
+    (45, 5, None, "inconclusive"),       # no paper value (e.g. pca)
+])
+def test_share_above(above, below, paper, expected):
+    c = ca.share_above("scvi", "scVI", _sizes(above, below, extra_nan=3), 0.05, ref.MIN_GENES,
+                       paper)
+    n = above + below
+    assert c.key == "ch04_scvi_share3"
+    assert c.n == n  # NaN (never active) left out
+    assert c.value == pytest.approx(above / n)
+    assert c.verdict == expected
+    assert f"{c.value:.0%}" in c.sentence and f"{n} attributed concepts" in c.sentence
+    assert f"**{expected}**" in c.sentence
+    lo, hi = c.interval
+    assert lo <= c.value <= hi
+
+
+def test_share_above_empty():
+    c = ca.share_above("pca", "PCA", np.array([np.nan]), 0.05, 3, PAPER)
+    assert c.n == 0 and np.isnan(c.value) and c.verdict == "inconclusive" and c.interval is None
+
+
+def test_neurons_vs_concepts():
+    c = ca.neurons_vs_concepts("scvi", "scVI", _sizes(5, 45), _sizes(48, 2), 0.05, 3)
+    assert c.key == "ch04_scvi_neurons_share3"
+    assert c.n == 50 and c.value == pytest.approx(0.96)
+    assert c.verdict == "inconclusive"  # the paper reports no neuron counts
+    assert "96%" in c.sentence and "fewer genes than neurons" in c.sentence
+    few = ca.neurons_vs_concepts("scgpt", "scGPT", _sizes(1, 1), _sizes(2, 0), 0.05, 3)
+    assert "too few units" in few.sentence and few.n == 2
+
+
+@pytest.mark.parametrize("grid,paper,expected,held", [
+    ({"c=100, k=4": _sizes(45, 5), "c=200, k=8": _sizes(40, 10)}, PAPER, "agrees", 2),
+    ({"c=100, k=4": _sizes(45, 5), "c=200, k=8": _sizes(5, 45)}, PAPER, "disagrees", 1),
+    ({"c=100, k=4": _sizes(45, 5), "c=200, k=8": _sizes(2, 0)}, PAPER, "inconclusive", 1),
+    ({"c=100, k=4": _sizes(45, 5), "c=200, k=8": _sizes(40, 10)}, None, "inconclusive", 2),
+    ({}, PAPER, "inconclusive", 0),
+])
+def test_sizes_most(grid, paper, expected, held):
+    c = ca.sizes_most("scgpt", "scGPT", grid, 0.05, 3, paper)
+    assert c.key == "ch04_scgpt_sizes"
+    assert c.value == held and c.n == len(grid)
+    assert c.verdict == expected
+    assert f"at {held} of {len(grid)} SAE sizes" in c.sentence
+
+
+def _report(rows):
+    """marker_report summary from (cell type, specific concepts, with a marker, control share)."""
+    return pd.DataFrame(
+        [{"cell type": ct, "specific concepts": n, "with a marker in top 10": k,
+          "share": k / n if n else np.nan,
+          "control: other-type concepts with one of these markers": ctrl}
+         for ct, n, k, ctrl in rows]).set_index("cell type")
+
+
+@pytest.mark.parametrize("rows,n_specific,paper,expected,held", [
+    # every cell type well above its control
+    ([("B cell", 10, 8, 0.1), ("NK", 10, 9, 0.1)], 40, PAPER, "agrees", 2),
+    # one cell type has specific concepts but no marker in their top 10
+    ([("B cell", 10, 8, 0.1), ("NK", 10, 0, 0.1)], 40, PAPER, "disagrees", 1),
+    # one cell type's share is not above its control
+    ([("B cell", 10, 8, 0.1), ("NK", 10, 2, 0.5)], 40, PAPER, "disagrees", 1),
+    # 1-2 specific concepts, each with a marker: never "as in the paper"
+    ([("B cell", 2, 2, 0.0), ("NK", 1, 1, 0.0)], 30, PAPER, "inconclusive", 0),
+    # no attributed specific concept at all
+    ([("B cell", 0, 0, np.nan)], 0, PAPER, "inconclusive", 0),
+    # no paper statement for the model
+    ([("B cell", 10, 8, 0.1), ("NK", 10, 9, 0.1)], 40, None, "inconclusive", 2),
+])
+def test_canonical_markers(rows, n_specific, paper, expected, held):
+    examples = pd.DataFrame([{"cell_type": "NK", "unit": 7, "rule": "main concept",
+                              "cells": 30, "has_marker": False}])
+    c = ca.canonical_markers("scvi", "scVI", _report(rows), n_specific, examples, paper)
+    assert c.key == "ch04_scvi_markers"
+    assert c.value == held and c.n == sum(r[1] for r in rows)
+    assert c.verdict == expected
+    assert f"at {held} of {len(rows)} cell types" in c.sentence
+    assert "C7 (NK)" in c.sentence
+
+
+# --- chapters 05-06: concepts vs neurons -----------------------------------------------------
+
+def test_rate_comparison():
+    r = ci.RateComparison.from_rates(0.5, 20, 0.25, 20)
+    assert (r.k1, r.n1, r.k2, r.n2) == (10, 20, 5, 20)
+    assert r.diff == pytest.approx(0.25) and 0 < r.p <= 1
+    assert np.isnan(ci.RateComparison(0, 0, 1, 2).p)
+
+
+@pytest.mark.parametrize("cmp,paper,expected", [
+    (ci.RateComparison(18, 20, 3, 20), "concepts ahead", "agrees"),
+    (ci.RateComparison(3, 20, 18, 20), "concepts ahead", "disagrees"),
+    (ci.RateComparison(9, 20, 7, 20), "concepts ahead", "inconclusive"),   # within chance
+    (ci.RateComparison(2, 2, 0, 2), "concepts ahead", "inconclusive"),     # 2 units per group
+    (ci.RateComparison(18, 20, 3, 20), None, "inconclusive"),              # no paper value
+])
+def test_annotation_vs_neurons(cmp, paper, expected):
+    c = ci.annotation_vs_neurons("scvi", "scVI", cmp, paper, fdr=(0.1, 0.05))
+    assert c.key == "ch05_scvi"
+    assert c.value == pytest.approx(cmp.rate1 - cmp.rate2) and c.n == cmp.n1 + cmp.n2
+    assert c.verdict == expected
+    assert f"{c.value:+.0%}" in c.sentence and f"p = {cmp.p:.2g}" in c.sentence
+    assert f"**{expected}**" in c.sentence and "FDR" in c.sentence
+
+
+@pytest.mark.parametrize("cmp,expected", [
+    (ci.RateComparison(15, 20, 2, 20), "agrees"),
+    (ci.RateComparison(2, 20, 15, 20), "disagrees"),
+    (ci.RateComparison(5, 20, 4, 20), "inconclusive"),
+])
+def test_above_null(cmp, expected):
+    c = ci.above_null("scvi", "scVI", cmp, ref.FIG3A_B["scvi"])
+    assert c.key == "ch05_scvi_null_annotated"
+    assert c.value == pytest.approx(cmp.rate2) and c.n == 40
+    assert c.verdict == expected
+    assert f"{c.value:.0%}" in c.sentence
+
+
+@pytest.mark.parametrize("cmp,paper,expected", [
+    (ci.RateComparison(30, 40, 8, 40), "concepts ahead", "agrees"),
+    (ci.RateComparison(8, 40, 30, 40), "concepts ahead", "disagrees"),
+    (ci.RateComparison(12, 20, 10, 20), "concepts ahead", "inconclusive"),
+    (ci.RateComparison(30, 40, 8, 40), None, "inconclusive"),
+])
+def test_expert_vs_neurons(cmp, paper, expected):
+    c = ci.expert_vs_neurons("scgpt", "scGPT", cmp, paper)
+    assert c.key == "ch06_scgpt_interpretable"
+    assert c.value == pytest.approx(cmp.diff) and c.n == cmp.n1 + cmp.n2
+    assert c.verdict == expected
+    assert f"{c.value:+.0%}" in c.sentence
+
+
+def test_glue_keys_of_the_page():
+    """The keys the reproduction page reads (value and _agree) come from these claims."""
+    out = {}
+    ca.share_above("scvi", "scVI", _sizes(45, 5), 0.05, 3, PAPER).glue(
+        lambda k, v, display: out.__setitem__(k, v))
+    ci.annotation_vs_neurons("scvi", "scVI", ci.RateComparison(18, 20, 3, 20), PAPER).glue(
+        lambda k, v, display: out.__setitem__(k, v))
+    assert out["ch04_scvi_share3_agree"] == "agrees" and out["ch05_scvi_agree"] == "agrees"
+    assert out["ch04_scvi_share3"] == pytest.approx(0.9) and out["ch04_scvi_share3_n"] == 50
+
+
+def test_reference():
+    assert ref.paper_sizes("scvi")[0] == (200, 3) and (10000, 160) in ref.paper_sizes("scgpt")
+    assert ref.paper_sizes("pca") == [] and ref.FIG2C.get("pca") is None
