@@ -8,8 +8,9 @@ written once, here. Chapters glue :meth:`Claim.glue` values and write their conc
 markdown with ``{glue:text}``; the reproduction page glues the same keys, so prose and page
 cannot disagree.
 
-Modules: :mod:`.scale` (chapters 02–04), :mod:`.interpretability` (05), :mod:`.stability` (07),
-:mod:`.usefulness` (08–09), :mod:`.dgea` (10–11).
+Modules: :mod:`.models` (chapter 01), :mod:`.scale` (02–03), :mod:`.attribution` (04),
+:mod:`.interpretability` (05–06), :mod:`.stability` (07), :mod:`.usefulness` (08–09),
+:mod:`.dgea` (10) and :mod:`.perturbation` (11).
 """
 
 from __future__ import annotations

@@ -1,0 +1,161 @@
+"""Claims of chapters 01–03 (:mod:`scconcepts.claims.models`, :mod:`scconcepts.claims.scale`) on
+constructed inputs: every verdict (agrees, disagrees, inconclusive), value, n and sentence."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from scconcepts.claims import models as cm
+from scconcepts.claims import scale as cs
+from scconcepts.reference.scale import PAPER_CELLTYPE_SPECIFIC, paper_default, paper_grid
+
+SCVI = paper_default("scVI")
+
+
+def _grid(c, r2, dead):
+    c = np.asarray(c)
+    k = np.maximum(1, np.round(c * 0.016)).astype(int)   # the paper's k/c (200 → 3, 500 → 8)
+    return pd.DataFrame({"c": c, "k": k, "r2": r2, "dead_concepts": dead,
+                         "active_concepts": c - np.asarray(dead)})
+
+
+# ------------------------------------------------------------------ reference
+
+
+def test_reference_defaults_come_from_table3():
+    assert SCVI == {"c": 500, "k": 8, "d": 50, "r2": 0.988, "active_concepts": 489,
+                    "dead_concepts": 11, "active_share": 489 / 500}
+    assert paper_default("scGPT")["active_concepts"] == 4381
+    assert paper_default("PCA") is None
+    g = paper_grid("scVI")
+    assert list(g["c"]) == sorted(g["c"])
+    assert (g["dead_concepts"] == g["c"] - g["active_concepts"]).all()
+    assert paper_grid("PCA").empty
+
+
+# ------------------------------------------------------------------ chapter 01
+
+
+@pytest.mark.parametrize("acc, n, expected", [(0.95, 2000, "agrees"), (0.60, 2000, "disagrees"),
+                                              (0.805, 1500, "inconclusive"),
+                                              (0.95, 10, "inconclusive")])
+def test_knn_accuracy(acc, n, expected):
+    c = cm.knn_accuracy("scgpt", "scGPT", acc, n, baseline=0.9)
+    assert c.key == "ch01_knn_scgpt" and c.value == acc and c.n == n
+    assert c.verdict == expected
+    assert f"{acc:.4f}" in c.sentence and "0.9000" in c.sentence
+    assert c.interval[0] <= acc <= c.interval[1]
+
+
+# ------------------------------------------------------------------ chapter 02
+
+
+@pytest.mark.parametrize("r2, interval, paper, expected", [
+    (0.982, (0.980, 0.984), SCVI, "agrees"),
+    (0.850, (0.840, 0.860), SCVI, "disagrees"),
+    (0.951, (0.940, 0.960), SCVI, "inconclusive"),   # the interval contains 0.95
+    (0.982, (0.980, 0.984), None, "inconclusive"),   # no paper value for the model
+])
+def test_r2_default(r2, interval, paper, expected):
+    c = cs.r2_default("scvi", "scVI", 500, 8, r2, interval, paper)
+    assert c.key == "ch02_scvi_r2_default" and c.value == pytest.approx(r2) and c.n is None
+    assert c.verdict == expected and f"{r2:.3f}" in c.sentence
+    assert c.paper == (0.988 if paper else None)
+
+
+def test_bootstrap_r2_brackets_the_r2():
+    rng = np.random.default_rng(0)
+    a = rng.normal(size=(500, 5))
+    a_hat = a + 0.1 * rng.normal(size=a.shape)
+    lo, hi = cs.bootstrap_r2(a, a_hat, n_boot=100)
+    r2 = 1 - ((a - a_hat) ** 2).sum() / ((a - a.mean(0)) ** 2).sum()
+    assert lo < r2 < hi and hi - lo < 0.02
+
+
+@pytest.mark.parametrize("r2, paper, expected", [
+    ([0.93, 0.97, 0.98], paper_grid("scVI"), "agrees"),
+    ([0.93, 0.98, 0.97], paper_grid("scVI"), "disagrees"),
+    ([0.93, 0.98], paper_grid("scVI"), "inconclusive"),          # two sizes only
+    ([0.93, 0.97, 0.98], None, "inconclusive"),                  # no paper values
+])
+def test_r2_trend(r2, paper, expected):
+    sizes = [200, 500, 1000][:len(r2)]
+    t = _grid(sizes, r2, [0] * len(r2)).iloc[::-1]   # unsorted input: the claim sorts by c
+    c = cs.r2_trend("scvi", "scVI", t, paper)
+    assert c.key == "ch02_scvi_r2_trend" and c.n == len(r2)
+    assert c.value == pytest.approx(r2[-1] - r2[0])
+    assert c.verdict == expected and f"{r2[-1] - r2[0]:+.3f}" in c.sentence
+    if paper is not None:   # shared sizes with the paper are compared in the sentence
+        assert "sizes both have" in c.sentence
+
+
+@pytest.mark.parametrize("active, paper, expected", [
+    (490, SCVI, "agrees"), (300, SCVI, "disagrees"),
+    (468, SCVI, "inconclusive"),   # the share's interval crosses the paper − 5 points bound
+    (490, None, "inconclusive"),
+])
+def test_active_share(active, paper, expected):
+    c = cs.active_share("scvi", "scVI", 500, 8, active, paper)
+    assert c.key == "ch02_scvi_active" and c.n == 500
+    assert c.value == pytest.approx(active / 500) and c.verdict == expected
+    assert f"{active / 500:.0%}" in c.sentence and f"{active} of 500" in c.sentence
+
+
+@pytest.mark.parametrize("dead, expected", [
+    ([104, 181, 432], "agrees"),         # the scGPT grid: the default (largest) is compared
+    ([150, 150, 150], "disagrees"),      # the old bug compared the default with itself
+    ([200, 100, 300], "disagrees"),
+    ([104, 181], "inconclusive"),
+])
+def test_dead_growth(dead, expected):
+    t = _grid([128, 256, 640][:len(dead)], [0.9] * len(dead), dead)
+    c = cs.dead_growth("scgpt", "scGPT", t, paper_grid("scGPT"))
+    assert c.key == "ch02_scgpt_dead" and c.n == len(dead)
+    assert c.value == dead[-1] - dead[0] and c.verdict == expected
+    assert f"{dead[-1] - dead[0]:+d}" in c.sentence and "1201" in c.sentence
+
+
+def test_dead_growth_without_paper_is_inconclusive():
+    t = _grid([100, 200, 400], [0.9] * 3, [1, 2, 3])
+    c = cs.dead_growth("pca", "PCA", t, paper_grid("PCA"))
+    assert c.verdict == "inconclusive" and c.paper is None
+
+
+def test_page_values_sort_by_c():
+    t = _grid([640, 128, 256], [0.85, 0.75, 0.80], [432, 104, 181])
+    v = cs.page_values("scgpt", t, 640, 10)
+    assert v["ch02_scgpt_r2_first"] == 0.75 and v["ch02_scgpt_r2_last"] == 0.85
+    assert v["ch02_scgpt_c_largest"] == 640 and v["ch02_scgpt_dead_largest"] == 432
+    assert v["ch02_scgpt_dead_default"] == 432 and v["ch02_scgpt_active_share"] == 208 / 640
+
+
+# ------------------------------------------------------------------ chapter 03
+
+
+@pytest.mark.parametrize("n, share, paper, expected", [
+    (100, 0.55, "a large proportion", "agrees"),
+    (100, 0.10, "a large proportion", "disagrees"),
+    (20, 0.45, "a large proportion", "inconclusive"),   # the interval contains 30 %
+    (2, 1.0, "a large proportion", "inconclusive"),     # too few concepts
+    (100, 0.55, None, "inconclusive"),                  # no paper value
+])
+def test_celltype_share(n, share, paper, expected):
+    c = cs.celltype_share("scvi", "scVI", n, share, paper)
+    assert c.key == "ch03_scvi_celltype" and c.n == n and c.value == pytest.approx(share)
+    assert c.verdict == expected and f"{share:.0%}" in c.sentence
+
+
+def test_celltype_share_without_characterised_concepts():
+    c = cs.celltype_share("scvi", "scVI", 0, float("nan"), PAPER_CELLTYPE_SPECIFIC["scVI"])
+    assert c.verdict == "inconclusive" and c.n == 0 and math.isnan(c.value)
+
+
+def test_claim_glue_keys_match_the_reproduction_page():
+    glued = {}
+    cs.dead_growth("scgpt", "scGPT", _grid([128, 256, 640], [0.9] * 3, [1, 2, 3]),
+                   paper_grid("scGPT")).glue(lambda k, v, display: glued.__setitem__(k, v))
+    assert glued["ch02_scgpt_dead_agree"] == "agrees" and glued["ch02_scgpt_dead_n"] == 3
