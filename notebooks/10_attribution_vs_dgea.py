@@ -65,11 +65,15 @@ params = {}
 # %%
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
+from myst_nb import glue
 
 from scconcepts import dgea, plotting
 from scconcepts.attribution import SAEReadout, UnitFunction
+from scconcepts.claims import dgea as dgea_claims
+from scconcepts.claims import glue_sentences
 from scconcepts.config import load_config
+from scconcepts.reference.dgea import PAPER_FIG8, PAPER_TABLE6, paper_table6
 from scconcepts.workflow import Workflow
 
 # %%
@@ -82,20 +86,6 @@ cfg.table(["data.main.dataset", "dgea.n_concepts", "dgea.gsea_n_concepts", "dgea
           + [f"models.{m}.{key}" for m in wf.models for key in
              ("c", "k", "n_prototypes", "n_counterfactuals", "attribution_units", "dgea.enabled",
               "dgea.deletion_concepts", "dgea.steps", "dgea.max_pairs")])
-
-# %%
-# the paper's Table 6 (mean (std) over the concepts enriched by both methods). In the paper's
-# table the two rows of the attribution-based column appear swapped relative to its text ("mean
-# 4.7 vs. 2.4" log2FC and "0.21 vs. 0.14" attribution for scVI); we show them as the text reads.
-PAPER_T6 = pd.DataFrame(
-    {("scvi", "attribution-based"): ["2.362 (1.812)", "0.211 (0.215)", "72", "0.027 (0.043)",
-                                     "0.025 (0.060)"],
-     ("scvi", "DGEA-based"): ["4.688 (2.211)", "0.135 (0.169)", "89", "", ""],
-     ("scgpt", "attribution-based"): ["2.570 (2.261)", "0.323 (0.405)", "32", "0.055 (0.099)",
-                                      "0.068 (0.138)"],
-     ("scgpt", "DGEA-based"): ["4.040 (1.837)", "0.172 (0.407)", "62", "", ""]},
-    index=["Max absolute log2 fold change", "Max attribution", "Number of concepts enriched",
-           "IoU genes", "IoU biological processes"])
 
 # %%
 # per model: DGEA, deletion curves and GSEA comparison, cached by their inputs and settings
@@ -112,18 +102,28 @@ for m in models:
         min_size=cfg.gsea.min_size, seed=cfg.seed, threads=cfg.gsea.threads, **opts[m]),
         dgea.save_comparison, dgea.load_comparison, recipe={"step": "dgea", "model": m})
 
+# %% tags=["remove-input"]
+# the chapter's claims, once per model of the profile (a model without DGEA: inconclusive, NaN/0);
+# the prose below and the reproduction page read these glued values
+claims = {m: dgea_claims.chapter_claims(m, wf.label(m), results.get(m), PAPER_FIG8.get(m),
+                                        PAPER_TABLE6.get(m)) for m in wf.models}
+for name in ("del", "enriched", "maxfc", "maxatt", "iou"):
+    glue_sentences(f"ch10_{name}_text", [c[name] for c in claims.values()])
+for m in wf.models:
+    for k, v in dgea_claims.page_values(m, results.get(m)).items():
+        glue(k, v, display=False)
+glue("ch10_permutations", int(cfg.dgea.gsea_permutations), display=False)
+glue("ch10_max_hits", int(dgea.GSEA_P * cfg.dgea.gsea_permutations), display=False)
+
+# %% [markdown]
+# The DGEA of each concept: number of top-activating cells (`n_top`), of distinct counterfactual
+# cells (`n_cf`) and of genes that pass nominal $p \le 5 \cdot 10^{-3}$ (`n_dgea_genes`, out of
+# the model's genes), minimum, median and maximum over the sampled concepts. When fewer genes
+# pass than there are deletion steps, the concept's DGEA curve ends flat.
+
 # %%
-for m, res in results.items():
-    d, steps = res["dgea"], opts[m]["n_steps"]
-    display(Markdown(
-        f"{wf.label(m)}: DGEA for {len(d)} concepts, between a median of "
-        f"{d['n_top'].median():.0f} top-activating cells (range {d['n_top'].min()}–"
-        f"{d['n_top'].max()}) and {d['n_cf'].median():.0f} distinct counterfactual cells "
-        f"({d['n_cf'].min()}–{d['n_cf'].max()}); a median of {d['n_dgea_genes'].median():.0f} "
-        f"genes pass nominal $p \\le 5 \\cdot 10^{{-3}}$ (of "
-        f"{len(wf.attribution(m, 'concept').genes)}); for {(d['n_dgea_genes'] < steps).sum()} "
-        f"concepts fewer genes pass than the {steps} deletion steps, so their DGEA curve ends "
-        "flat."))
+pd.concat({wf.label(m): r["dgea"][["n_top", "n_cf", "n_dgea_genes"]].agg(["min", "median", "max"])
+           for m, r in results.items()}, names=["model", "over concepts"]) if results else None
 
 # %% [markdown]
 # ## Deletion curves (Fig 8 analogue)
@@ -135,8 +135,16 @@ plt.show()
 
 # %%
 summaries = {name: dgea.curve_summary(df) for name, df in panels.items() if len(df)}
-display(pd.concat(summaries, names=["model", "curve"]) if summaries else "no deletion curves")
-display(Markdown("\n\n".join(dgea.deletion_verdict(df, n) for n, df in panels.items())))
+pd.concat(summaries, names=["model", "curve"]) if summaries else "no deletion curves"
+
+# %% [markdown]
+# In the paper, deleting a concept's genes in attribution order lowers its activation faster
+# than in DGEA order (Fig 8). We test this on each concept's difference of areas under the two
+# curves (attribution − DGEA: negative when the attribution order is faster), with a 95 %
+# interval over the concepts; too few concepts, or an interval that includes 0, leave the
+# comparison inconclusive. Zero-masking and the random order are shown for reference.
+#
+# {glue:md}`ch10_del_text`
 
 # %% [markdown]
 # ## Attribution-based vs DGEA-based GSEA (Table 6 analogue)
@@ -145,35 +153,48 @@ display(Markdown("\n\n".join(dgea.deletion_verdict(df, n) for n, df in panels.it
 # NES > 0 and $p \le 0.005$), mean (std), as in the paper.
 
 # %%
-t6 = pd.concat({**{f"{wf.label(m)}, this book": dgea.table6(r["metrics"])
+t6 = pd.concat({**{f"{wf.label(m)}, this book": dgea_claims.table6(r["metrics"])
                    for m, r in results.items()},
-                **{f"{wf.label(m)}, paper": PAPER_T6[m] for m in results
-                   if m in PAPER_T6.columns.get_level_values(0)}}, axis=1)
+                **{f"{wf.label(m)}, paper": paper_table6(m) for m in results
+                   if paper_table6(m) is not None}}, axis=1)
 t6
 
-# %%
-display(Markdown("\n\n".join(dgea.table6_text(r["metrics"], wf.label(m))
-                               for m, r in results.items())
-    + f"\n\nWith {cfg.dgea.gsea_permutations} permutations, $p \\le 0.005$ means at most "
-    f"{int(0.005 * cfg.dgea.gsea_permutations)} permutation(s) reached the observed enrichment; "
-    "these are nominal p-values over ~200 tested pathways, so some enrichments are false "
-    "positives (chapter 5 measures that rate on shuffled rankings)."))
+# %% [markdown]
+# Table 6 makes four points, each compared with the paper's value for the same model (a model
+# the paper does not study is inconclusive). The differences are tested over the compared
+# concepts: the number of concepts each method enriches with an exact McNemar test on the
+# concepts enriched by one method only, the other three with a 95 % interval of the mean
+# per-concept value.
+#
+# **DGEA-GSEA enriches more concepts than attribution-GSEA.** {glue:md}`ch10_enriched_text`
+#
+# **DGEA pathways hold genes with larger fold changes.** {glue:md}`ch10_maxfc_text`
+#
+# **Attribution pathways hold genes with larger attribution.** {glue:md}`ch10_maxatt_text`
+#
+# **The two methods find mostly different pathways.** {glue:md}`ch10_iou_text`
+#
+# With {glue:text}`ch10_permutations` permutations, $p \le 0.005$ means at most
+# {glue:text}`ch10_max_hits` permutation(s) reached the observed enrichment; these are nominal
+# p-values over ~200 tested pathways, so some enrichments are false positives (chapter 5
+# measures that rate on shuffled rankings).
 
 # %% [markdown]
 # ## Pathways found by only one method
 #
 # A reviewer asked which pathways each method finds that the other misses. Counts are numbers of
-# concepts, per model.
+# concepts, per model: first how many pathways each method finds alone in some concept, then the
+# pathways with the largest counts.
 
 # %%
-for m, res in results.items():
-    u = dgea.unique_pathways(dgea.enriched_by_unit(res["enriched"], "attribution"),
-                             dgea.enriched_by_unit(res["enriched"], "DGEA"))
-    display(Markdown(f"**{wf.label(m)}**: {len(u)} pathways enriched by at least one method; "
-                     f"{int((u['only attribution'] > 0).sum()) if len(u) else 0} found by "
-                     f"attribution-GSEA alone in some concept, "
-                     f"{int((u['only DGEA'] > 0).sum()) if len(u) else 0} by DGEA-GSEA alone."))
-    display(u.head(15))
+uniq = {wf.label(m): dgea.unique_pathways(dgea.enriched_by_unit(r["enriched"], "attribution"),
+                                          dgea.enriched_by_unit(r["enriched"], "DGEA"))
+        for m, r in results.items()}
+display(pd.DataFrame({name: {"pathways enriched by a method": len(u),
+                             "by attribution-GSEA alone": int((u["only attribution"] > 0).sum()),
+                             "by DGEA-GSEA alone": int((u["only DGEA"] > 0).sum())}
+                      for name, u in uniq.items()}))
+display(pd.concat({name: u.head(15) for name, u in uniq.items()}, names=["model", "rank"]))
 
 # %% [markdown]
 # ## Example concepts
@@ -182,6 +203,7 @@ for m, res in results.items():
 # 10^{-3}$) of the first concepts of each model's sample, with their best pathway by each method.
 
 # %%
+examples = {}
 for m, res in results.items():
     att = wf.attribution(m, "concept")
     best = (res["enriched"].sort_values("NES", ascending=False).groupby(["unit", "method"])["Term"]
@@ -190,15 +212,6 @@ for m, res in results.items():
     ex["top attribution genes"] = [", ".join(att.ranked(u).index[:10]) for u in ex.index]
     for meth in ("attribution", "DGEA"):
         ex[f"best pathway ({meth})"] = best.reindex(ex.index).get(meth)
-    display(Markdown(f"**{wf.label(m)}**"))
-    display(ex.rename_axis("concept")[["top attribution genes", "top_dgea_genes",
-                                       "best pathway (attribution)", "best pathway (DGEA)"]])
-
-# %% tags=["remove-input"]
-# values for the reproduction page (myst-nb glue), by the comparisons of the prose above; a model
-# without DGEA in this profile gets NaN / 0 / "no"
-from myst_nb import glue
-
-for _m in wf.models:
-    for _name, _value in dgea.glue_values(results.get(_m)).items():
-        glue(f"ch10_{_m}_{_name}", _value, display=False)
+    examples[wf.label(m)] = ex[["top attribution genes", "top_dgea_genes",
+                                "best pathway (attribution)", "best pathway (DGEA)"]]
+pd.concat(examples, names=["model", "concept"]) if examples else "no model with DGEA"

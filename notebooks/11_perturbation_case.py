@@ -55,13 +55,17 @@ import io
 
 import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import Markdown, display
+from IPython.display import display
+from myst_nb import glue
 
 from scconcepts import plotting
+from scconcepts.claims import glue_sentences
+from scconcepts.claims.perturbation import (AUROC_ALONE, MAJORITY, interferon_claim,
+                                            separation_claim)
 from scconcepts.config import load_config
 from scconcepts.enrichment import annotate_units
-from scconcepts.perturbation import (concept_table, evidence_text, frequency_shift,
-                                     interferon_evidence, separating_concepts, separation_text)
+from scconcepts.perturbation import (concept_table, frequency_shift, interferon_evidence,
+                                     marker_coverage, separating_concepts)
 from scconcepts.workflow import Workflow
 
 # %%
@@ -79,64 +83,71 @@ cond = wf.dataset("perturbation").obs["condition"].astype(str).to_numpy()
 stim = [c for c in pd.unique(cond) if c != "control"]
 if len(stim) != 1 or "control" not in set(cond):
     raise ValueError(f"Expected conditions 'control' and one stimulus, found {sorted(set(cond))}.")
-stim = stim[0]
+stim, n_top = stim[0], int(cfg.perturbation.top_concepts)
 markers = list(cfg.perturbation.markers)
-display(Markdown(f"{(cond == 'control').sum()} control and {(cond == stim).sum()} "
-                 f"'{stim}' cells."))
+pd.Series(cond).value_counts().rename_axis("condition").rename("cells").to_frame()
 
 # %% [markdown]
 # ## Which concepts separate stimulated from control cells?
+#
+# The best separating concepts of each model's SAE (concepts active in at least
+# `perturbation.min_cells` perturbation cells), with their rank in the label-free ranking.
 
 # %%
 ranked, shifts = {}, {}
 for model in cfg.perturbation.models:
-    ms = wf.settings(model)
     U = wf.codes(model, role="perturbation", sae_role="main")
     ranked[model] = separating_concepts(U, cond, stim, min_cells=int(cfg.perturbation.min_cells))
     shifts[model] = frequency_shift(U, wf.codes(model))
-    display(Markdown(f"**{wf.label(model)}** (SAE c = {ms.c}, k = {ms.k}): "
-                     f"{len(ranked[model])} concepts active in ≥ {cfg.perturbation.min_cells} "
-                     "perturbation cells; the best separating ones:"))
-    display(ranked[model].head(8).assign(
-        **{"label-free rank (frequency shift)": shifts[model].rank(ascending=False).reindex(
-            ranked[model].head(8).index).astype(int)}).round(3))
+pd.concat({wf.label(m): tab.head(8).assign(**{"label-free rank (frequency shift)": shifts[m].rank(
+    ascending=False).reindex(tab.head(8).index).astype(int)}) for m, tab in ranked.items()},
+          names=["model", "concept"]).round(3)
 
 # %%
 first = cfg.perturbation.models[0]
 fig = plotting.separation_scatter(
-    ranked[first], highlight=ranked[first].head(int(cfg.perturbation.top_concepts)).index,
+    ranked[first], highlight=ranked[first].head(n_top).index,
     title=f"{wf.label(first)} concepts of the control-cell SAE on Kang IFN-β cells")
 plt.show()
 
-# %%
-display(Markdown("\n\n".join(
-    separation_text(wf.label(m), tab, shifts[m], int(cfg.perturbation.top_concepts))
-    for m, tab in ranked.items())))
+# %% tags=["remove-input"]
+# separation claims, once per model (the prose below and the reproduction page read them)
+glue_sentences("ch11_separation_text", [
+    separation_claim(m, wf.label(m), tab, shifts[m], n_top, int((cond == stim).sum()),
+                     int((cond != stim).sum())) for m, tab in ranked.items()])
+glue("ch11_auroc_alone", AUROC_ALONE, display=False)
+
+# %% [markdown]
+# Does a single concept separate the conditions (AUROC of its activation at least
+# {glue:text}`ch11_auroc_alone`, with a 95 % interval over the cells), or does each concept mark
+# only part of the stimulated cells? How many of the best concepts does the label-free ranking
+# find too?
+#
+# {glue:md}`ch11_separation_text`
 
 # %% [markdown]
 # ## Their genes (attribution) and pathways (GSEA)
 #
 # Attribution (Eq 1–3) of the top concepts on the perturbation cells, with the main SAE: the
 # prototypes are the perturbation cells that activate the concept most, the counterfactuals the
-# nearest perturbation cells where it is 0. Interferon-stimulated genes of `perturbation.markers`
-# are marked with ★.
+# nearest perturbation cells where it is 0. First, which interferon-stimulated genes of
+# `perturbation.markers` each model sees; in the concept table they are marked with ★.
 
 # %%
-gene_sets, g, results = wf.gene_sets(), cfg.gsea, {}
+gene_sets, g, results, coverage = wf.gene_sets(), cfg.gsea, {}, {}
 for model, tab in ranked.items():
-    units = tab.head(int(cfg.perturbation.top_concepts)).index.to_numpy()
+    units = tab.head(n_top).index.to_numpy()
     with contextlib.redirect_stderr(io.StringIO()):  # progress bars, gseapy's tie warnings
         att = wf.attribution(model, "concept", role="perturbation", sae_role="main", units=units)
         summary, _ = annotate_units(att, gene_sets, units, permutations=g.permutations,
                                     strong_permutations=g.strong_permutations,
                                     strong_method=g.strong_method, min_size=g.min_size,
                                     seed=int(cfg.seed), threads=g.threads, progress=False)
-    seen = [m for m in markers if m in set(att.genes)]
-    results[model] = (att, summary, seen)
-    display(Markdown(f"**{wf.label(model)}**: {len(seen)} of the {len(markers)} markers are "
-                     f"among the model's {len(att.genes)} genes: {', '.join(seen) or 'none'} "
-                     f"(missing: {', '.join(m for m in markers if m not in seen) or 'none'})."))
-    display(concept_table(att, summary, tab["auroc"], seen))
+    results[model] = (att, summary, [m for m in markers if m in set(att.genes)])
+    coverage[wf.label(model)] = marker_coverage(markers, att.genes)
+display(pd.DataFrame(coverage))
+pd.concat({wf.label(m): concept_table(att, summary, ranked[m]["auroc"], seen)
+           for m, (att, summary, seen) in results.items()}, names=["model", "concept"])
 
 # %%
 for model, (att, summary, seen) in results.items():
@@ -145,19 +156,23 @@ for model, (att, summary, seen) in results.items():
     fig = plotting.top_genes_bars(panels)
     plt.show()
 
-# %%
+# %% tags=["remove-input"]
+# the interferon claim, once per model, and the counts the reproduction page shows beside it
 evidence = {m: interferon_evidence(att, summary, seen, 20)
             for m, (att, summary, seen) in results.items()}
-display(Markdown("\n\n".join(evidence_text(wf.label(m), evidence[m], att, len(seen))
-                               for m, (att, _, seen) in results.items())))
+glue_sentences("ch11_interferon_text",
+               [interferon_claim(m, wf.label(m), ev) for m, ev in evidence.items()])
+for m, ev in evidence.items():
+    glue(f"ch11_{m}_n_concepts", int(ev["n_concepts"]), display=False)
+    glue(f"ch11_{m}_isg_concepts", int(ev["with_isg"]), display=False)
+    glue(f"ch11_{m}_ifn_terms", int(ev["ifn_any"]), display=False)
+glue("ch11_majority", MAJORITY, display=False)
 
-# %% tags=["remove-input"]
-# values for the reproduction page (myst-nb glue), from the same evidence as the prose above
-from myst_nb import glue
-
-for _m, _ev in evidence.items():
-    glue(f"ch11_{_m}_best_auroc", float(ranked[_m]["auroc"].iloc[0]), display=False)
-    glue(f"ch11_{_m}_n_concepts", int(_ev["n_concepts"]), display=False)
-    glue(f"ch11_{_m}_isg_concepts", int(_ev["with_isg"]), display=False)
-    glue(f"ch11_{_m}_ifn_terms", int(_ev["ifn_any"]), display=False)
-    glue(f"ch11_{_m}_agree", "yes" if _ev["found"] else "no", display=False)
+# %% [markdown]
+# Do the best-separating concepts carry the interferon response? A concept carries it when,
+# in the same concept, interferon-stimulated genes are among its top-20 attribution genes and an
+# interferon or virus GO term is among its top 5 pathways; the response is found when at least
+# {glue:text}`ch11_majority:.0%` of the explained concepts carry it. Too few explained
+# concepts, or a signal in only some of them, leave the question inconclusive.
+#
+# {glue:md}`ch11_interferon_text`

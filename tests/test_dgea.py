@@ -11,8 +11,9 @@ import torch
 
 from scconcepts import dgea
 from scconcepts.attribution import AttributionResult, UnitFunction
-from scconcepts.perturbation import (concept_table, evidence_text, frequency_shift, marker_hits,
-                                     separating_concepts, separation_text)
+from scconcepts.claims import dgea as dgea_claims
+from scconcepts.perturbation import (concept_table, frequency_shift, marker_coverage, marker_hits,
+                                     separating_concepts)
 
 
 class _Identity:
@@ -150,7 +151,7 @@ def test_gsea_comparison_planted_pathways():
     assert "SET1" not in set(e_a["Term"]) and "SET0" not in set(e_d["Term"])
     assert m["iou_pathways"] == 0.0 and m["iou_genes"] == 0.0
     assert m["maxfc_dgea"] > m["maxfc_att"] and m["maxatt_att"] > m["maxatt_dgea"]
-    t6 = dgea.table6(pd.DataFrame([m]))
+    t6 = dgea_claims.table6(pd.DataFrame([m]))
     assert t6.loc["Number of concepts enriched", "attribution-based"] == "1"
     u = dgea.unique_pathways({0: e_a}, {0: e_d})
     assert u.set_index("pathway").loc["SET0", "only attribution"] == 1
@@ -206,14 +207,13 @@ def test_compare_with_dgea_toy_model(tmp_path):
     for name, df in out.items():
         pd.testing.assert_frame_equal(back[name].reset_index(drop=True),
                                       df.reset_index(drop=True), check_dtype=False)
-    g = dgea.glue_values(out)
-    assert g["n_concepts"] == 1 and g["del_agree"] in ("yes", "no")
-    assert g["del_attribution"] < 1.0
+    g = dgea_claims.page_values("toy", out)
+    assert g["ch10_toy_n_concepts"] == 1 and g["ch10_toy_del_attribution"] < 1.0
     # the deletion subset: no deletion curve at all
     none = dgea.compare_with_dgea(x, genes, emb, codes, unit_fn, res, sets, n_concepts=None,
                                   n_gsea=0, n_deletion=0, n_steps=3, max_cells=20)
     assert none["curves"].empty and none["metrics"].empty
-    assert "no concept" in dgea.deletion_verdict(none["curves"], "toy")
+    assert dgea_claims.deletion_claim("toy", "toy", none["curves"], "x").n == 0
 
 
 def test_options_null_means_global():
@@ -226,23 +226,6 @@ def test_options_null_means_global():
     assert (o["n_concepts"], o["n_gsea"], o["permutations"]) == (20, 8, 200)
     o = dgea.options(g, NS(deletion_concepts=2, steps=6, max_pairs=3))
     assert (o["n_deletion"], o["n_steps"], o["max_pairs"]) == (2, 6, 3)
-
-
-def test_glue_values_without_result_and_texts():
-    g = dgea.glue_values(None)
-    assert np.isnan(g["del_attribution"]) and g["n_concepts"] == 0 and g["n_both"] == 0
-    assert g["del_agree"] == "no" and g["iou_agree"] == "no" and np.isnan(g["iou_genes"])
-    curves = pd.DataFrame({"unit": [0] * 4, "curve": ["attribution", "attribution", "DGEA",
-                                                      "DGEA"],
-                           "step": [0, 1, 0, 1], "activation": [1.0, 0.2, 1.0, 0.8]})
-    assert "as in the paper" in dgea.deletion_verdict(curves, "toy")
-    m = pd.DataFrame({"n_att": [1, 0], "n_dgea": [2, 1], "maxfc_att": [1.0, np.nan],
-                      "maxfc_dgea": [3.0, np.nan], "maxatt_att": [0.5, np.nan],
-                      "maxatt_dgea": [0.1, np.nan], "iou_pathways": [0.1, np.nan],
-                      "iou_genes": [0.2, np.nan]})
-    txt = dgea.table6_text(m, "toy")
-    assert "1 of 2 concepts" in txt and "mostly find different pathways" in txt
-    assert "none by both" in dgea.table6_text(m.iloc[1:], "toy")
 
 
 def test_separating_concepts_and_shift():
@@ -265,6 +248,9 @@ def test_separating_concepts_and_shift():
     assert shift.index[0] == 1 and shift.index[-1] == 2  # noise rises most; concept 2 falls
     assert marker_hits(pd.Series([3, 2, 1], index=["isg15", "ACTB", "IFI6"]), ["ISG15", "IFI6"],
                        2) == ["ISG15"]
+    cov = marker_coverage(["ISG15", "MX1", "IFI6"], ["isg15", "ACTB", "IFI6"])
+    assert (cov["n_seen"], cov["seen"], cov["missing"]) == (2, "ISG15, IFI6", "MX1")
+    assert marker_coverage(["MX1"], ["ACTB"])["seen"] == "none"
 
 
 def test_rank_genes_real_cells_finds_cell_type_markers(kang_small):
@@ -305,9 +291,12 @@ def test_interferon_evidence_counts():
     ev = interferon_evidence(att, summary, ["ISG15", "MX1", "IFIT3"], n=2)
     assert ev["isg"] == [2, 0, 0] and ev["with_isg"] == 1
     assert (ev["ifn_best"], ev["ifn_any"], ev["annotated"]) == (1, 2, 2)
-    assert ev["found"] and ev["n_concepts"] == 3
-    txt = evidence_text("toy", ev, att, 3)
-    assert "interferon signal is found" in txt and "ISG15, MX1, ACTB" in txt
+    assert ev["ifn"] == [True, True, False] and ev["both"] == [True, False, False]
+    assert ev["with_both"] == 1 and ev["n_concepts"] == 3 and ev["n_markers"] == 3
+    assert ev["top_genes"] == ["ISG15", "MX1", "ACTB"] and ev["units"] == [1, 2, 3]
+    # the summary is matched by unit, not by row order
+    assert interferon_evidence(att, summary.iloc[::-1], ["ISG15", "MX1", "IFIT3"], n=2)["both"] \
+        == [True, False, False]
     tab = concept_table(att, summary.assign(NES=[2.0, 1.0, 0.0]),
                         pd.Series([0.9, 0.7, 0.6], index=[1, 2, 3]), ["ISG15", "MX1", "IFIT3"],
                         n_genes=3, n_isg=2)
@@ -317,14 +306,4 @@ def test_interferon_evidence_counts():
     assert tab.loc[2, "interferon/virus terms in top 5"] == 1
     ev = interferon_evidence(att, summary.assign(best_term=None, top_terms=terms()), ["ISG15"],
                              n=2)
-    assert ev["with_isg"] == 1 and not ev["found"]  # ISGs in the genes but not the pathways
-    assert "not in the pathways" in evidence_text("toy", ev, att, 1)
-
-
-def test_separation_text():
-    ranked = pd.DataFrame({"auroc": [0.95, 0.8], "freq_pos": [0.9, 0.5], "freq_neg": [0.1, 0.2]},
-                          index=pd.Index([4, 7], name="concept"))
-    shift = pd.Series([0.5, 0.1, 0.0], index=[7, 1, 4])
-    txt = separation_text("toy", ranked, shift, 2)
-    assert "C4, has AUROC 0.95" in txt and "alone separates" in txt and "1 of them" in txt
-    assert "no concept" in separation_text("toy", ranked.iloc[:0], shift, 2)
+    assert ev["with_isg"] == 1 and ev["with_both"] == 0  # ISGs in the genes, not the pathways

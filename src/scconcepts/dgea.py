@@ -3,26 +3,19 @@
 Claye et al. 2025 compare the attribution gene list C_i (Sec 3.2, Eq 1–3) of a concept with the
 genes of a classical DGEA, as proposed by Schuster (2024):
 
-* **DGEA gene set.** Differential expression between the cells that activate the concept most
-  (at most 1,000) and their counterfactual cells (at most 1,000). We define the counterfactual
-  cells as in Eq 1: for each top-activating cell, its nearest cell in the model's embedding
-  space (L2) among the cells where the concept is 0 (:func:`scconcepts.attribution.
-  find_counterfactuals` with N_c = 1); duplicates are counted once, so there are at most as
-  many counterfactual cells as top-activating cells. The test is scanpy's
-  ``rank_genes_groups`` (default ``"t-test"``; ``"wilcoxon"`` is ~200× slower here) on
-  ``normalize_total`` (10⁴) + ``log1p`` expression; its ``logfoldchanges`` are log2 fold changes.
-* **Deletion curves (Fig 8).** The prototypes of the attribution (their N_c counterfactuals
-  each) are perturbed cumulatively: the top-s genes of an order are replaced by the
-  counterfactual's values (Eq 2 applied to s genes at once), and the concept activation is
-  recorded for s = 0 … S. Orders: attribution (C_i), and DGEA (|log2FC| decreasing, among genes
-  with nominal p ≤ 5e-3, as the paper writes; ``p_key="pval_adj"`` for Benjamini–Hochberg). A third curve, asked for by a reviewer,
-  *zero-masks* the genes (count set to 0) instead of using the counterfactual.
+* **DGEA gene set.** scanpy ``rank_genes_groups`` (default ``"t-test"``) on normalised log1p
+  expression, between the ≤ 1,000 cells that activate the concept most and their counterfactual
+  cells (Eq 1: each one's nearest non-activating cell in the embedding, duplicates once).
+* **Deletion curves (Fig 8).** The attribution's prototypes get their top-s genes replaced by
+  the counterfactual's values (Eq 2 for s genes at once), or set to 0 (zero-masking, asked for
+  by a reviewer), for s = 0 … S; orders: attribution (C_i) and DGEA (|log2FC| decreasing among
+  genes with nominal p ≤ 5e-3, as the paper writes).
 * **GSEA (Table 6).** gseapy prerank on the attribution scores and on the signed log2 fold
-  changes; pathways with positive NES and nominal p ≤ 0.005 are "enriched". Per concept enriched
-  by both: max |log2FC| and max attribution over the genes of the enriched pathways, IoU of the
-  pathway sets and IoU of their gene sets. "Genes of a pathway" are its GSEA leading-edge genes
-  (the paper does not say which genes; all member genes would make the two methods' gene sets
-  overlap through shared large pathways).
+  changes; "enriched" = NES > 0 and nominal p ≤ 0.005. Per concept enriched by both: max
+  |log2FC| and max attribution over the enriched pathways' leading-edge genes (the paper does not
+  say which genes), IoU of the pathway sets and of their gene sets.
+
+The verdicts on these measurements are in :mod:`scconcepts.claims.dgea`.
 """
 
 from __future__ import annotations
@@ -40,10 +33,9 @@ import torch
 from .attribution import AttributionResult, UnitFunction, find_counterfactuals, select_prototypes
 
 __all__ = ["counterfactual_cells", "rank_genes", "concept_dgea", "dgea_order", "deletion_curve",
-           "deletion_curves", "iou", "enriched", "gsea_comparison", "table6", "unique_pathways",
+           "deletion_curves", "iou", "enriched", "gsea_comparison", "unique_pathways",
            "DGEA_P", "GSEA_P", "compare_with_dgea", "options", "attribution_key",
-           "save_comparison", "load_comparison", "enriched_by_unit", "curve_summary",
-           "curve_areas", "deletion_verdict", "table6_text", "glue_values"]
+           "save_comparison", "load_comparison", "enriched_by_unit", "curve_summary"]
 
 DGEA_P = 5e-3   # App C: DGEA genes for the deletion curve need p ≤ 5e-3
 GSEA_P = 5e-3   # Table 6: enriched pathways have p ≤ 0.005
@@ -85,15 +77,13 @@ def rank_genes(expression, genes: Sequence[str], group: Sequence[int], reference
 
     Parameters
     ----------
-    expression
-        Raw counts, shape (n_cells, m), dense or sparse; normalised here to 10⁴ counts per cell
-        and log1p-transformed (scanpy's convention for its fold changes).
-    genes
-        m gene symbols.
+    expression, genes
+        Raw counts (n_cells, m), dense or sparse, normalised here to 10⁴ counts per cell and
+        log1p-transformed (scanpy's convention for its fold changes); m gene symbols.
     group, reference
         Cell indices of the two groups (disjoint; ≥ 2 cells each).
     method
-        scanpy method: ``"t-test"`` (scanpy's default), ``"wilcoxon"``, ``"t-test_overestim_var"``.
+        scanpy method: ``"t-test"`` (default), ``"wilcoxon"`` (~200× slower here), ...
 
     Returns
     -------
@@ -143,26 +133,10 @@ def concept_dgea(expression, genes: Sequence[str], embeddings: np.ndarray,
                  ) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """DGEA gene set of one concept (App C): ≤ ``max_cells`` top cells vs their counterfactuals.
 
-    Parameters
-    ----------
-    expression
-        Raw counts in the model's genes, shape (n_cells, m).
-    embeddings
-        f(x), shape (n_cells, d), for the counterfactual search (Eq 1).
-    activation
-        Concept activation of every cell, shape (n_cells,).
-    max_cells
-        Cap of each group (paper: 1,000).
-
-    Returns
-    -------
-    (table, top, counterfactuals)
-        :func:`rank_genes` table and the cell indices of both groups.
-
-    Raises
-    ------
-    ValueError
-        If the concept activates in fewer than 2 cells or has fewer than 2 counterfactual cells.
+    ``expression``: raw counts in the model's genes (n_cells, m); ``embeddings``: f(x) for the
+    counterfactual search (Eq 1); ``activation``: the concept in every cell; ``max_cells``: cap
+    of each group (paper: 1,000). Returns the :func:`rank_genes` table and the cell indices of
+    both groups; raises ValueError with fewer than 2 activating or counterfactual cells.
     """
     top = select_prototypes(activation, max_cells)
     cf = counterfactual_cells(embeddings, activation, top)[:max_cells]
@@ -192,23 +166,10 @@ def deletion_curve(unit_fn: UnitFunction, unit: int, x_p: np.ndarray, x_c: np.nd
     (``x_c``; Eq 2 for s genes at once) or, with ``x_c=None``, sets them to 0 (zero-masking).
     When ``order`` has fewer than ``n_steps`` genes the curve stays flat after its end.
 
-    Parameters
-    ----------
-    unit_fn
-        (ψ∘f) on the model's input (counts for scVI; scGPT re-bins internally).
-    unit
-        Concept index.
-    x_p, x_c
-        Prototype and counterfactual inputs, shape (n_pairs, m); ``x_c=None`` for zero-masking.
-    order
-        Gene column indices, most important first.
-    n_steps
-        S: genes removed at the last step.
-
-    Returns
-    -------
-    ndarray, shape (n_pairs, S + 1)
-        Activation at steps 0 … S (column 0 is the unperturbed prototype).
+    ``unit_fn``: (ψ∘f) on the model's input (counts for scVI; scGPT re-bins internally);
+    ``x_p``, ``x_c``: prototype and counterfactual inputs (n_pairs, m); ``order``: gene column
+    indices, most important first; ``n_steps``: S, genes removed at the last step. Returns the
+    activation at steps 0 … S, shape (n_pairs, S + 1) (column 0: the unperturbed prototype).
     """
     xp = np.atleast_2d(np.asarray(x_p, dtype=np.float32))
     target = np.zeros_like(xp) if x_c is None else np.atleast_2d(np.asarray(x_c, np.float32))
@@ -341,33 +302,6 @@ def gsea_comparison(attribution: pd.Series, log2fc: pd.Series, gene_sets: dict[s
     return m, e_att, e_dgea
 
 
-def table6(metrics: pd.DataFrame) -> pd.DataFrame:
-    """Table 6 layout from per-concept :func:`gsea_comparison` metrics (one row per concept).
-
-    Returns
-    -------
-    DataFrame
-        Rows: max |log2FC|, max attribution, concepts enriched, IoU genes, IoU pathways;
-        columns ``attribution-based``, ``DGEA-based``, as "mean (std)" strings over the concepts
-        enriched by both methods, like the paper.
-    """
-    both = metrics.dropna(subset=["iou_pathways"])
-
-    def ms(col):
-        v = both[col]
-        return f"{v.mean():.3f} ({v.std(ddof=0):.3f})" if len(v) else "—"
-
-    rows = {
-        "Max absolute log2 fold change": (ms("maxfc_att"), ms("maxfc_dgea")),
-        "Max attribution": (ms("maxatt_att"), ms("maxatt_dgea")),
-        "Number of concepts enriched": (str(int((metrics["n_att"] > 0).sum())),
-                                        str(int((metrics["n_dgea"] > 0).sum()))),
-        "IoU genes": (ms("iou_genes"), ""),
-        "IoU biological processes": (ms("iou_pathways"), ""),
-    }
-    return pd.DataFrame.from_dict(rows, orient="index",
-                                  columns=["attribution-based", "DGEA-based"])
-
 
 def unique_pathways(enriched_att: dict[int, pd.DataFrame], enriched_dgea: dict[int, pd.DataFrame]
                     ) -> pd.DataFrame:
@@ -403,24 +337,11 @@ def _sample(units: np.ndarray, n: int | None, seed: int) -> np.ndarray:
 
 
 def options(global_settings, model_settings) -> dict:
-    """Keyword arguments of :func:`compare_with_dgea` for one model.
-
-    Parameters
-    ----------
-    global_settings
-        The profile's ``dgea`` section (``n_concepts``, ``gsea_n_concepts``, ``max_cells``,
-        ``method``, ``steps``, ``max_pairs``, ``gsea_permutations``).
-    model_settings
-        The model's ``models.<m>.dgea`` block (``deletion_concepts``, ``steps``,
-        ``max_pairs``); a null value means the global one (``deletion_concepts``: every
-        sampled concept).
-
-    Returns
-    -------
-    dict
-        ``n_concepts``, ``n_gsea``, ``n_deletion``, ``n_steps``, ``max_pairs``, ``max_cells``,
-        ``method``, ``permutations`` (plain Python values).
-    """
+    """Keyword arguments of :func:`compare_with_dgea` for one model (plain Python values:
+    ``n_concepts``, ``n_gsea``, ``n_deletion``, ``n_steps``, ``max_pairs``, ``max_cells``,
+    ``method``, ``permutations``) from the profile's ``dgea`` section and the model's
+    ``models.<m>.dgea`` block, whose null values mean the global ones (``deletion_concepts``:
+    every sampled concept)."""
     g, m = global_settings, model_settings
     return {"n_concepts": int(g.n_concepts), "n_gsea": int(g.gsea_n_concepts),
             "n_deletion": None if m.deletion_concepts is None else int(m.deletion_concepts),
@@ -456,38 +377,27 @@ def compare_with_dgea(expression, genes: Sequence[str], embeddings: np.ndarray, 
 
     Parameters
     ----------
-    expression
-        The model's input counts, shape (n_cells, m), dense or sparse (the DGEA runs on the
-        same genes the model reads).
-    genes
-        The m genes of ``expression`` (the attribution's genes).
-    embeddings
-        f(x) of every cell, (n_cells, d), for the counterfactual cells of the DGEA (Eq 1).
-    codes
-        Concept activations U of the cells, (n_cells, c), dense or sparse.
+    expression, genes
+        The model's input counts (n_cells, m), dense or sparse, and their m genes (the
+        attribution's genes): the DGEA runs on the genes the model reads.
+    embeddings, codes
+        f(x) (n_cells, d) for the counterfactual cells (Eq 1); concept activations U (n_cells, c).
     unit_fn
         (ψ∘f) on the model's input, for the deletion curves.
     attribution
-        Concept attribution (Eq 1–3) on the same cells: units, scores, prototypes and
-        counterfactuals.
+        Concept attribution (Eq 1–3) on the same cells (units, scores, prototypes,
+        counterfactuals).
     gene_sets
         Pathway → upper-case symbols (GSEA library).
-    n_steps
-        Genes removed at the last deletion step.
-    max_pairs
-        (prototype, counterfactual) pairs per concept in the deletion curves (None = all
-        N_p × N_c of the attribution).
-    max_cells
-        Cap of each DGEA group (paper: 1,000).
-    method
-        scanpy ``rank_genes_groups`` method.
+    n_steps, max_pairs
+        Genes removed at the last deletion step; (prototype, counterfactual) pairs per concept
+        (None = all N_p × N_c of the attribution).
+    max_cells, method
+        Cap of each DGEA group (paper: 1,000); scanpy ``rank_genes_groups`` method.
     permutations
-        gseapy permutations of both rankings (p resolution 1/permutations; must be ≥ 200 to
-        resolve p ≤ 0.005).
-    random_curve
-        Add a random gene order (seeded) as a null curve.
-    batch_size
-        Perturbed copies per call of ``unit_fn`` (an encoder may batch further inside).
+        gseapy permutations of both rankings (≥ 200 to resolve p ≤ 0.005).
+    random_curve, batch_size
+        Add a seeded random gene order as a null curve; perturbed copies per ``unit_fn`` call.
 
     Returns
     -------
@@ -585,104 +495,3 @@ def curve_summary(curves: pd.DataFrame, steps: Sequence[int] = (1, 5, 10)) -> pd
     auc = curves.groupby(["curve", "unit"])["activation"].mean().groupby("curve").mean()
     tab["area under curve (mean over steps)"] = auc.round(3)
     return tab
-
-
-def curve_areas(curves: pd.DataFrame) -> pd.DataFrame:
-    """Area under each deletion curve (mean relative activation over steps), per concept.
-
-    Returns
-    -------
-    DataFrame
-        Index ``unit``, one column per curve (at least ``attribution`` and ``DGEA``, all NaN
-        when ``curves`` is empty).
-    """
-    per = curves.groupby(["curve", "unit"])["activation"].mean().unstack(0)
-    for col in ("attribution", "DGEA"):
-        if col not in per:
-            per[col] = np.nan
-    return per
-
-
-def deletion_verdict(curves: pd.DataFrame, name: str) -> str:
-    """Chapter 10's sentence comparing the attribution and DGEA deletion curves (Fig 8)."""
-    per = curve_areas(curves)
-    if per.empty:
-        return f"**{name}**: no concept has deletion curves."
-    a, g = per["attribution"], per["DGEA"]
-    txt = (f"**{name}** ({len(per)} concepts): the mean area under the attribution curve is "
-           f"{a.mean():.3f} against {g.mean():.3f} for the DGEA order, and the attribution curve "
-           f"is the lower one for {(a < g).mean():.0%} of the concepts; ")
-    txt += ("attribution genes lower the activation faster, **as in the paper** (Fig 8). "
-            if a.mean() < g.mean() else
-            "attribution genes do **not** lower the activation faster, **unlike the paper** "
-            "(Fig 8). ")
-    if "attribution, zero-masked" in per:
-        z = per["attribution, zero-masked"]
-        txt += (f"Zero-masking the same genes gives {z.mean():.3f}: "
-                + ("setting genes to 0 removes *more* activation than copying the "
-                   "counterfactual's values, so it also measures the effect of deleting "
-                   "expression the counterfactual still has. "
-                   if z.mean() < a.mean() else
-                   "setting genes to 0 removes *less* activation than the counterfactual "
-                   "replacement, so the counterfactual baseline is the more informative one "
-                   "here. "))
-    if "random" in per:
-        txt += f"A random gene order gives {per['random'].mean():.3f} (null)."
-    return txt
-
-
-def table6_text(metrics: pd.DataFrame, name: str) -> str:
-    """Chapter 10's sentence comparing attribution- and DGEA-based GSEA (Table 6)."""
-    both = metrics.dropna(subset=["iou_pathways"])
-    n = len(metrics)
-    n_att, n_dgea = int((metrics["n_att"] > 0).sum()), int((metrics["n_dgea"] > 0).sum())
-    if both.empty:
-        return (f"**{name}**: of {n} concepts, {n_att} are enriched by attribution-GSEA and "
-                f"{n_dgea} by DGEA-GSEA, but none by both, so the per-concept metrics cannot be "
-                "computed.")
-    fc_ok = both["maxfc_dgea"].mean() > both["maxfc_att"].mean()
-    at_ok = both["maxatt_att"].mean() > both["maxatt_dgea"].mean()
-    low = both["iou_pathways"].mean() < 0.5
-    return (
-        f"**{name}**: {n_att} of {n} concepts are enriched by attribution-GSEA and {n_dgea} by "
-        f"DGEA-GSEA (paper, of 100: 72 vs 89 for scVI, 32 vs 62 for scGPT) and {len(both)} by "
-        f"both. DGEA pathways hold genes with larger |log2FC| ({both['maxfc_dgea'].mean():.2f} "
-        f"vs {both['maxfc_att'].mean():.2f}): "
-        + ("as in the paper" if fc_ok else "**unlike the paper**")
-        + "; attribution pathways hold genes with larger attribution "
-        f"({both['maxatt_att'].mean():.3f} vs {both['maxatt_dgea'].mean():.3f}): "
-        + ("as in the paper" if at_ok else "**unlike the paper**")
-        + f". The pathway IoU is {both['iou_pathways'].mean():.3f} and the gene IoU "
-        f"{both['iou_genes'].mean():.3f} (paper, scVI: 0.025 and 0.027): "
-        + ("the two methods mostly find different pathways, as in the paper."
-           if low else "**the methods overlap much more than in the paper**."))
-
-
-def glue_values(result: dict[str, pd.DataFrame] | None) -> dict:
-    """Chapter 10's reproduction-page values of one model (NaN / 0 / "no" without a result).
-
-    Returns
-    -------
-    dict
-        ``del_attribution``, ``del_dgea``, ``del_zero`` (mean areas under the curves),
-        ``del_agree``; ``n_concepts``, ``n_att``, ``n_dgea``, ``n_both``, ``iou_genes``,
-        ``iou_pathways``, ``iou_agree``, ``enriched_agree``.
-    """
-    curves = result["curves"] if result is not None else pd.DataFrame(
-        columns=["unit", "curve", "step", "activation"])
-    mt = result["metrics"] if result is not None else pd.DataFrame(
-        columns=["n_att", "n_dgea", "iou_pathways", "iou_genes"])
-    per = curve_areas(curves)
-    a, g = float(per["attribution"].mean()), float(per["DGEA"].mean())
-    both = mt.dropna(subset=["iou_pathways"])
-    n_att, n_dgea = int((mt["n_att"] > 0).sum()), int((mt["n_dgea"] > 0).sum())
-    return {"del_attribution": a, "del_dgea": g,
-            "del_zero": float(per["attribution, zero-masked"].mean())
-            if "attribution, zero-masked" in per else float("nan"),
-            "del_agree": "yes" if a < g else "no",
-            "n_concepts": int(len(mt)), "n_att": n_att, "n_dgea": n_dgea,
-            "n_both": int(len(both)),
-            "iou_genes": float(pd.to_numeric(both["iou_genes"]).mean()),
-            "iou_pathways": float(pd.to_numeric(both["iou_pathways"]).mean()),
-            "iou_agree": "yes" if len(both) and both["iou_pathways"].mean() < 0.5 else "no",
-            "enriched_agree": "yes" if n_dgea > n_att else "no"}

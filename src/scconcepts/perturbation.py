@@ -29,8 +29,8 @@ import scipy.sparse as sp
 
 from .attribution import AttributionResult
 
-__all__ = ["separating_concepts", "frequency_shift", "marker_hits", "interferon_evidence",
-           "separation_text", "concept_table", "evidence_text", "INTERFERON_TERMS"]
+__all__ = ["separating_concepts", "frequency_shift", "marker_hits", "marker_coverage",
+           "interferon_evidence", "concept_table", "INTERFERON_TERMS"]
 
 INTERFERON_TERMS = re.compile(r"interferon|virus|viral|antiviral", re.I)
 
@@ -113,70 +113,59 @@ def marker_hits(ranked: pd.Series, markers: Sequence[str], n: int = 20) -> list[
     return [g for g in top if g in mk]
 
 
+def marker_coverage(markers: Sequence[str], genes: Sequence[str]) -> pd.Series:
+    """Which ``markers`` a model sees: ``seen`` / ``missing`` (comma-separated, in the markers'
+    order, "none" when empty) and ``n_seen`` / ``n_markers``."""
+    have = {str(g).upper() for g in genes}
+    seen = [m for m in markers if m.upper() in have]
+    missing = [m for m in markers if m.upper() not in have]
+    return pd.Series({"n_seen": len(seen), "n_markers": len(markers),
+                      "seen": ", ".join(seen) or "none", "missing": ", ".join(missing) or "none"})
+
+
 def interferon_evidence(attribution: AttributionResult, summary: pd.DataFrame,
                         markers: Sequence[str], n: int = 20) -> dict:
-    """How much interferon signal the explained concepts carry (chapter 11's verdict).
+    """How much interferon signal each explained concept carries (the measurement behind
+    chapter 11's claim, :func:`scconcepts.claims.perturbation.interferon_claim`).
 
     Parameters
     ----------
     attribution
         Attribution of the concepts (first unit = the best-separating one).
     summary
-        :func:`scconcepts.enrichment.annotate_units` summary of the same units (``best_term``,
-        ``top_terms`` JSON, ``annotation``).
+        :func:`scconcepts.enrichment.annotate_units` summary of the same units (``unit``,
+        ``best_term``, ``top_terms`` JSON, ``annotation``), matched to them by ``unit``.
     markers
-        Interferon-stimulated genes the model sees.
+        Interferon-stimulated genes (ISGs) the model sees.
+    n
+        Top attribution genes searched for ISGs.
 
     Returns
     -------
     dict
-        ``n_concepts``; ``isg`` (ISGs among each concept's top-``n`` genes, list);
-        ``with_isg`` (concepts with at least one); ``ifn_best`` / ``ifn_any`` (concepts whose
-        best GO term / one of whose top terms matches :data:`INTERFERON_TERMS`);
-        ``annotated`` (at least weakly annotated); ``found`` (True when some concept has ISGs
-        and an interferon/virus term, best or among the top terms).
+        Per concept, in the attribution's order: ``units``, ``isg`` (ISGs among its top-``n``
+        genes), ``ifn`` (an interferon/virus term, :data:`INTERFERON_TERMS`, among its top GO
+        terms), ``both`` (ISGs and such a term in the *same* concept). Counts: ``n_concepts``,
+        ``with_isg``, ``ifn_best`` (best term matches), ``ifn_any`` (= sum of ``ifn``),
+        ``with_both``, ``annotated`` (at least weakly annotated); ``n_markers`` (len(markers)),
+        ``n_genes`` (``n``);
+        ``top_genes`` (the best concept's top-3 attribution genes).
     """
-    isg = [len(marker_hits(attribution.ranked(int(u)), markers, n)) for u in attribution.units]
-    ifn_best = sum(bool(INTERFERON_TERMS.search(str(t)))
-                   for t in summary["best_term"].fillna(""))
-    ifn_any = sum(any(INTERFERON_TERMS.search(t["term"]) for t in json.loads(s))
-                  for s in summary["top_terms"])
-    with_isg = sum(i > 0 for i in isg)
-    return {"n_concepts": len(attribution.units), "isg": isg, "with_isg": with_isg,
-            "ifn_best": ifn_best, "ifn_any": ifn_any,
-            "annotated": int((summary["annotation"] != "none").sum()),
-            "found": bool(with_isg and (ifn_any or ifn_best))}
-
-
-def separation_text(name: str, ranked: pd.DataFrame, shift: pd.Series, n_top: int) -> str:
-    """Chapter 11's sentence on the best-separating concepts of one model.
-
-    Parameters
-    ----------
-    name
-        Display name of the model.
-    ranked
-        :func:`separating_concepts` table (sorted by AUROC).
-    shift
-        :func:`frequency_shift` ranking (label-free).
-    n_top
-        Concepts explained.
-    """
-    top = ranked.head(n_top)
-    if top.empty:
-        return f"**{name}**: no concept is active in enough perturbation cells to be ranked."
-    best = top.iloc[0]
-    overlap = len(set(shift.head(n_top).index) & set(top.index))
-    return (
-        f"**{name}**: the best concept, C{top.index[0]}, has AUROC {best['auroc']:.2f} and "
-        f"activates in {best['freq_pos']:.0%} of stimulated vs {best['freq_neg']:.0%} of control "
-        f"cells. The top {n_top} concepts have AUROC {top['auroc'].min():.2f}–"
-        f"{top['auroc'].max():.2f}; "
-        + ("an AUROC this far below 1 means that each concept marks part of the stimulated "
-           "cells (e.g. one cell population's response), not all of them. "
-           if best["auroc"] < 0.9 else "one concept alone separates the conditions well. ")
-        + f"{overlap} of them are also among the top {n_top} of the label-free ranking (largest "
-        "rise in activation frequency from the main dataset to the perturbation dataset).")
+    by_unit = summary.set_index("unit") if len(summary) else summary
+    units = [int(u) for u in attribution.units]
+    isg = [len(marker_hits(attribution.ranked(u), markers, n)) for u in units]
+    rows = [by_unit.loc[u] if u in by_unit.index else None for u in units]
+    ifn = [r is not None and any(INTERFERON_TERMS.search(t["term"])
+                                 for t in json.loads(r["top_terms"])) for r in rows]
+    best = [r is not None and bool(INTERFERON_TERMS.search(str(r["best_term"] or "")))
+            for r in rows]
+    both = [i > 0 and f for i, f in zip(isg, ifn)]
+    return {"units": units, "isg": isg, "ifn": ifn, "both": both,
+            "n_concepts": len(units), "with_isg": sum(i > 0 for i in isg),
+            "ifn_best": sum(best), "ifn_any": sum(ifn), "with_both": sum(both),
+            "annotated": sum(r is not None and r["annotation"] != "none" for r in rows),
+            "n_markers": len(markers), "n_genes": int(n),
+            "top_genes": list(attribution.ranked(units[0]).index[:3]) if units else []}
 
 
 def concept_table(attribution: AttributionResult, summary: pd.DataFrame, auroc: pd.Series,
@@ -219,29 +208,3 @@ def concept_table(attribution: AttributionResult, summary: pd.DataFrame, auroc: 
             "interferon/virus terms in top 5": sum(bool(INTERFERON_TERMS.search(t["term"]))
                                                    for t in terms)})
     return pd.DataFrame(rows).set_index("concept")
-
-
-def evidence_text(name: str, evidence: dict, attribution: AttributionResult, n_seen: int) -> str:
-    """Chapter 11's verdict for one model from :func:`interferon_evidence`.
-
-    ``n_seen``: interferon-stimulated genes among the model's genes.
-    """
-    ev = evidence
-    if not ev["n_concepts"]:
-        return f"**{name}**: no concept was explained."
-    return (
-        f"**{name}**: {ev['with_isg']} of the {ev['n_concepts']} best-separating concepts have "
-        "at least one interferon-stimulated gene among their top-20 attribution genes (up to "
-        f"{max(ev['isg'])} of the {n_seen} the model sees); {ev['ifn_best']} have an "
-        f"interferon/virus GO term as their best pathway and {ev['ifn_any']} among their top 5; "
-        f"{ev['annotated']} are at least weakly annotated ($p \\le 5 \\cdot 10^{{-3}}$). "
-        + ("**An interferon signal is found without labels**: concepts learned on control "
-           "cells only, which activate mostly in stimulated cells, have ISGs among their top "
-           "attribution genes and interferon/virus terms among their best pathways, though not "
-           "always first (the top-3 genes of the best concept are "
-           f"{', '.join(attribution.ranked(int(attribution.units[0])).index[:3])})."
-           if ev["found"] else
-           "An interferon signature appears in the genes but **not in the pathways** of these "
-           "concepts." if ev["with_isg"] else
-           "**No interferon signature** is found among these concepts' genes, against our "
-           "expectation."))

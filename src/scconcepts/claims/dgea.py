@@ -1,0 +1,308 @@
+"""Claims of chapter 10: attribution vs differential expression (App C, Fig 8, Table 6).
+
+Every function takes what :func:`scconcepts.dgea.compare_with_dgea` measured for one model (its
+``curves`` or ``metrics`` table) and the paper's value from :mod:`scconcepts.reference.dgea`
+(None for a model the paper does not study: the claim is then inconclusive), and returns a
+:class:`~scconcepts.claims.Claim` whose key is the glue prefix the reproduction page reads
+(``ch10_<model>_del``, ``_enriched``, ``_maxfc``, ``_maxatt``, ``_iou``). A claim over fewer than
+:data:`MIN_CONCEPTS` concepts, or whose 95 % interval includes the threshold, is inconclusive.
+The thresholds are the module constants below, written nowhere else.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import Claim, verdict
+
+__all__ = ["MIN_CONCEPTS", "IOU_MAX", "ALPHA", "mean_interval", "page_values", "table6",
+           "deletion_claim", "enriched_claim", "maxfc_claim", "maxatt_claim", "iou_claim",
+           "chapter_claims"]
+
+#: a claim over concepts needs at least this many concepts (deletion curves, GSEA comparisons)
+MIN_CONCEPTS = 3
+#: "the two methods find mostly different pathways": mean pathway IoU below this
+IOU_MAX = 0.5
+#: two-sided level of the intervals (95 %) and of the exact McNemar test
+ALPHA = 0.05
+
+_CURVES = ("unit", "curve", "step", "activation")
+_METRICS = ("unit", "n_att", "n_dgea", "maxfc_att", "maxfc_dgea", "maxatt_att", "maxatt_dgea",
+            "iou_pathways", "iou_genes")
+
+
+def _conclusion(v: str, reason: str, paper: str = "the paper") -> str:
+    """The end of a claim's sentence, after its finding (no final period)."""
+    return {"agrees": f", as in {paper} (**agrees**)",
+            "disagrees": f", unlike {paper} (**disagrees**)"}.get(
+        v, f"; the comparison is **inconclusive** ({reason})")
+
+
+def _units(n: int, what: str = "concept") -> str:
+    return f"{n} {what}{'' if n == 1 else 's'}"
+
+
+def _reason(n: int, paper, interval, threshold: float) -> str:
+    if paper is None:
+        return "the paper has no value for this model"
+    if n < MIN_CONCEPTS:
+        return f"n = {_units(n)}, fewer than {MIN_CONCEPTS}"
+    return (f"the 95 % interval {interval[0]:.3f} to {interval[1]:.3f} includes "
+            f"{threshold:g}") if interval is not None else "too uncertain"
+
+
+def mean_interval(values, level: float = 1 - ALPHA
+                  ) -> tuple[float, tuple[float, float] | None, int]:
+    """Mean of the finite ``values``, its Student-t interval (None for fewer than 2 values) and
+    their number."""
+    from scipy import stats
+
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return math.nan, None, 0
+    m = float(x.mean())
+    if len(x) < 2:
+        return m, None, 1
+    h = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
+    return m, (m - h, m + h), len(x)
+
+
+def _straddles(interval, threshold: float) -> bool:
+    return interval is None or interval[0] <= threshold <= interval[1]
+
+
+def _curves(result) -> pd.DataFrame:
+    return result["curves"] if result is not None else pd.DataFrame(columns=list(_CURVES))
+
+
+def _metrics(result) -> pd.DataFrame:
+    return result["metrics"] if result is not None else pd.DataFrame(columns=list(_METRICS))
+
+
+def _areas(curves: pd.DataFrame) -> pd.DataFrame:
+    """Area under each deletion curve (mean relative activation over steps), per concept."""
+    per = curves.groupby(["curve", "unit"])["activation"].mean().unstack(0)
+    for col in ("attribution", "DGEA"):
+        if col not in per:
+            per[col] = np.nan
+    return per
+
+
+def _both(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Concepts enriched by both methods (their Table 6 metrics are defined)."""
+    return metrics.dropna(subset=["iou_pathways"]).apply(pd.to_numeric)
+
+
+def page_values(model: str, result: dict | None) -> dict:
+    """The measured values of chapter 10 that the reproduction page shows next to the verdicts:
+    ``ch10_<model>_{del_attribution, del_dgea, del_zero}`` (mean areas under the deletion
+    curves), ``_{n_concepts, n_att, n_dgea, n_both}`` (GSEA concepts: compared, enriched by
+    attribution, by DGEA, by both) and ``_{iou_genes, iou_pathways}``; NaN / 0 without a
+    result (a model without DGEA in the profile)."""
+    per, mt = _areas(_curves(result)), _metrics(result)
+    both = _both(mt)
+    return {f"ch10_{model}_{k}": v for k, v in {
+        "del_attribution": float(per["attribution"].mean()),
+        "del_dgea": float(per["DGEA"].mean()),
+        "del_zero": float(per["attribution, zero-masked"].mean())
+        if "attribution, zero-masked" in per else math.nan,
+        "n_concepts": int(len(mt)), "n_att": int((mt["n_att"] > 0).sum()),
+        "n_dgea": int((mt["n_dgea"] > 0).sum()), "n_both": int(len(both)),
+        "iou_genes": float(both["iou_genes"].mean()),
+        "iou_pathways": float(both["iou_pathways"].mean())}.items()}
+
+
+def table6(metrics: pd.DataFrame) -> pd.DataFrame:
+    """Table 6 layout from per-concept :func:`scconcepts.dgea.gsea_comparison` metrics.
+
+    Returns
+    -------
+    DataFrame
+        Rows: max |log2FC|, max attribution, concepts enriched, IoU genes, IoU pathways;
+        columns ``attribution-based``, ``DGEA-based``, as "mean (std)" over the concepts
+        enriched by both methods, like the paper (:func:`scconcepts.reference.dgea.paper_table6`).
+    """
+    both = _both(metrics)
+
+    def ms(col):
+        v = both[col]
+        return f"{v.mean():.3f} ({v.std(ddof=0):.3f})" if len(v) else "—"
+
+    rows = {
+        "Max absolute log2 fold change": (ms("maxfc_att"), ms("maxfc_dgea")),
+        "Max attribution": (ms("maxatt_att"), ms("maxatt_dgea")),
+        "Number of concepts enriched": (str(int((metrics["n_att"] > 0).sum())),
+                                        str(int((metrics["n_dgea"] > 0).sum()))),
+        "IoU genes": (ms("iou_genes"), ""),
+        "IoU biological processes": (ms("iou_pathways"), ""),
+    }
+    return pd.DataFrame.from_dict(rows, orient="index",
+                                  columns=["attribution-based", "DGEA-based"])
+
+
+def deletion_claim(model: str, label: str, curves: pd.DataFrame, paper: str | None) -> Claim:
+    """Fig 8: deleting a concept's genes in attribution order lowers its activation faster than
+    in DGEA order.
+
+    Value: mean over concepts of (area under the attribution curve − area under the DGEA curve)
+    (areas = mean relative activation over the deletion steps), with its 95 % t interval; agrees
+    when the interval is below 0, disagrees when above, inconclusive when it includes 0, for
+    fewer than :data:`MIN_CONCEPTS` concepts, or without a paper value (``paper``:
+    :data:`scconcepts.reference.dgea.PAPER_FIG8` entry). Zero-masking and the random order are
+    reported, not tested.
+    """
+    per = _areas(curves)
+    diff, ci, n = mean_interval(per["attribution"] - per["DGEA"])
+    v = verdict(diff < 0, n, MIN_CONCEPTS, uncertain=paper is None or _straddles(ci, 0.0))
+    key = f"ch10_{model}_del"
+    test = (f"mean paired difference of deletion-curve areas (attribution − DGEA) < 0, 95 % t "
+            f"interval, n ≥ {MIN_CONCEPTS} concepts")
+    if n == 0:
+        return Claim(key, math.nan, 0, test, "inconclusive",
+                     f"**{label}**: no concept has deletion curves (**inconclusive**).",
+                     paper=paper)
+    a, g = per["attribution"], per["DGEA"]
+    s = (f"**{label}** (n = {_units(n)}): the mean area under the "
+         f"deletion curve is {a.mean():.3f} in attribution order and {g.mean():.3f} in DGEA "
+         f"order, a difference of {diff:.3f}"
+         + (f" (95 % interval {ci[0]:.3f} to {ci[1]:.3f})" if ci is not None else "")
+         + f"; the attribution curve is the lower one for {(a < g).mean():.0%} of the concepts. "
+         + "Attribution genes lower the activation "
+         + ("faster" if diff < 0 else "no faster")
+         + _conclusion(v, _reason(n, paper, ci, 0.0), "the paper's Fig 8") + ".")
+    if "attribution, zero-masked" in per:
+        z = per["attribution, zero-masked"].mean()
+        s += (f" Zero-masking the same genes gives {z:.3f}, "
+              + ("more" if z < a.mean() else "less") + " activation removed than by the "
+              "counterfactual's values.")
+    if "random" in per:
+        s += f" A random gene order gives {per['random'].mean():.3f} (null)."
+    return Claim(key, diff, n, test, v, s, ci, paper)
+
+
+def enriched_claim(model: str, label: str, metrics: pd.DataFrame,
+                   paper: dict | None) -> Claim:
+    """Table 6: DGEA-based GSEA enriches more concepts than attribution-based GSEA.
+
+    Value: concepts enriched by DGEA-GSEA minus by attribution-GSEA (at least one pathway with
+    NES > 0 and p ≤ 0.005), out of n compared concepts. Decided by an exact McNemar test on
+    the concepts enriched by one method only (two-sided p < :data:`ALPHA`); inconclusive when
+    p ≥ ALPHA, for fewer than :data:`MIN_CONCEPTS` concepts, or without a paper value
+    (``paper``: :data:`scconcepts.reference.dgea.PAPER_TABLE6` entry).
+    """
+    from scipy.stats import binomtest
+
+    n = int(len(metrics))
+    att, dg = metrics["n_att"].to_numpy(float) > 0, metrics["n_dgea"].to_numpy(float) > 0
+    only_a, only_d = int((att & ~dg).sum()), int((dg & ~att).sum())
+    p = binomtest(only_d, only_a + only_d, 0.5).pvalue if only_a + only_d else 1.0
+    diff = int(dg.sum() - att.sum())
+    if n == 0:
+        return Claim(f"ch10_{model}_enriched", 0, 0, "DGEA-GSEA enriches more concepts",
+                     "inconclusive", f"**{label}**: no concept was compared by GSEA "
+                     "(**inconclusive**).", paper=paper and (paper["n_dgea"], paper["n_att"]))
+    v = verdict(diff > 0, n, MIN_CONCEPTS, uncertain=paper is None or p >= ALPHA)
+    ref = (f"paper: {paper['n_dgea']} vs {paper['n_att']} of 100" if paper is not None
+           else "no paper value")
+    reason = (_reason(n, paper, None, 0) if paper is None or n < MIN_CONCEPTS
+              else f"exact McNemar p = {p:.2g} on {only_a + only_d} discordant concepts")
+    s = (f"**{label}** (n = {_units(n)}): DGEA-GSEA enriches {int(dg.sum())} of them and "
+         f"attribution-GSEA {int(att.sum())} ({ref}), {int((att & dg).sum())} both; a "
+         f"difference of {diff}. DGEA-GSEA enriches "
+         + ("more" if diff > 0 else "no more") + " concepts" + _conclusion(v, reason) + ".")
+    return Claim(f"ch10_{model}_enriched", diff, n,
+                 "DGEA-GSEA enriches more concepts: exact McNemar test, p < 0.05, "
+                 f"n ≥ {MIN_CONCEPTS}", v, s, None, paper and (paper["n_dgea"], paper["n_att"]))
+
+
+def _paired(model, label, metrics, paper, name, larger, smaller, what, unit_fmt):
+    both = _both(metrics)
+    diff, ci, n = mean_interval(both[larger] - both[smaller]) if len(both) else (math.nan, None, 0)
+    v = verdict(diff > 0, n, MIN_CONCEPTS, uncertain=paper is None or _straddles(ci, 0.0))
+    lw, sw = ("DGEA", "attribution") if larger.endswith("dgea") else ("attribution", "DGEA")
+    test = (f"{lw} pathways hold genes with larger {what}: mean paired difference > 0, 95 % t "
+            f"interval, n ≥ {MIN_CONCEPTS} concepts enriched by both")
+    key = f"ch10_{model}_{name}"
+    if n == 0:
+        return Claim(key, math.nan, 0, test, "inconclusive",
+                     f"**{label}**: no concept is enriched by both methods, so the max {what} "
+                     "of their pathways cannot be compared (**inconclusive**).", paper=paper)
+    ref = (f"paper: {paper[larger][0]:{unit_fmt}} vs {paper[smaller][0]:{unit_fmt}}"
+           if paper is not None else "no paper value")
+    s = (f"**{label}** (n = {_units(n)} enriched by both): the {lw}-enriched pathways hold "
+         f"genes with max {what} {both[larger].mean():{unit_fmt}} vs "
+         f"{both[smaller].mean():{unit_fmt}} for the {sw}-enriched ones ({ref}), a difference "
+         f"of {diff:.3f}"
+         + (f" (95 % interval {ci[0]:.3f} to {ci[1]:.3f})" if ci is not None else "")
+         + f". The {lw} pathways' genes have " + ("larger" if diff > 0 else "no larger")
+         + f" {what}" + _conclusion(v, _reason(n, paper, ci, 0.0)) + ".")
+    return Claim(key, diff, n, test, v, s, ci,
+                 paper and (paper[larger][0], paper[smaller][0]))
+
+
+def maxfc_claim(model: str, label: str, metrics: pd.DataFrame, paper: dict | None) -> Claim:
+    """Table 6: the DGEA-enriched pathways hold genes with larger |log2FC| than the
+    attribution-enriched ones (max over the leading-edge genes, per concept enriched by both).
+    Value: mean paired difference (DGEA − attribution), 95 % t interval; inconclusive when it
+    includes 0, for fewer than :data:`MIN_CONCEPTS` concepts, or without a paper value."""
+    return _paired(model, label, metrics, paper, "maxfc", "maxfc_dgea", "maxfc_att",
+                   "|log2FC|", ".2f")
+
+
+def maxatt_claim(model: str, label: str, metrics: pd.DataFrame, paper: dict | None) -> Claim:
+    """Table 6: the attribution-enriched pathways hold genes with larger attribution than the
+    DGEA-enriched ones. Value: mean paired difference (attribution − DGEA); as
+    :func:`maxfc_claim`."""
+    return _paired(model, label, metrics, paper, "maxatt", "maxatt_att", "maxatt_dgea",
+                   "attribution", ".3f")
+
+
+def iou_claim(model: str, label: str, metrics: pd.DataFrame, paper: dict | None) -> Claim:
+    """Table 6: the two methods find mostly different pathways (mean pathway IoU <
+    :data:`IOU_MAX`) over the concepts enriched by both.
+
+    Value: mean pathway IoU with its 95 % t interval; agrees when the interval is below
+    IOU_MAX, disagrees when above, inconclusive when it includes IOU_MAX, for fewer than
+    :data:`MIN_CONCEPTS` concepts, or without a paper value. The sentence quotes the paper's
+    IoUs of the same model (``paper``: its :data:`scconcepts.reference.dgea.PAPER_TABLE6` entry).
+    """
+    both = _both(metrics)
+    m, ci, n = mean_interval(both["iou_pathways"]) if len(both) else (math.nan, None, 0)
+    v = verdict(m < IOU_MAX, n, MIN_CONCEPTS, uncertain=paper is None or _straddles(ci, IOU_MAX))
+    test = (f"mean pathway IoU < {IOU_MAX:g}, 95 % t interval, n ≥ {MIN_CONCEPTS} concepts "
+            "enriched by both")
+    key = f"ch10_{model}_iou"
+    if n == 0:
+        return Claim(key, math.nan, 0, test, "inconclusive",
+                     f"**{label}**: no concept is enriched by both methods, so their overlap "
+                     "cannot be measured (**inconclusive**).", paper=paper)
+    ref = (f"paper, {label}: {paper['iou_pathways'][0]:.3f} and {paper['iou_genes'][0]:.3f}"
+           if paper is not None else f"the paper has no value for {label}")
+    s = (f"**{label}** (n = {_units(n)} enriched by both): the pathway IoU is {m:.3f}"
+         + (f" (95 % interval {max(ci[0], 0):.3f} to {min(ci[1], 1):.3f})" if ci is not None
+            else "")
+         + f" and the gene IoU {both['iou_genes'].mean():.3f} ({ref}). The two methods find "
+         + ("mostly different" if m < IOU_MAX else "largely the same") + " pathways"
+         + _conclusion(v, _reason(n, paper, ci, IOU_MAX)) + ".")
+    return Claim(key, m, n, test, v, s, ci,
+                 paper and (paper["iou_pathways"][0], paper["iou_genes"][0]))
+
+
+def chapter_claims(model: str, label: str, result: dict | None, fig8: str | None,
+                   table6_paper: dict | None) -> dict[str, Claim]:
+    """Every chapter-10 claim of one model: ``del``, ``enriched``, ``maxfc``, ``maxatt``,
+    ``iou`` (inconclusive, n = 0, without a result: a model without DGEA in the profile).
+
+    ``fig8`` / ``table6_paper``: the model's :data:`~scconcepts.reference.dgea.PAPER_FIG8` and
+    :data:`~scconcepts.reference.dgea.PAPER_TABLE6` entries (None when the paper has none).
+    """
+    mt = _metrics(result)
+    return {"del": deletion_claim(model, label, _curves(result), fig8),
+            "enriched": enriched_claim(model, label, mt, table6_paper),
+            "maxfc": maxfc_claim(model, label, mt, table6_paper),
+            "maxatt": maxatt_claim(model, label, mt, table6_paper),
+            "iou": iou_claim(model, label, mt, table6_paper)}
