@@ -58,10 +58,11 @@ book: $(STAMP) $(MATHJAX_STAMP)
 smoke: $(STAMP) $(MATHJAX_STAMP)
 	$(PY) -m scconcepts.book all --profile smoke
 
-# Paper scale: needs the downloads of README "Run at paper scale" (python -m scconcepts.census
-# download --profile paper) and a CUDA GPU; the runner checks the inputs before any notebook.
+# Paper scale: needs the downloads of README "Run at paper scale" (python -m
+# scconcepts.data.census download --profile paper) and a CUDA GPU; the runner checks the inputs
+# before any notebook.
 paper: $(STAMP)
-	$(PY) -m scconcepts.census check --profile paper
+	$(PY) -m scconcepts.data.census check --profile paper
 	$(MAKE) --no-print-directory mathjax
 	$(PY) -m scconcepts.book all --profile paper
 

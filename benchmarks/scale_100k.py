@@ -4,8 +4,8 @@ memory, single-threaded.
 Steps (the paper-scale code path, on CPU):
 
 1. write a synthetic dataset in the Census schema, chunk by chunk
-   (:func:`scconcepts.census.make_census_like_h5ad`: negative-binomial counts per cell type,
-   fitted to the bundled Kang 2018 PBMCs);
+   (:func:`scconcepts.data.synthetic.make_census_like_h5ad`: negative-binomial counts per cell
+   type, fitted to the bundled Kang 2018 PBMCs);
 2. chapter 01: train the project's scVI (Census recipe) for a few epochs on a random subsample,
    then embed *all* cells through the resumable on-disk store
    (:func:`scconcepts.scale.embed_in_chunks` + :func:`scconcepts.scale.scvi_chunk_encoder`),
@@ -54,8 +54,8 @@ def main(argv=None) -> dict:
         args.scvi_epochs, args.sae_epochs = 1, 2
 
     torch.set_num_threads(1)
-    from scconcepts import census, scale
-    from scconcepts.data import load_dataset
+    from scconcepts import scale
+    from scconcepts.data import load_dataset, synthetic
     from scconcepts.models import scvi as ms
     from scconcepts.sae import SAEConfig, sae_metrics, train_sae
 
@@ -69,8 +69,8 @@ def main(argv=None) -> dict:
         path = work / f"synthetic_{args.cells}.h5ad"
         if not path.exists():
             ref = load_dataset("kang2018_pbmc_ctrl", required_obs=("cell_type", "donor_id"))
-            census.make_census_like_h5ad(path, args.cells, ref, chunk_size=args.chunk,
-                                         seed=args.seed)
+            synthetic.make_census_like_h5ad(path, args.cells, ref, chunk_size=args.chunk,
+                                            seed=args.seed)
             del ref
             gc.collect()
         times["generate_s"] = time.perf_counter() - t

@@ -1,5 +1,5 @@
-"""Paper profile up to the network boundary (:mod:`scconcepts.census`): params/paper.yaml, the
-offline failure message, Census-schema loaders on local fixtures (a fake Census client stands
+"""Paper profile up to the network boundary (:mod:`scconcepts.data.census`): params/paper.yaml,
+the offline failure message, Census-schema loaders on local fixtures (a fake Census client stands
 in for cellxgene_census), the Census scVI query path, gene sets and precomputed embeddings.
 No test touches the network."""
 
@@ -20,7 +20,7 @@ import pytest
 import scipy.sparse as sp
 import yaml
 
-from scconcepts import census
+from scconcepts.data import census, download
 from scconcepts.data import DataValidationError, load_dataset, load_gene_sets
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",
@@ -89,7 +89,7 @@ def test_load_config_accepts_paper_overrides():
 
 @pytest.mark.parametrize("cmd", [
     ["-m", "scconcepts.book", "all", "--profile", "paper"],
-    ["-m", "scconcepts.census", "check", "--profile", "paper"],
+    ["-m", "scconcepts.data.census", "check", "--profile", "paper"],
 ])
 def test_paper_command_fails_fast_with_download_instructions(cmd, tmp_path):
     env = {**os.environ, "SCCONCEPTS_CACHE": str(tmp_path / "empty-cache")}
@@ -103,7 +103,7 @@ def test_paper_command_fails_fast_with_download_instructions(cmd, tmp_path):
     for needle in ("Tabula Sapiens - Immune", TS, CIC, "Census scVI model",
                    "s3://cellxgene-contrib-public/models/scvi/2025-01-30/homo_sapiens/model.pt",
                    "scGPT whole-human", "GO_Biological_Process_2025",
-                   "python -m scconcepts.census download --profile paper",
+                   "python -m scconcepts.data.census download --profile paper",
                    'pip install ".[census]"', str(tmp_path / "empty-cache")):
         assert needle in out, needle
     assert "Traceback" not in out
@@ -265,7 +265,7 @@ class FakeCensus:
 def test_download_dataset_in_chunks_resumes_and_loads(raw_census_h5ad, tmp_path, monkeypatch):
     cache = census.CensusCache(tmp_path, "2025-01-30")
     fake = FakeCensus(raw_census_h5ad, fail_on_call=3)
-    monkeypatch.setattr(census, "_client", lambda: fake)
+    monkeypatch.setattr(download, "_client", lambda: fake)
     with pytest.raises(ConnectionError):
         census.download_dataset(CIC, cache, chunk_size=100, progress=False)
     assert fake.calls == [0, 100, 200]
@@ -274,7 +274,7 @@ def test_download_dataset_in_chunks_resumes_and_loads(raw_census_h5ad, tmp_path,
     assert not cache.dataset(CIC).exists()
 
     fake2 = FakeCensus(raw_census_h5ad)
-    monkeypatch.setattr(census, "_client", lambda: fake2)
+    monkeypatch.setattr(download, "_client", lambda: fake2)
     with pytest.warns(UserWarning, match="the paper reports 329,762"):
         path = census.download_dataset(CIC, cache, chunk_size=100, progress=False)
     assert fake2.calls == [200] and fake2.version == "2025-01-30"   # only the missing chunk
@@ -287,7 +287,7 @@ def test_download_dataset_in_chunks_resumes_and_loads(raw_census_h5ad, tmp_path,
     assert (got.var["feature_id"].to_numpy() == raw.var["feature_id"].to_numpy()).all()
     assert dict(ad.read_h5ad(path, backed="r").uns["census"])["dataset_id"] == CIC
     # present: returned at once, no client call
-    monkeypatch.setattr(census, "_client", lambda: pytest.fail("client used for a cached file"))
+    monkeypatch.setattr(download, "_client", lambda: pytest.fail("client used for a cached file"))
     assert census.download_dataset(CIC, cache) == path
 
 
@@ -295,7 +295,7 @@ def test_download_census_embeddings(raw_census_h5ad, tmp_path, monkeypatch):
     cache = census.CensusCache(tmp_path, "2025-01-30")
     emb = np.random.default_rng(0).normal(size=(260, 6)).astype(np.float32)
     fake = FakeCensus(raw_census_h5ad, embedding=emb)
-    monkeypatch.setattr(census, "_client", lambda: fake)
+    monkeypatch.setattr(download, "_client", lambda: fake)
     p = census.download_census_embeddings(CIC, cache, "scvi")
     np.testing.assert_array_equal(np.load(p), emb)
     obs = pd.read_parquet(p.with_suffix(".obs.parquet"))
@@ -311,10 +311,10 @@ def test_scvi_model_link_and_download(tmp_path, monkeypatch):
         get_embedding_metadata_by_name=lambda name, organism, census_version, embedding_type:
         {"model_link": f"s3://cellxgene-contrib-public/models/{name}/{census_version}/"
                        f"{organism}/model.pt"}))
-    monkeypatch.setattr(census, "_client", lambda: fake)
+    monkeypatch.setattr(download, "_client", lambda: fake)
     link = census.scvi_model_link("2025-01-30")
     assert link == "s3://cellxgene-contrib-public/models/scvi/2025-01-30/homo_sapiens/model.pt"
-    assert census._https(link) == ("https://cellxgene-contrib-public.s3.us-west-2.amazonaws.com/"
+    assert download._https(link) == ("https://cellxgene-contrib-public.s3.us-west-2.amazonaws.com/"
                                    "models/scvi/2025-01-30/homo_sapiens/model.pt")
     src = tmp_path / "served.pt"
     src.write_bytes(b"weights")

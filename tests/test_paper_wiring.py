@@ -11,8 +11,9 @@ import numpy as np
 import pytest
 import yaml
 
-from scconcepts import census, scale
-from scconcepts.census import CensusCache, make_census_like_h5ad
+from scconcepts import scale
+from scconcepts.data import census, census_scvi
+from scconcepts.data.census import CensusCache, make_census_like_h5ad
 from scconcepts.config import ConfigError, load_config, repo_root
 from scconcepts.workflow import Workflow
 
@@ -179,7 +180,7 @@ def test_census_scvi_chunked_embeddings_resume(paper_like, monkeypatch):
 
         return encode
 
-    monkeypatch.setattr(census, "census_scvi_encoder", flaky)
+    monkeypatch.setattr(census_scvi, "census_scvi_encoder", flaky)
     fail = True
     with pytest.raises(KeyboardInterrupt):
         Workflow(fresh).embeddings("main", "scvi")

@@ -18,7 +18,7 @@ import pytest
 import scipy.sparse as sp
 
 from scconcepts import scale
-from scconcepts.census import make_census_like_h5ad
+from scconcepts.data.synthetic import make_census_like_h5ad
 from scconcepts.data import DataValidationError
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",

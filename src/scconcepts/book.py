@@ -13,9 +13,10 @@ Command line::
     python -m scconcepts.book all --profile default      # execute, strict build, print index.html
 
 ``python -m scconcepts.book mathjax`` vendors MathJax (npm, once). ``--notebooks DIR`` and
-``--params-dir DIR`` redirect the sources (tests use them); ``--set
-key=value`` overrides one parameter of the profile (dotted key, value parsed as YAML; see
-:mod:`scconcepts.config`); the profile is validated before any kernel starts.
+``--params-dir DIR`` redirect the sources (tests use them); ``--set key=value`` overrides one
+parameter of the profile (dotted key, value parsed as YAML; see :mod:`scconcepts.config`); the
+profile is validated before any kernel starts. MathJax vendoring and the Jupyter Book build live
+in :mod:`scconcepts.book_build` and are re-exported here.
 """
 
 from __future__ import annotations
@@ -24,7 +25,6 @@ import argparse
 import contextlib
 import logging
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -33,7 +33,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Sequence
 
-import yaml
+from .book_build import (  # noqa: F401  (re-exported: the build half of this module)
+    MATHJAX_DIR,
+    MATHJAX_ENTRY,
+    MATHJAX_PARTS,
+    MATHJAX_VERSION,
+    BookError,
+    _toc_files,
+    build,
+    check_sources,
+    find_root,
+    jupyter_book_command,
+    mathjax_vendored,
+    stale_chapters,
+    vendor_mathjax,
+)
 
 log = logging.getLogger("scconcepts.book")
 
@@ -43,23 +57,6 @@ KERNEL_NAME = "python3"
 #: cells; both are hidden in the book, each chapter shows a run-parameters table instead.
 PARAMETER_TAGS = ("parameters", "injected-parameters")
 HIDE_TAG = "remove-cell"
-#: MathJax is vendored (``python -m scconcepts.book mathjax``, run by ``make``) from the npm
-#: package into this git-ignored folder; ``mathjax_path`` in ``_config.yml`` points to it.
-MATHJAX_VERSION = "3.2.2"
-MATHJAX_DIR = Path("book/_static/mathjax")
-MATHJAX_ENTRY = "tex-mml-chtml.js"
-#: Parts of ``mathjax/es5`` the browser may load: the combined component, the CHTML fonts, the
-#: TeX/MathML extensions it autoloads, and the menu's accessibility and speech modules (with
-#: their local locale files, so that SRE never falls back to its CDN).
-MATHJAX_PARTS = (
-    MATHJAX_ENTRY,
-    "output/chtml/fonts/woff-v2",
-    "input/tex/extensions",
-    "input/mml/extensions",
-    "a11y",
-    "ui",
-    "sre",
-)
 #: Environment for the kernels. The inline backend is headless and, unlike ``Agg``, still
 #: displays figures shown with ``plt.show()``; ipykernel keeps a pre-set ``MPLBACKEND``.
 KERNEL_ENV = {
@@ -68,26 +65,9 @@ KERNEL_ENV = {
 }
 
 
-class BookError(RuntimeError):
-    """A failure the user can act on; the message says what to do."""
-
-
 # --------------------------------------------------------------------------------------------
 # locations
 # --------------------------------------------------------------------------------------------
-
-
-def find_root(start: Path | None = None) -> Path:
-    """The book root: the first folder from ``start`` (default: cwd) upwards with ``_toc.yml``,
-    else the repository that holds this file (editable install), else the cwd."""
-    start = Path(start or Path.cwd()).resolve()
-    for folder in (start, *start.parents):
-        if (folder / "_toc.yml").is_file() and (folder / "_config.yml").is_file():
-            return folder
-    here = Path(__file__).resolve().parents[2]
-    if (here / "_toc.yml").is_file():
-        return here
-    return start
 
 
 def discover_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -> list[Path]:
@@ -338,7 +318,7 @@ def execute(
     if cfg.scale.uses_census:
         # Census (paper) profile: check the downloads first, so that missing data or checkpoints
         # fail here within seconds with what to download, not deep inside a notebook.
-        from . import census
+        from .data import census
 
         try:
             census.preflight(cfg)
@@ -371,178 +351,6 @@ def execute(
             os.environ["SCCONCEPTS_PARAMS_DIR"] = saved
     log.info("executed %d notebook(s) in %.1f s", len(runs), sum(r.seconds for r in runs))
     return runs
-
-
-# --------------------------------------------------------------------------------------------
-# MathJax
-# --------------------------------------------------------------------------------------------
-
-
-def mathjax_vendored(root: Path, version: str = MATHJAX_VERSION) -> bool:
-    stamp = Path(root) / MATHJAX_DIR / "VERSION"
-    return stamp.is_file() and stamp.read_text().strip() == version
-
-
-def vendor_mathjax(root: Path | None = None, version: str = MATHJAX_VERSION,
-                   force: bool = False) -> Path:
-    """Install ``mathjax@version`` with npm and copy what the pages load into book/_static.
-
-    Needs only the npm registry (or npm's cache). The ``VERSION`` file is written last, so an
-    interrupted copy is redone on the next call.
-    """
-    root = Path(root or find_root()).resolve()
-    dest = root / MATHJAX_DIR
-    if not force and mathjax_vendored(root, version):
-        log.info("MathJax %s already vendored in %s", version, dest)
-        return dest
-    npm = shutil.which("npm")
-    if npm is None:
-        raise BookError(
-            "npm is needed once to vendor MathJax (the book loads nothing from a CDN): install "
-            "Node.js/npm, or copy mathjax@3 es5/ files into book/_static/mathjax by hand"
-        )
-    with tempfile.TemporaryDirectory(prefix="scconcepts-mathjax-") as tmp:
-        log.info("npm install mathjax@%s", version)
-        subprocess.run(
-            [npm, "install", "--no-audit", "--no-fund", "--no-save", "--loglevel=error",
-             "--prefix", tmp, f"mathjax@{version}"],
-            check=True, stdout=subprocess.DEVNULL,
-        )
-        pkg = Path(tmp) / "node_modules" / "mathjax"
-        es5 = pkg / "es5"
-        staging = Path(tmp) / "staging"
-        for part in MATHJAX_PARTS:
-            src, dst = es5 / part, staging / part
-            dst.parent.mkdir(parents=True, exist_ok=True)
-            if src.is_dir():
-                shutil.copytree(src, dst)
-            else:
-                shutil.copy2(src, dst)
-        shutil.copy2(pkg / "LICENSE", staging / "LICENSE")
-        (staging / "PROVENANCE.txt").write_text(
-            f"MathJax {version} (Apache License 2.0, see LICENSE), npm package mathjax@{version},\n"
-            f"files from its es5/ folder: {', '.join(MATHJAX_PARTS)}.\n"
-            "Copied by `python -m scconcepts.book mathjax` (make mathjax); not tracked by git.\n"
-        )
-        if dest.exists():
-            shutil.rmtree(dest)
-        shutil.copytree(staging, dest)
-    (dest / "VERSION").write_text(version + "\n")
-    log.info("MathJax %s vendored in %s", version, dest)
-    return dest
-
-
-# --------------------------------------------------------------------------------------------
-# build
-# --------------------------------------------------------------------------------------------
-
-
-def _toc_files(toc: dict) -> list[str]:
-    files: list[str] = []
-
-    def walk(node):
-        if isinstance(node, dict):
-            if "file" in node:
-                files.append(str(node["file"]))
-            for key in ("root",):
-                if key in node:
-                    files.append(str(node[key]))
-            for key in ("chapters", "sections", "parts"):
-                for child in node.get(key, []) or []:
-                    walk(child)
-        elif isinstance(node, list):
-            for child in node:
-                walk(child)
-
-    walk(toc)
-    return files
-
-
-def check_sources(root: Path) -> None:
-    """Fail early, with what to run, when MathJax or an executed chapter is missing."""
-    root = Path(root)
-    if not mathjax_vendored(root):
-        raise BookError(
-            f"MathJax {MATHJAX_VERSION} is not vendored in {root / MATHJAX_DIR}: run "
-            "`make mathjax` or `python -m scconcepts.book mathjax` (needs npm once)"
-        )
-    toc = yaml.safe_load((root / "_toc.yml").read_text())
-    missing = []
-    for entry in _toc_files(toc):
-        stem = root / entry
-        if not any(stem.with_name(stem.name + ext).is_file() for ext in ("", ".md", ".ipynb")):
-            missing.append(entry)
-    if missing:
-        hint = (
-            "; execute the notebooks first: python -m scconcepts.book execute --profile default"
-            if any("_executed" in m for m in missing)
-            else ""
-        )
-        raise BookError("files listed in _toc.yml are missing: " + ", ".join(missing) + hint)
-
-
-def stale_chapters(root: Path) -> list[str]:
-    """Executed chapters older than their ``notebooks/<stem>.py`` source."""
-    root = Path(root)
-    stale = []
-    for executed in sorted((root / "book" / "_executed").glob("[0-9][0-9]_*.ipynb")):
-        source = root / "notebooks" / f"{executed.stem}.py"
-        if source.is_file() and source.stat().st_mtime > executed.stat().st_mtime:
-            stale.append(executed.stem)
-    return stale
-
-
-def jupyter_book_command() -> list[str]:
-    exe = Path(sys.executable).with_name("jupyter-book")
-    if exe.is_file():
-        return [str(exe)]
-    found = shutil.which("jupyter-book")
-    if found:
-        return [found]
-    return [sys.executable, "-c", "from jupyter_book.cli.main import main; main()"]
-
-
-def build(
-    root: Path | None = None,
-    strict: bool = False,
-    builder: str = "html",
-    path_output: Path | None = None,
-    all_pages: bool = False,
-) -> Path:
-    """``jupyter-book build`` of the book at ``root``; returns ``_build/html/index.html``.
-
-    ``strict`` turns warnings (including nitpicky missing references) into errors and rebuilds
-    every page, so no warning is hidden by an incremental build.
-    """
-    root = Path(root or find_root()).resolve()
-    if not mathjax_vendored(root) and shutil.which("npm"):
-        vendor_mathjax(root)
-    check_sources(root)
-    stale = stale_chapters(root)
-    if stale:
-        log.warning(
-            "building from executed notebooks older than their source: %s (re-run "
-            "`python -m scconcepts.book execute --only NN` to refresh them)", ", ".join(stale)
-        )
-    cmd = jupyter_book_command() + ["build", str(root), "--builder", builder]
-    if path_output is not None:
-        cmd += ["--path-output", str(path_output)]
-    if strict:
-        cmd += ["-W", "-n", "--keep-going"]
-    if strict or all_pages:
-        cmd += ["--all"]
-    log.info("building: %s", " ".join(cmd))
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=root)
-    if proc.returncode != 0:
-        raise BookError(
-            f"jupyter-book build failed (exit {proc.returncode})"
-            + (" — strict mode: every Sphinx warning above is an error" if strict else "")
-        )
-    out_root = Path(path_output).resolve() if path_output is not None else root
-    index = out_root / "_build" / builder / "index.html"
-    log.info("built in %.1f s: %s", time.perf_counter() - t0, index)
-    return index
 
 
 # --------------------------------------------------------------------------------------------

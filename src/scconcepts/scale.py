@@ -43,6 +43,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
+from .scale_shards import merge_shards, run_shard, shard_path, shard_units
 from .utils import atomic_write, resolve_device
 
 __all__ = [
@@ -408,137 +409,6 @@ def scgpt_chunk_encoder(model, vocab, genes: Sequence[str] | None = None, *, see
                         max_len=max_len, seed=seed, amp=amp, progress=False)
 
     return encode
-
-
-# --------------------------------------------------------------------------------------------
-# attribution sharding
-
-
-def shard_units(units: Sequence[int], shard: int, n_shards: int) -> np.ndarray:
-    """Contiguous range ``shard`` (0-based) of ``n_shards`` balanced ranges of sorted ``units``.
-
-    Parameters
-    ----------
-    units
-        Unit indices (concepts or neurons) to attribute; duplicates are removed.
-    shard, n_shards
-        Which range, of how many (papermill parameters ``attribution_shard_index`` and
-        ``attribution_shard_count``). Sizes differ by at most one unit.
-
-    Returns
-    -------
-    numpy.ndarray
-        int64, sorted; empty when there are fewer units than shards.
-
-    Raises
-    ------
-    ValueError
-        If ``n_shards < 1`` or ``shard`` is not in ``0..n_shards-1``.
-    """
-    if int(n_shards) < 1:
-        raise ValueError(f"n_shards must be >= 1, got {n_shards}")
-    if not 0 <= int(shard) < int(n_shards):
-        raise ValueError(f"shard must be in 0..{int(n_shards) - 1}, got {shard}")
-    u = np.unique(np.asarray(list(units), dtype=np.int64))
-    return np.array_split(u, int(n_shards))[int(shard)]
-
-
-def shard_path(folder: str | os.PathLike, tag: str, shard: int, n_shards: int) -> Path:
-    """``<folder>/<tag>_shard<iii>of<nnn>.npz``: where shard ``shard`` of ``tag`` is saved."""
-    return Path(folder) / f"{tag}_shard{int(shard):03d}of{int(n_shards):03d}.npz"
-
-
-def run_shard(compute: Callable[[np.ndarray], "object"], units: Sequence[int], shard: int,
-              n_shards: int, folder: str | os.PathLike, tag: str):
-    """Attribute the units of one shard (or load them if that shard is already saved).
-
-    Parameters
-    ----------
-    compute
-        ``compute(units_of_shard) -> AttributionResult`` (e.g. a closure over
-        :func:`scconcepts.attribution.attribute_units`).
-    units, shard, n_shards
-        See :func:`shard_units`.
-    folder, tag
-        Where shard files go (:func:`shard_path`); ``tag`` names the model, SAE and parameters.
-
-    Returns
-    -------
-    AttributionResult
-        The shard's result, saved atomically to :func:`shard_path`.
-    """
-    from .attribution import AttributionResult
-
-    path = shard_path(folder, tag, shard, n_shards)
-    if path.exists():
-        return AttributionResult.load(path)
-    sub = shard_units(units, shard, n_shards)
-    res = compute(sub)
-    if not np.array_equal(np.sort(np.asarray(res.units)), sub):
-        raise ValueError(f"compute returned units {res.units[:5]}... for shard {shard}; expected "
-                         f"the shard's {len(sub)} units.")
-    res.save(path)
-    return res
-
-
-def merge_shards(folder: str | os.PathLike, tag: str, n_shards: int,
-                 units: Sequence[int] | None = None, out_path: str | os.PathLike | None = None):
-    """Concatenate the ``n_shards`` shard results of ``tag`` and check that nothing is missing.
-
-    Parameters
-    ----------
-    folder, tag, n_shards
-        As given to :func:`run_shard`.
-    units
-        The full set of units that was split; when given, the merged units must equal it.
-    out_path
-        If given, the merged result is saved there (atomically).
-
-    Returns
-    -------
-    AttributionResult
-        Rows sorted by unit index.
-
-    Raises
-    ------
-    FileNotFoundError
-        If shard files are missing; the message lists their indices and the parameter to rerun
-        each (``--set attribution_shard_index=i``).
-    ValueError
-        If a unit appears in two shards, or the merged units differ from ``units``.
-    """
-    from .attribution import AttributionResult
-
-    paths = [shard_path(folder, tag, i, n_shards) for i in range(int(n_shards))]
-    missing = [i for i, p in enumerate(paths) if not p.exists()]
-    if missing:
-        raise FileNotFoundError(
-            f"{len(missing)} of {n_shards} attribution shard(s) of {tag!r} are missing in "
-            f"{folder}: {missing}. Run each with the same profile and --set "
-            f"attribution_shard_count={n_shards} --set attribution_shard_index=<i>, then merge.")
-    parts = [AttributionResult.load(p) for p in paths]
-    parts = [p for p in parts if len(p.units)]
-    if not parts:
-        raise ValueError(f"All {n_shards} shards of {tag!r} are empty.")
-    res = AttributionResult.concat(parts)
-    order = np.argsort(res.units, kind="stable")
-    for k in ("units", "scores", "per_prototype", "prototypes", "counterfactuals",
-              "prototype_activation"):
-        setattr(res, k, getattr(res, k)[order])
-    if len(np.unique(res.units)) != len(res.units):
-        dup = res.units[np.r_[False, np.diff(res.units) == 0]]
-        raise ValueError(f"units {dup[:10].tolist()} appear in more than one shard of {tag!r}; "
-                         "the shards were made with different unit lists.")
-    if units is not None:
-        want = np.unique(np.asarray(list(units), dtype=np.int64))
-        if not np.array_equal(want, res.units):
-            lacking = np.setdiff1d(want, res.units)[:10].tolist()
-            extra = np.setdiff1d(res.units, want)[:10].tolist()
-            raise ValueError(f"merged shards of {tag!r} do not cover the requested units "
-                             f"(missing e.g. {lacking}, unexpected e.g. {extra}).")
-    if out_path is not None:
-        res.save(out_path)
-    return res
 
 
 # --------------------------------------------------------------------------------------------

@@ -68,7 +68,7 @@ class _Context:
         return self.workflow.dataset("main"), self.workflow.dataset_key("main")
 
     def census_cache(self):
-        from . import census
+        from .data import census
 
         return census.cache_for(self.workflow.cfg)
 
@@ -97,7 +97,7 @@ class Workflow:
         self._ctx = _Context(self, int(cfg.seed), cfg.scale.device, bool(cfg.scale.amp))
         self._adapters: dict[str, FoundationModel] = {}
         if cfg.scale.uses_census:
-            from . import census
+            from .data import census
 
             census.preflight(cfg)
 
@@ -108,7 +108,7 @@ class Workflow:
         return list(self.cfg.models)
 
     def _source(self, role: str) -> str:
-        from . import census
+        from .data import census
 
         return census.resolve_dataset(self.cfg, role)
 
@@ -489,7 +489,7 @@ class Workflow:
 
     # ------------------------------------------------------------------ GSEA
     def gene_sets(self) -> dict[str, list[str]]:
-        from . import census
+        from .data import census
         from .data import load_gene_sets
 
         return load_gene_sets(census.resolve_gene_sets(self.cfg))
@@ -513,7 +513,7 @@ class Workflow:
         ValueError
             While attribution is sharded (GSEA needs the whole attribution).
         """
-        from . import census
+        from .data import census
         from .enrichment import annotate_units
 
         g = self.cfg.gsea

@@ -93,11 +93,11 @@ def r2_default(model: str, label: str, c: int, k: int, r2: float,
     uncertain = interval is not None and interval[0] <= R2_MIN <= interval[1]
     v = verdict(holds, uncertain=uncertain or paper is None)
     ci = f" (95 % bootstrap interval {interval[0]:.3f}–{interval[1]:.3f})" if interval else ""
-    ref = (f"paper's default SAE, $c$ = {paper['c']}, $k$ = {paper['k']}: {paper['r2']:.3f}"
+    ref = (f"paper's default SAE, *c* = {paper['c']}, *k* = {paper['k']}: {paper['r2']:.3f}"
            if paper else "no paper value for this model")
     reason = ("no paper value for this model" if paper is None
               else f"the interval contains {R2_MIN}")
-    sentence = (f"**{label}.** At the default size ($c$ = {c}, $k$ = {k}) the SAE reconstructs "
+    sentence = (f"**{label}.** At the default size (*c* = {c}, *k* = {k}) the SAE reconstructs "
                 f"the embeddings with R² = {r2:.3f}{ci}, {'above' if holds else 'not above'} the "
                 f"{R2_MIN} that every SAE of the paper reaches ({ref}): "
                 f"{_conclusion(v, reason)}.")
@@ -124,9 +124,9 @@ def r2_trend(model: str, label: str, table: pd.DataFrame,
               else "no paper value for this model")
     steps = ", ".join(f"{x:.3f}" for x in r2)
     sizes = ", ".join(str(int(x)) for x in t["c"])
-    sentence = (f"**{label}.** Across the grid ($c$ = {sizes}) R² is {steps}: it "
+    sentence = (f"**{label}.** Across the grid (*c* = {sizes}) R² is {steps}: it "
                 f"{'rises at every step' if holds else 'does not rise at every step'} "
-                f"({gain:+.3f} from the smallest to the largest $c$")
+                f"({gain:+.3f} from the smallest to the largest *c*")
     if has_paper:
         p = _sorted(paper_table)
         sentence += f"; paper: {p['r2'].iloc[0]:.3f} to {p['r2'].iloc[-1]:.3f}"
@@ -134,7 +134,7 @@ def r2_trend(model: str, label: str, table: pd.DataFrame,
         if len(both):
             lower = both.loc[both["r2"] < both["r2_paper"], "c"].astype(int).tolist()
             sentence += (f"; below the paper's R² at {len(lower)} of the {len(both)} sizes both "
-                         "have" + (f", $c$ = {', '.join(map(str, lower))}" if lower else ""))
+                         "have" + (f", *c* = {', '.join(map(str, lower))}" if lower else ""))
     sentence += f"): {_conclusion(v, reason)}."
     return Claim(key=f"ch02_{model}_r2_trend", value=gain, n=n,
                  test="R² strictly increasing with c at every step of the grid", verdict=v,
@@ -190,14 +190,14 @@ def dead_growth(model: str, label: str, table: pd.DataFrame,
     v = verdict(holds, n=n, min_n=MIN_SIZES, uncertain=not has_paper)
     reason = (f"{n} SAE sizes, at least {MIN_SIZES} needed" if n < MIN_SIZES
               else "no paper value for this model")
-    counts = " → ".join(f"{d} ($c$ = {int(c)})" for d, c in zip(dead, t["c"]))
+    counts = " → ".join(f"{d} (*c* = {int(c)})" for d, c in zip(dead, t["c"]))
     sentence = (f"**{label}.** Dead concepts across the grid: {counts}, "
-                f"{'growing' if holds else 'not growing'} with $c$ ({rise:+d} from the smallest to "
+                f"{'growing' if holds else 'not growing'} with *c* ({rise:+d} from the smallest to "
                 "the largest")
     if has_paper:
         p = _sorted(paper_table)
-        sentence += (f"; paper: {int(p['dead_concepts'].iloc[0])} at $c$ = {int(p['c'].iloc[0])}"
-                     f" to {int(p['dead_concepts'].iloc[-1])} at $c$ = {int(p['c'].iloc[-1])}")
+        sentence += (f"; paper: {int(p['dead_concepts'].iloc[0])} at *c* = {int(p['c'].iloc[0])}"
+                     f" to {int(p['dead_concepts'].iloc[-1])} at *c* = {int(p['c'].iloc[-1])}")
     sentence += f"): {_conclusion(v, reason)}."
     return Claim(key=f"ch02_{model}_dead", value=rise, n=n,
                  test="dead concepts non-decreasing with c over the grid, largest > smallest",

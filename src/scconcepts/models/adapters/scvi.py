@@ -87,7 +87,7 @@ class ScVIModel(FoundationModel):
 
             ref, _ = self.ctx.reference()
             if self.census:
-                from ... import census
+                from ...data import census_scvi as census
 
                 self._model, self._report = census.load_census_scvi(ref, self.model_dir())
             else:
@@ -97,7 +97,7 @@ class ScVIModel(FoundationModel):
 
     def _census_aligned(self, src: ad.AnnData) -> tuple[ad.AnnData, dict]:
         """``src`` in the Census model's gene order (absent genes zero), symbols as names."""
-        from ... import census
+        from ...data import census_scvi as census
         from ...scale import _selection_matrix
         from .. import scvi as ms
 
@@ -141,7 +141,8 @@ class ScVIModel(FoundationModel):
 
     def chunk_encoder(self):
         """Encoder of AnnData chunks (:func:`scconcepts.scale.embed_in_chunks`)."""
-        from ... import census, scale
+        from ... import scale
+        from ...data import census_scvi as census
 
         if self.census:
             return census.census_scvi_encoder(self.model(), self.model_dir(),

@@ -12,6 +12,16 @@ problem *and* the fix:
 
 The bundled files live in ``data/`` of the repository (see ``data/README.md`` for provenance and
 licences); nothing is downloaded.
+
+The paper profile's own inputs (CELLxGENE Census atlases, the Census scVI model, scGPT
+whole-human, GO_Biological_Process_2025) live in the submodules, imported on demand:
+
+* :mod:`scconcepts.data.census` — cache layout, :data:`~scconcepts.data.census.PAPER_DATASETS`,
+  preflight, resolution of a profile's inputs, and the command line
+  (``python -m scconcepts.data.census check|download --profile paper``);
+* :mod:`scconcepts.data.download` — the Census client, resumable downloads;
+* :mod:`scconcepts.data.census_scvi` — the Census scVI query model and scGPT whole-human;
+* :mod:`scconcepts.data.synthetic` — synthetic data in the Census schema (fixtures, benchmark).
 """
 
 from __future__ import annotations
@@ -61,7 +71,8 @@ class DataValidationError(ValueError):
 def data_dir() -> Path:
     """Folder of the bundled data.
 
-    Resolution order: ``$SCCONCEPTS_DATA`` if set, else ``<repo>/data`` next to ``src/``.
+    Resolution order: ``$SCCONCEPTS_DATA`` if set, else ``<repo>/data`` next to ``src/``
+    (this file is ``<repo>/src/scconcepts/data/__init__.py``).
 
     Raises
     ------
@@ -69,7 +80,7 @@ def data_dir() -> Path:
         If the folder does not exist (e.g. the package was installed without the repository).
     """
     env = os.environ.get("SCCONCEPTS_DATA")
-    path = Path(env) if env else Path(__file__).resolve().parents[2] / "data"
+    path = Path(env) if env else Path(__file__).resolve().parents[3] / "data"
     if not path.is_dir():
         raise FileNotFoundError(
             f"Bundled data folder not found at {path}. Run from a clone of the scconcepts "
