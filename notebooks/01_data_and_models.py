@@ -49,8 +49,10 @@ from scconcepts import data, plotting
 from scconcepts.claims import glue_sentences
 from scconcepts.claims.models import knn_accuracy
 from scconcepts.config import load_config
+from scconcepts.models import scgpt as scgpt_model
 from scconcepts.workflow import Workflow
 
+# %%
 cfg = load_config(profile, params)
 wf = Workflow(cfg)
 roles = ["main", "second", "perturbation"]
@@ -79,7 +81,7 @@ pd.DataFrame({"cells": main.obs["cell_type"].value_counts(),
               "fraction": main.obs["cell_type"].value_counts(normalize=True).round(3)})
 
 # %% [markdown]
-# ## scVI (Table 2 analogue)
+# ## The models (Table 2 analogues)
 #
 # scVI is a variational autoencoder: the encoder maps the counts of a cell (log1p-transformed
 # inside the network) to a Gaussian posterior over a 50-dimensional latent space; the cell
@@ -87,7 +89,7 @@ pd.DataFrame({"cells": main.obs["cell_type"].value_counts(),
 # that the SAEs decompose and that attribution differentiates through.
 
 # %%
-described = {wf.label(m): wf.model(m).describe() for m in wf.models}  # Table 2 analogue
+described = {wf.label(m): wf.model(m).describe() for m in wf.models}  # Table 2 analogues
 described = {label: t for label, t in described.items() if t is not None}
 pd.concat(described, names=["model"]) if described else None
 
@@ -119,37 +121,15 @@ if "scvi" in wf.models:
 # Binning is deterministic here (scGPT breaks ties at random).
 
 # %%
-import json
-
-
 has_scgpt = "scgpt" in wf.models  # this section describes the scGPT checkpoint, when profiled
-scgpt_dir = wf.model("scgpt").checkpoint() if has_scgpt else None
-scgpt_args = json.loads((scgpt_dir / "args.json").read_text()) if has_scgpt else {}
-log = json.loads((scgpt_dir / "training_log.json").read_text()) if has_scgpt else {}
-ours = {} if not has_scgpt else {
-    "Model architecture": "Transformer (scgpt.model.TransformerModel)",
-    "Parameters": f"{log['n_params'] / 1e6:.2f}M",
-    "Genes in vocabulary": f"{log['n_vocab'] - 3:,}",
-    "Gene expression preprocessing": f"binning ({scgpt_args['n_bins']} bins, deterministic)",
-    "Sequence length": f"non-zero genes, at most {scgpt_args['max_seq_len']} tokens",
-    "Cell embedding strategy": "CLS token", "Cell embedding size": str(scgpt_args["embsize"]),
-    "Pretraining": f"{log['steps']:,} steps, {log['seconds'] / 60:.0f} CPU-minutes, "
-                   f"{log['config']['batch_size']} cells/step"}
-
-# %%
-from scconcepts.reference.scale import PAPER_TABLE2_SCGPT
-
-if has_scgpt:
-    display(pd.DataFrame({"scGPT (this book)": ours,
-                          "scGPT whole-human (paper, Table 2)": PAPER_TABLE2_SCGPT}))
+log = wf.model("scgpt").training_log() if has_scgpt else None
+if log:
     fig = plotting.pretraining_curve(log)
     plt.show()
 
 # %%
-from scconcepts.models import scgpt as scgpt_model
-
 if has_scgpt:  # genes of the main dataset in the model's vocabulary (others: old symbols)
-    _, scgpt_vocab, _ = scgpt_model.load_checkpoint(scgpt_dir)
+    _, scgpt_vocab, _ = wf.model("scgpt").loaded()
     gene_match = scgpt_model.match_genes(wf.dataset("main"), scgpt_vocab)
     display(pd.Series({"genes in the dataset": gene_match["n_genes"],
                        "in the vocabulary": gene_match["n_found"],

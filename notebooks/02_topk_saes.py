@@ -56,6 +56,7 @@ from scconcepts.config import load_config
 from scconcepts.reference.scale import paper_default, paper_grid
 from scconcepts.workflow import Workflow
 
+# %%
 cfg = load_config(profile, params)
 wf = Workflow(cfg)
 cfg.table(["data.main.dataset"] + [f"models.{m}.{key}" for m in wf.models

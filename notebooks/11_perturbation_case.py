@@ -58,6 +58,7 @@ import pandas as pd
 from IPython.display import display
 from myst_nb import glue
 
+# %%
 from scconcepts import plotting
 from scconcepts.claims import glue_sentences
 from scconcepts.claims.perturbation import (AUROC_ALONE, MAJORITY, interferon_claim,

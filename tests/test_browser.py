@@ -365,9 +365,9 @@ def test_exported_json_gives_fig3a_in_chapter_06(browser, smoke_book, tmp_path):
             images += "image/png" in d
     text = "\n".join(texts)
     assert "No annotations are loaded yet" not in text
-    assert re.search(r"Loaded 2 ratings of [12] of \d+ items", text), text[:2000]
-    assert f"1 rater(s) ({RATER})" in text
-    assert "blinded, open" in text
+    # ratings per rater and mode (one in the open page, one in the blinded page)
+    counts = next(t for t in texts if "ratings" in t and "items" in t and RATER in t)
+    assert "blinded" in counts and "open" in counts, counts
     fig3a = next(t for t in texts if "signal but unclear" in t and "n_ratings" in t)
     assert "interpretable" in fig3a
     assert images >= 2  # the static preview and Fig 3A.a

@@ -176,6 +176,34 @@ def test_no_parameter_named_pipe():
     assert not hits, f"parameters named 'pipe' (call it 'wf' / 'workflow'): {hits}"
 
 
+NOTEBOOKS = SRC.parent / "notebooks"
+MAX_CELL_LINES = 15
+
+
+def test_notebooks_read_like_chapters():
+    """Code cells of at most 15 lines, no function definitions, no prose built in f-strings
+    (conclusions are markdown with glued claims, :mod:`scconcepts.claims`)."""
+    import re
+
+    import jupytext
+
+    problems = []
+    for path in sorted(NOTEBOOKS.glob("[0-9][0-9]_*.py")):
+        nb = jupytext.read(path)
+        for i, cell in enumerate(nb.cells):
+            if cell.cell_type != "code":
+                continue
+            src = cell.source
+            n = len(src.splitlines())
+            if n > MAX_CELL_LINES:
+                problems.append(f"{path.name} cell {i}: {n} lines")
+            if re.search(r"^\s*(async\s+)?def\s", src, re.M):
+                problems.append(f"{path.name} cell {i}: defines a function")
+            if re.search(r"Markdown\(\s*f[\"']", src):
+                problems.append(f"{path.name} cell {i}: builds prose with Markdown(f...)")
+    assert not problems, "; ".join(problems)
+
+
 if __name__ == "__main__":
     g = import_graph()
     print(f"{len(g)} modules, {sum(map(len, g.values()))} top-level import edges")

@@ -11,7 +11,8 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-__all__ = ["shard_units", "shard_path", "run_shard", "merge_shards"]
+__all__ = ["shard_units", "shard_path", "run_shard", "merge_shards", "merge_shard_set",
+           "empty_attribution"]
 
 
 # --------------------------------------------------------------------------------------------
@@ -143,3 +144,59 @@ def merge_shards(folder: str | os.PathLike, tag: str, n_shards: int,
     if out_path is not None:
         res.save(out_path)
     return res
+
+
+def empty_attribution(kind: str, genes, n_p: int, n_c: int):
+    """An :class:`~scconcepts.attribution.AttributionResult` with no unit (an empty shard)."""
+    from .attribution import AttributionResult
+
+    m = len(genes)
+    return AttributionResult(
+        units=np.zeros(0, dtype=np.int64), genes=np.asarray(genes, dtype=str),
+        scores=np.zeros((0, m), np.float32), per_prototype=np.zeros((0, n_p, m), np.float32),
+        prototypes=np.zeros((0, n_p), np.int64), counterfactuals=np.zeros((0, n_p, n_c), np.int64),
+        prototype_activation=np.zeros((0, n_p), np.float32), kind=kind)
+
+
+def merge_shard_set(folder: str | os.PathLike, key: str, units: Sequence[int],
+                    require: bool = False):
+    """Merge the complete set of shards ``<key>_shard<i>of<n>.npz`` in ``folder``.
+
+    Returns the merged :class:`~scconcepts.attribution.AttributionResult` with rows in the
+    order of ``units`` (as an unsharded run returns them), or None when no shard exists and
+    ``require`` is False.
+
+    Raises
+    ------
+    FileNotFoundError
+        When no shard exists (``require``) or the set is incomplete (names the missing indices
+        and how to run them).
+    """
+    folder = Path(folder)
+    units = np.asarray(units, dtype=int)
+    found: dict[int, list[int]] = {}
+    prefix = f"{key}_shard"
+    for p in folder.glob(f"{prefix}*of*.npz"):
+        i, _, n = p.stem[len(prefix):].partition("of")
+        if i.isdigit() and n.isdigit():
+            found.setdefault(int(n), []).append(int(i))
+    if not found:
+        if not require:
+            return None
+        raise FileNotFoundError(
+            f"No attribution shards of {key} in {folder}. Run the shards first: --set "
+            "scale.attribution_shard_count=<n> --set scale.attribution_shard_index=<i> for "
+            "i = 0..n-1 (README 'Run at paper scale').")
+    complete = [n for n, idx in found.items() if len(set(idx)) == n]
+    n = max(complete) if complete else max(found, key=lambda m: len(found[m]))
+    try:
+        merged = merge_shards(folder, key, n, units=units)
+    except FileNotFoundError as err:
+        raise FileNotFoundError(
+            f"{err} Or delete {folder}/{prefix}*of{n:03d}.npz to compute this attribution "
+            "without sharding.") from None
+    rows = np.searchsorted(merged.units, units)
+    for field in ("units", "scores", "per_prototype", "prototypes", "counterfactuals",
+                  "prototype_activation"):
+        setattr(merged, field, getattr(merged, field)[rows])
+    return merged

@@ -13,7 +13,7 @@ file is logged, deleted and recomputed. Long steps run in blocks (:meth:`Artifac
 finished blocks are kept, so an interrupted run resumes where it stopped.
 
 No other code in the package builds cache paths; the Census download cache
-(:mod:`scconcepts.census`) holds inputs, not results, and the chunked embedding store of
+(:mod:`scconcepts.data.census`) holds inputs, not results, and the chunked embedding store of
 :mod:`scconcepts.scale` lives in a folder this store names.
 """
 

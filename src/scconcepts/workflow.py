@@ -19,7 +19,7 @@ import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import anndata as ad
 import numpy as np
@@ -28,27 +28,12 @@ import scipy.sparse as sp
 
 from .config import Profile
 from .models.base import FoundationModel, adapter_class
-from .store import ArtifactStore, content_key, file_fingerprint
+from .store import ArtifactStore, file_fingerprint
+from .workflow_attribution import AttributionSteps
 
-__all__ = ["Workflow", "subsample"]
+__all__ = ["Workflow"]
 
 log = logging.getLogger("scconcepts.workflow")
-
-
-def subsample(adata: ad.AnnData, n: int | None, seed: int, stratify: str | None) -> ad.AnnData:
-    """At most ``n`` cells, seeded; proportional per ``obs[stratify]`` label when present so
-    that rare cell types survive in small runs."""
-    if not n or adata.n_obs <= n:
-        return adata
-    rng = np.random.default_rng(seed)
-    if stratify and stratify in adata.obs:
-        groups = adata.obs.groupby(stratify, observed=True).indices
-        frac = n / adata.n_obs
-        idx = np.concatenate([rng.choice(ix, max(1, int(round(len(ix) * frac))), replace=False)
-                              for ix in groups.values()])
-    else:
-        idx = rng.choice(adata.n_obs, n, replace=False)
-    return adata[np.sort(idx)].copy()
 
 
 @dataclass
@@ -73,7 +58,7 @@ class _Context:
         return census.cache_for(self.workflow.cfg)
 
 
-class Workflow:
+class Workflow(AttributionSteps):
     """Cached steps for one profile.
 
     Parameters
@@ -83,7 +68,7 @@ class Workflow:
 
     Raises
     ------
-    scconcepts.census.PaperInputsMissing
+    scconcepts.data.census.PaperInputsMissing
         For a profile with Census inputs (``scale.census_version`` and ``scale.cache_dir``)
         whose downloads are not all present; the message lists each one and the command.
     """
@@ -126,7 +111,7 @@ class Workflow:
     def dataset(self, role: str = "main") -> ad.AnnData:
         """Validated dataset of ``role`` ∈ {main, second, perturbation}, raw counts in ``X``
         (from ``counts_layer`` when set), optionally subsampled (seeded, by cell type)."""
-        from .data import load_dataset
+        from .data import load_dataset, subsample
 
         spec = getattr(self.cfg.data, role)
 
@@ -318,240 +303,6 @@ class Workflow:
                                    threshold=float(self.cfg.concepts.specificity_threshold),
                                    min_cells=int(self.cfg.concepts.min_cells))
 
-    # ------------------------------------------------------------------ units
-    def sample_units(self, model: str, c: int, k: int, n: int | None = None,
-                     role: str = "main") -> np.ndarray:
-        """Seeded random sample of at most ``n`` active concepts of SAE (c, k)."""
-        codes = self.codes(model, c, k, role)
-        active = np.flatnonzero(codes.getnnz(axis=0) > 0)
-        n = int(n if n is not None else self.settings(model).attribution_grid_units)
-        if len(active) <= n:
-            return active
-        rng = np.random.default_rng(int(self.cfg.seed))
-        return np.sort(rng.choice(active, n, replace=False))
-
-    def sample_neurons(self, model: str, n: int, role: str = "main") -> np.ndarray:
-        """Seeded random sample of at most ``n`` neurons (embedding dimensions)."""
-        d = self.embeddings(role, model).shape[1]
-        if d <= n:
-            return np.arange(d)
-        rng = np.random.default_rng(int(self.cfg.seed) + 1)
-        return np.sort(rng.choice(d, n, replace=False))
-
-    def default_units(self, model: str, kind: str, c=None, k=None, role: str = "main"):
-        """The model's attribution units: every active concept / neuron (``"active"``), or the
-        seeded interpretation sample of ``attribution_units`` of each."""
-        ms = self.settings(model)
-        c, k = int(c or ms.c), int(k or ms.k)
-        if kind == "concept":
-            if ms.attribution_units == "active":
-                return np.flatnonzero(self.codes(model, c, k, role).getnnz(axis=0) > 0)
-            return self.sample_units(model, c, k, int(ms.attribution_units), role)
-        if ms.attribution_units == "active":
-            return np.arange(self.embeddings(role, model).shape[1])
-        return self.sample_neurons(model, int(ms.attribution_units), role)
-
-    # ------------------------------------------------------------------ attribution
-    def attribution(self, model: str, kind: str = "concept", role: str = "main",
-                    sae_role: str | None = None, units=None, c: int | None = None,
-                    k: int | None = None, seed: int | None = None, epochs: int | None = None):
-        """Counterfactual occlusion attribution (Eq 1–3) of concepts or neurons (cached).
-
-        Parameters
-        ----------
-        kind
-            ``"concept"`` (units of the SAE (c, k) trained on ``sae_role`` with ``seed``/
-            ``epochs``) or ``"neuron"`` (embedding dimensions, readout centred on the median).
-        role
-            The cells whose prototypes and counterfactuals are searched.
-        units
-            Units to attribute; None = :meth:`default_units`.
-
-        Sharding (``scale.attribution_shard_count`` = n > 1) computes only shard
-        ``scale.attribution_shard_index``; a later unsharded run merges the complete set.
-
-        Raises
-        ------
-        FileNotFoundError
-            Without sharding, when some but not all shards of this attribution exist.
-        ValueError
-            For an unknown ``kind``.
-        """
-        from . import scale
-        from . import sae as sae_mod
-        from .attribution import (AttributionResult, NeuronReadout, SAEReadout, UnitFunction,
-                                  attribute_units)
-
-        ms = self.settings(model)
-        c, k = int(c or ms.c), int(k or ms.k)
-        A = self.embeddings(role, model)
-        if kind == "concept":
-            sae, _ = self.sae(model, c, k, sae_role or role, seed, epochs)
-            readout = SAEReadout(sae)
-            acts = sae_mod.encode(sae, A)
-        elif kind == "neuron":
-            readout = NeuronReadout.from_embeddings(A)
-            acts = A - readout.median.numpy()
-        else:
-            raise ValueError(f"kind must be 'concept' or 'neuron', not {kind!r}")
-        if units is None:
-            units = (self.default_units(model, kind, c, k, role) if (sae_role or role) == role
-                     else np.flatnonzero(acts.getnnz(axis=0) > 0))
-        units = np.asarray(units, dtype=int)
-        n_p, n_c = int(ms.n_prototypes), int(ms.n_counterfactuals)
-        key = self.attribution_key(model, kind, role, sae_role, units, c, k, seed, epochs)
-        path = self.store.path(key, ".npz")
-        shards = self.store.root / "attribution" / "shards"
-        index, count = self.cfg.scale.attribution_shard_index, self.cfg.scale.attribution_shard_count
-        if count > 1:
-            out = scale.shard_path(shards, key, index, count)
-            if out.exists():
-                return AttributionResult.load(out)
-            units = scale.shard_units(units, index, count)
-        elif self.store.exists(key, ".npz"):
-            return self.store.memo(key, lambda: AttributionResult.load(path))
-        else:
-            merged = self._merge_shards(key, units, shards, require=False)
-            if merged is not None:
-                return merged
-        X, genes = self.model(model).inputs(self.dataset(role), role)
-        f = self.model(model).encoder(genes)
-        unit_fn = UnitFunction(f, readout)
-
-        def compute(sub):
-            return attribute_units(unit_fn, X, A, acts, sub, genes, n_prototypes=n_p,
-                                   n_counterfactuals=n_c)
-
-        if count > 1:
-            if len(units) == 0:  # more shards than units: an empty shard
-                res = _empty_attribution(kind, genes, n_p, n_c)
-            else:
-                res = AttributionResult.concat(self.store.blocks(
-                    f"{key}-shard{index}of{count}", units, self.cfg.attribution.block, compute,
-                    lambda part, p: part.save(p), AttributionResult.load, ".npz"))
-            res.save(out)
-            return res
-        parts = self.store.blocks(key, units, self.cfg.attribution.block, compute,
-                                  lambda part, p: part.save(p), AttributionResult.load, ".npz",
-                                  )
-        res = AttributionResult.concat(parts)
-        self.store.cached(key, ".npz", lambda: res, lambda v, p: v.save(p),
-                          AttributionResult.load, recipe={"step": "attribution", "model": model,
-                                                          "kind": kind, "role": role})
-        self.store.drop_blocks(key)
-        return res
-
-    def attribution_key(self, model: str, kind: str, role: str, sae_role: str | None,
-                        units, c: int | None = None, k: int | None = None,
-                        seed: int | None = None, epochs: int | None = None) -> str:
-        """Store key of :meth:`attribution` with these arguments (``units`` given explicitly):
-        the SAE's key (concepts) or "neurons", the embeddings' key, the units, N_p and N_c."""
-        ms = self.settings(model)
-        source = (self.sae_key(model, c, k, sae_role or role, seed, epochs)
-                  if kind == "concept" else "neurons")
-        return self.store.key("attribution", {
-            "kind": kind, "units": np.asarray(units, dtype=int).tolist(),
-            "np": int(ms.n_prototypes), "nc": int(ms.n_counterfactuals)},
-            [source, self.embedding_key(role, model)])
-
-    def _merge_shards(self, key: str, units: np.ndarray, shards: Path, require: bool):
-        """Merge the complete shard set of attribution ``key``; None when no shard exists."""
-        from . import scale
-        from .attribution import AttributionResult
-
-        found: dict[int, list[int]] = {}
-        prefix = f"{key}_shard"
-        for p in shards.glob(f"{prefix}*of*.npz"):
-            i, _, n = p.stem[len(prefix):].partition("of")
-            if i.isdigit() and n.isdigit():
-                found.setdefault(int(n), []).append(int(i))
-        if not found:
-            if not require:
-                return None
-            raise FileNotFoundError(
-                f"No attribution shards of {key} in {shards}. Run the shards first: --set "
-                "scale.attribution_shard_count=<n> --set scale.attribution_shard_index=<i> for "
-                "i = 0..n-1 (README 'Run at paper scale').")
-        complete = [n for n, idx in found.items() if len(set(idx)) == n]
-        n = max(complete) if complete else max(found, key=lambda m: len(found[m]))
-        try:
-            merged = scale.merge_shards(shards, key, n, units=units)
-        except FileNotFoundError as err:
-            raise FileNotFoundError(
-                f"{err} Or delete {shards}/{prefix}*of{n:03d}.npz to compute this attribution "
-                "without sharding.") from None
-        rows = np.searchsorted(merged.units, units)
-        for field in ("units", "scores", "per_prototype", "prototypes", "counterfactuals",
-                      "prototype_activation"):
-            setattr(merged, field, getattr(merged, field)[rows])
-        return self.store.cached(key, ".npz", lambda: merged, lambda v, p: v.save(p),
-                                 AttributionResult.load, recipe={"step": "attribution-merge"})
-
-    # ------------------------------------------------------------------ GSEA
-    def gene_sets(self) -> dict[str, list[str]]:
-        from .data import census
-        from .data import load_gene_sets
-
-        return load_gene_sets(census.resolve_gene_sets(self.cfg))
-
-    def gsea_units(self, kind: str, attribution) -> np.ndarray:
-        """Units sent to GSEA: a seeded random sample of ``gsea.n_units`` attributed units."""
-        ok = attribution.units[~np.isnan(attribution.scores).all(1)]
-        n = int(self.cfg.gsea.n_units)
-        if len(ok) <= n:
-            return ok
-        rng = np.random.default_rng(int(self.cfg.seed) + (0 if kind == "concept" else 1))
-        return np.sort(rng.choice(ok, n, replace=False))
-
-    def gsea(self, model: str, kind: str = "concept", shuffle: bool = False) -> pd.DataFrame:
-        """Attribution-based GSEA summary (Sec 3.4) of the sampled units (cached parquet).
-
-        ``shuffle=True`` runs the shuffled-ranking null on the same units.
-
-        Raises
-        ------
-        ValueError
-            While attribution is sharded (GSEA needs the whole attribution).
-        """
-        from .data import census
-        from .enrichment import annotate_units
-
-        g = self.cfg.gsea
-        if self.cfg.scale.attribution_shard_count > 1:
-            raise ValueError(
-                "GSEA needs the whole attribution, but scale.attribution_shard_count > 1 makes "
-                "attribution compute one shard. Run the shard jobs of chapter 04, then this step "
-                "without --set scale.attribution_shard_count (the shards are merged).")
-        att = self.attribution(model, kind)
-        units = self.gsea_units(kind, att)
-        library = census.resolve_gene_sets(self.cfg)
-        lib_key = (file_fingerprint(library) if Path(str(library)).is_file() else str(library))
-        att_key = content_key(att.units.tolist(), _array_digest(att.scores))
-        key = self.store.key("gsea", {
-            "units": units.tolist(), "perm": g.permutations, "strong": g.strong_permutations,
-            "strong_method": g.strong_method, "min": g.min_size, "seed": int(self.cfg.seed),
-            "shuffle": shuffle, "library": lib_key}, [att_key])
-
-        def compute(sub):
-            part, _ = annotate_units(
-                att, self.gene_sets(), sub, permutations=int(g.permutations),
-                strong_permutations=int(g.strong_permutations), strong_method=g.strong_method,
-                min_size=int(g.min_size), seed=int(self.cfg.seed), threads=int(g.threads),
-                shuffle=shuffle)
-            return part.assign(model=model)
-
-        def run():
-            parts = self.store.blocks(key, units, g.block, compute, ArtifactStore.save_parquet,
-                                      ArtifactStore.load_parquet, ".parquet",
-                                      progress=f"GSEA {model} {kind}")
-            return pd.concat(parts, ignore_index=True)
-
-        out = self.store.cached(key, ".parquet", run, ArtifactStore.save_parquet,
-                                ArtifactStore.load_parquet,
-                                recipe={"step": "gsea", "model": model, "kind": kind})
-        self.store.drop_blocks(key)
-        return out
-
     # ------------------------------------------------------------------ chapter 01
     def knn_accuracy(self, role: str = "main", key: str = "cell_type") -> pd.DataFrame:
         """k-NN (k = 15, 5-fold) accuracy of ``obs[key]`` from each model's embeddings and from
@@ -562,21 +313,3 @@ class Workflow:
         reps = {f"{self.label(m)} (X_{m})": self.embeddings(role, m) for m in self.models}
         reps["PCA of log-normalised counts"] = pca_of_counts(src, seed=int(self.cfg.seed))
         return knn_table(reps, src.obs[key].astype(str).to_numpy(), seed=int(self.cfg.seed))
-
-
-def _array_digest(x: np.ndarray) -> str:
-    import hashlib
-
-    return hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest()
-
-
-def _empty_attribution(kind: str, genes, n_p: int, n_c: int):
-    """An :class:`~scconcepts.attribution.AttributionResult` with no unit (an empty shard)."""
-    from .attribution import AttributionResult
-
-    m = len(genes)
-    return AttributionResult(
-        units=np.zeros(0, dtype=np.int64), genes=np.asarray(genes, dtype=str),
-        scores=np.zeros((0, m), np.float32), per_prototype=np.zeros((0, n_p, m), np.float32),
-        prototypes=np.zeros((0, n_p), np.int64), counterfactuals=np.zeros((0, n_p, n_c), np.int64),
-        prototype_activation=np.zeros((0, n_p), np.float32), kind=kind)

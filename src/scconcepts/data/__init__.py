@@ -47,8 +47,7 @@ __all__ = [
     "read_gmt",
     "load_gene_sets",
     "load_gene_info",
-    "load_cell_cycle_genes",
-]
+    "load_cell_cycle_genes", "subsample"]
 
 BUNDLED_DATASETS = {
     "kang2018_pbmc_ctrl": "scrna/kang2018_pbmc_ctrl.h5ad",
@@ -323,3 +322,20 @@ def describe(adatas: dict[str, ad.AnnData],
             col[f"# {k}"] = str(a.obs[k].nunique()) if k in a.obs else "—"
         out[name] = col
     return pd.DataFrame(out)
+
+
+def subsample(adata: ad.AnnData, n: int | None, seed: int, stratify: str | None) -> ad.AnnData:
+    """At most ``n`` cells, seeded; proportional per ``obs[stratify]`` label when that column
+    exists, so that rare cell types survive in small runs. Returns ``adata`` itself when it has
+    no more than ``n`` cells (or ``n`` is None), else a copy."""
+    if not n or adata.n_obs <= n:
+        return adata
+    rng = np.random.default_rng(seed)
+    if stratify and stratify in adata.obs:
+        groups = adata.obs.groupby(stratify, observed=True).indices
+        frac = n / adata.n_obs
+        idx = np.concatenate([rng.choice(ix, max(1, int(round(len(ix) * frac))), replace=False)
+                              for ix in groups.values()])
+    else:
+        idx = rng.choice(adata.n_obs, n, replace=False)
+    return adata[np.sort(idx)].copy()

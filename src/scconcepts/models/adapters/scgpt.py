@@ -110,3 +110,39 @@ class ScGPTModel(FoundationModel):
 
         net, vocab, _ = self.loaded()
         return ScGPTOcclusion(net, vocab, list(genes), seed=int(self.ctx.seed))
+
+    def training_log(self) -> dict | None:
+        """``training_log.json`` of a checkpoint pretrained by the project, else None."""
+        import json
+
+        path = self.checkpoint() / "training_log.json"
+        return json.loads(path.read_text()) if path.is_file() else None
+
+    def describe(self):
+        """Table 2 analogue: this checkpoint next to the paper's whole-human scGPT."""
+        import json
+
+        import pandas as pd
+
+        from ...reference.scale import PAPER_TABLE2_SCGPT
+
+        args = json.loads((self.checkpoint() / "args.json").read_text())
+        log = self.training_log() or {}
+        net, vocab, _ = self.loaded()
+        n_params = log.get("n_params") or sum(p.numel() for p in net.parameters())
+        ours = {
+            "Model architecture": "Transformer (scgpt.model.TransformerModel)",
+            "Parameters": f"{n_params / 1e6:.2f}M",
+            "Genes in vocabulary": f"{len(vocab) - 3:,}",
+            "Gene expression preprocessing": f"binning ({args.get('n_bins', 51)} bins, "
+                                             "deterministic)",
+            "Sequence length": (f"{self.settings.n_hvgs} HVG" if self.settings.n_hvgs else
+                                f"non-zero genes, at most {args.get('max_seq_len')} tokens"),
+            "Cell embedding strategy": "CLS token",
+            "Cell embedding size": str(args.get("embsize")),
+            "Pretraining": (f"{log['steps']:,} steps, {log['seconds'] / 60:.0f} CPU-minutes, "
+                            f"{log['config']['batch_size']} cells/step" if log else
+                            "pretrained elsewhere"),
+        }
+        # the paper's column is the whole-human scGPT
+        return pd.DataFrame({"this book": ours, "paper (Table 2)": PAPER_TABLE2_SCGPT})

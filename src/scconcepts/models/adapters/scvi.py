@@ -5,7 +5,7 @@
   ``data.main``; other roles are mapped as query data (``prepare_query_anndata`` +
   ``load_query_data``). Keyed by its recipe and the main dataset's content key.
 * ``source: census`` — the CELLxGENE Census model of ``scale.census_version`` applied as a query
-  model to every role (:func:`scconcepts.census.load_census_scvi`); genes are matched through
+  model to every role (:func:`scconcepts.data.census.load_census_scvi`); genes are matched through
   ``var["feature_id"]`` (Ensembl ids) and symbols are kept as gene names. Keyed by its weights.
 
 f (Eq 1) is the encoder's posterior mean on raw counts in the model's genes.
@@ -168,4 +168,5 @@ class ScVIModel(FoundationModel):
     def describe(self):
         from .. import scvi as ms
 
-        return ms.describe(self.model())
+        table = ms.describe(self.model())  # columns: this book, the paper's Census scVI
+        return table.set_axis(["this book", "paper (Table 2)"], axis=1)

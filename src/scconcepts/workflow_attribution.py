@@ -1,0 +1,233 @@
+"""Attribution and GSEA steps of :class:`scconcepts.workflow.Workflow` (a mixin).
+
+Units (:meth:`AttributionSteps.default_units`), counterfactual occlusion attribution of any SAE
+of any model on any dataset role (:meth:`AttributionSteps.attribution`, one function for every
+chapter, keyed by :meth:`AttributionSteps.attribution_key`), and attribution-based GSEA
+(:meth:`AttributionSteps.gsea`). The methods use the workflow's ``cfg``, ``store``,
+``settings``, ``embeddings``, ``codes``, ``sae``, ``sae_key``, ``model`` and ``dataset``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .store import ArtifactStore, content_key, file_fingerprint
+
+__all__ = ["AttributionSteps"]
+
+
+class AttributionSteps:
+    """Attribution and GSEA steps (mixed into :class:`~scconcepts.workflow.Workflow`)."""
+
+    # ------------------------------------------------------------------ units
+    def sample_units(self, model: str, c: int, k: int, n: int | None = None,
+                     role: str = "main") -> np.ndarray:
+        """Seeded random sample of at most ``n`` active concepts of SAE (c, k)."""
+        codes = self.codes(model, c, k, role)
+        active = np.flatnonzero(codes.getnnz(axis=0) > 0)
+        n = int(n if n is not None else self.settings(model).attribution_grid_units)
+        if len(active) <= n:
+            return active
+        rng = np.random.default_rng(int(self.cfg.seed))
+        return np.sort(rng.choice(active, n, replace=False))
+
+    def sample_neurons(self, model: str, n: int, role: str = "main") -> np.ndarray:
+        """Seeded random sample of at most ``n`` neurons (embedding dimensions)."""
+        d = self.embeddings(role, model).shape[1]
+        if d <= n:
+            return np.arange(d)
+        rng = np.random.default_rng(int(self.cfg.seed) + 1)
+        return np.sort(rng.choice(d, n, replace=False))
+
+    def default_units(self, model: str, kind: str, c=None, k=None, role: str = "main"):
+        """The model's attribution units: every active concept / neuron (``"active"``), or the
+        seeded interpretation sample of ``attribution_units`` of each."""
+        ms = self.settings(model)
+        c, k = int(c or ms.c), int(k or ms.k)
+        if kind == "concept":
+            if ms.attribution_units == "active":
+                return np.flatnonzero(self.codes(model, c, k, role).getnnz(axis=0) > 0)
+            return self.sample_units(model, c, k, int(ms.attribution_units), role)
+        if ms.attribution_units == "active":
+            return np.arange(self.embeddings(role, model).shape[1])
+        return self.sample_neurons(model, int(ms.attribution_units), role)
+
+    # ------------------------------------------------------------------ attribution
+    def attribution(self, model: str, kind: str = "concept", role: str = "main",
+                    sae_role: str | None = None, units=None, c: int | None = None,
+                    k: int | None = None, seed: int | None = None, epochs: int | None = None):
+        """Counterfactual occlusion attribution (Eq 1–3) of concepts or neurons (cached).
+
+        Parameters
+        ----------
+        kind
+            ``"concept"`` (units of the SAE (c, k) trained on ``sae_role`` with ``seed``/
+            ``epochs``) or ``"neuron"`` (embedding dimensions, readout centred on the median).
+        role
+            The cells whose prototypes and counterfactuals are searched.
+        units
+            Units to attribute; None = :meth:`default_units`.
+
+        Sharding (``scale.attribution_shard_count`` = n > 1) computes only shard
+        ``scale.attribution_shard_index``; a later unsharded run merges the complete set.
+
+        Raises
+        ------
+        FileNotFoundError
+            Without sharding, when some but not all shards of this attribution exist.
+        ValueError
+            For an unknown ``kind``.
+        """
+        from . import sae as sae_mod
+        from . import scale_shards as scale
+        from .attribution import (AttributionResult, NeuronReadout, SAEReadout, UnitFunction,
+                                  attribute_units)
+        from .scale_shards import empty_attribution, merge_shard_set
+
+        ms = self.settings(model)
+        c, k = int(c or ms.c), int(k or ms.k)
+        A = self.embeddings(role, model)
+        if kind == "concept":
+            sae, _ = self.sae(model, c, k, sae_role or role, seed, epochs)
+            readout = SAEReadout(sae)
+            acts = sae_mod.encode(sae, A)
+        elif kind == "neuron":
+            readout = NeuronReadout.from_embeddings(A)
+            acts = A - readout.median.numpy()
+        else:
+            raise ValueError(f"kind must be 'concept' or 'neuron', not {kind!r}")
+        if units is None:
+            units = (self.default_units(model, kind, c, k, role) if (sae_role or role) == role
+                     else np.flatnonzero(acts.getnnz(axis=0) > 0))
+        units = np.asarray(units, dtype=int)
+        n_p, n_c = int(ms.n_prototypes), int(ms.n_counterfactuals)
+        key = self.attribution_key(model, kind, role, sae_role, units, c, k, seed, epochs)
+        path = self.store.path(key, ".npz")
+        shards = self.store.root / "attribution" / "shards"
+        index, count = self.cfg.scale.attribution_shard_index, self.cfg.scale.attribution_shard_count
+        if count > 1:
+            out = scale.shard_path(shards, key, index, count)
+            if out.exists():
+                return AttributionResult.load(out)
+            units = scale.shard_units(units, index, count)
+        elif self.store.exists(key, ".npz"):
+            return self.store.memo(key, lambda: AttributionResult.load(path))
+        else:
+            merged = merge_shard_set(shards, key, units, require=False)
+            if merged is not None:
+                return self.store.cached(key, ".npz", lambda: merged, lambda v, p: v.save(p),
+                                         AttributionResult.load,
+                                         recipe={"step": "attribution-merge"})
+        X, genes = self.model(model).inputs(self.dataset(role), role)
+        f = self.model(model).encoder(genes)
+        unit_fn = UnitFunction(f, readout)
+
+        def compute(sub):
+            return attribute_units(unit_fn, X, A, acts, sub, genes, n_prototypes=n_p,
+                                   n_counterfactuals=n_c)
+
+        if count > 1:
+            if len(units) == 0:  # more shards than units: an empty shard
+                res = empty_attribution(kind, genes, n_p, n_c)
+            else:
+                res = AttributionResult.concat(self.store.blocks(
+                    f"{key}-shard{index}of{count}", units, self.cfg.attribution.block, compute,
+                    lambda part, p: part.save(p), AttributionResult.load, ".npz"))
+            res.save(out)
+            return res
+        parts = self.store.blocks(key, units, self.cfg.attribution.block, compute,
+                                  lambda part, p: part.save(p), AttributionResult.load, ".npz",
+                                  )
+        res = AttributionResult.concat(parts)
+        self.store.cached(key, ".npz", lambda: res, lambda v, p: v.save(p),
+                          AttributionResult.load, recipe={"step": "attribution", "model": model,
+                                                          "kind": kind, "role": role})
+        self.store.drop_blocks(key)
+        return res
+
+    def attribution_key(self, model: str, kind: str, role: str, sae_role: str | None,
+                        units, c: int | None = None, k: int | None = None,
+                        seed: int | None = None, epochs: int | None = None) -> str:
+        """Store key of :meth:`attribution` with these arguments (``units`` given explicitly):
+        the SAE's key (concepts) or "neurons", the embeddings' key, the units, N_p and N_c."""
+        ms = self.settings(model)
+        source = (self.sae_key(model, c, k, sae_role or role, seed, epochs)
+                  if kind == "concept" else "neurons")
+        return self.store.key("attribution", {
+            "kind": kind, "units": np.asarray(units, dtype=int).tolist(),
+            "np": int(ms.n_prototypes), "nc": int(ms.n_counterfactuals)},
+            [source, self.embedding_key(role, model)])
+
+    # ------------------------------------------------------------------ GSEA
+    def gene_sets(self) -> dict[str, list[str]]:
+        from .data import census
+        from .data import load_gene_sets
+
+        return load_gene_sets(census.resolve_gene_sets(self.cfg))
+
+    def gsea_units(self, kind: str, attribution) -> np.ndarray:
+        """Units sent to GSEA: a seeded random sample of ``gsea.n_units`` attributed units."""
+        ok = attribution.units[~np.isnan(attribution.scores).all(1)]
+        n = int(self.cfg.gsea.n_units)
+        if len(ok) <= n:
+            return ok
+        rng = np.random.default_rng(int(self.cfg.seed) + (0 if kind == "concept" else 1))
+        return np.sort(rng.choice(ok, n, replace=False))
+
+    def gsea(self, model: str, kind: str = "concept", shuffle: bool = False) -> pd.DataFrame:
+        """Attribution-based GSEA summary (Sec 3.4) of the sampled units (cached parquet).
+
+        ``shuffle=True`` runs the shuffled-ranking null on the same units.
+
+        Raises
+        ------
+        ValueError
+            While attribution is sharded (GSEA needs the whole attribution).
+        """
+        from .data import census
+        from .enrichment import annotate_units
+
+        g = self.cfg.gsea
+        if self.cfg.scale.attribution_shard_count > 1:
+            raise ValueError(
+                "GSEA needs the whole attribution, but scale.attribution_shard_count > 1 makes "
+                "attribution compute one shard. Run the shard jobs of chapter 04, then this step "
+                "without --set scale.attribution_shard_count (the shards are merged).")
+        att = self.attribution(model, kind)
+        units = self.gsea_units(kind, att)
+        library = census.resolve_gene_sets(self.cfg)
+        lib_key = (file_fingerprint(library) if Path(str(library)).is_file() else str(library))
+        att_key = content_key(att.units.tolist(), _array_digest(att.scores))
+        key = self.store.key("gsea", {
+            "units": units.tolist(), "perm": g.permutations, "strong": g.strong_permutations,
+            "strong_method": g.strong_method, "min": g.min_size, "seed": int(self.cfg.seed),
+            "shuffle": shuffle, "library": lib_key}, [att_key])
+
+        def compute(sub):
+            part, _ = annotate_units(
+                att, self.gene_sets(), sub, permutations=int(g.permutations),
+                strong_permutations=int(g.strong_permutations), strong_method=g.strong_method,
+                min_size=int(g.min_size), seed=int(self.cfg.seed), threads=int(g.threads),
+                shuffle=shuffle)
+            return part.assign(model=model)
+
+        def run():
+            parts = self.store.blocks(key, units, g.block, compute, ArtifactStore.save_parquet,
+                                      ArtifactStore.load_parquet, ".parquet",
+                                      progress=f"GSEA {model} {kind}")
+            return pd.concat(parts, ignore_index=True)
+
+        out = self.store.cached(key, ".parquet", run, ArtifactStore.save_parquet,
+                                ArtifactStore.load_parquet,
+                                recipe={"step": "gsea", "model": model, "kind": kind})
+        self.store.drop_blocks(key)
+        return out
+
+
+def _array_digest(x: np.ndarray) -> str:
+    import hashlib
+
+    return hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest()
