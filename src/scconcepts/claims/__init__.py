@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["Claim", "Verdict", "verdict", "glue_claim", "glue_sentences"]
+__all__ = ["Claim", "Verdict", "verdict", "conclusion", "glue_claim", "glue_sentences"]
 
 Verdict = Literal["agrees", "disagrees", "inconclusive"]
 
@@ -86,6 +86,13 @@ def verdict(holds: bool, n: int | None = None, min_n: int = 1,
     if (n is not None and n < min_n) or uncertain:
         return "inconclusive"
     return "agrees" if holds else "disagrees"
+
+
+def conclusion(v: Verdict, reason: str) -> str:
+    """The verdict as the end of a claim's sentence: "**agrees** with the paper", "**disagrees**
+    with the paper", or "**inconclusive** (<reason>)"."""
+    return {"agrees": "**agrees** with the paper",
+            "disagrees": "**disagrees** with the paper"}.get(v, f"**inconclusive** ({reason})")
 
 
 def glue_sentences(key: str, claims, glue_fn=None) -> str:

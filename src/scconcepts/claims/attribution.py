@@ -19,6 +19,7 @@ import pandas as pd
 from scipy.stats import binomtest, fisher_exact
 
 from . import Claim, verdict
+from . import conclusion as _conclusion
 
 __all__ = ["MOST", "MIN_UNITS", "ALPHA", "share_interval", "share_above", "neurons_vs_concepts",
            "sizes_most", "canonical_markers", "count_above"]
@@ -29,13 +30,6 @@ MOST = 0.5
 MIN_UNITS = 3
 #: level of the exact tests (Fisher) and 1 − confidence of the intervals
 ALPHA = 0.05
-
-_PHRASE = {"agrees": "**agrees** with the paper", "disagrees": "**disagrees** with the paper"}
-
-
-def _conclusion(v: str, reason: str) -> str:
-    return _PHRASE.get(v, f"**inconclusive** ({reason})")
-
 
 def _pct(x: float) -> str:
     return "n/a" if x != x else f"{x:.0%}"

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 from scipy.stats import fisher_exact
 
-from . import Claim
+from . import Claim, conclusion
 
 __all__ = ["ALPHA", "MIN_UNITS", "RateComparison", "annotation_vs_neurons", "above_null",
            "expert_vs_neurons"]
@@ -25,9 +25,6 @@ __all__ = ["ALPHA", "MIN_UNITS", "RateComparison", "annotation_vs_neurons", "abo
 ALPHA = 0.05
 #: each rate needs at least this many units to be compared
 MIN_UNITS = 3
-
-_PHRASE = {"agrees": "**agrees** with the paper", "disagrees": "**disagrees** with the paper"}
-
 
 def _pct(x: float) -> str:
     return "n/a" if x != x else f"{x:.0%}"
@@ -83,7 +80,7 @@ def _claim(key: str, cmp: RateComparison, paper: str | None, text: str, test: st
     v, reason = cmp.decide()
     if paper is None:
         v, reason = "inconclusive", "no paper result for this model"
-    sentence = text + " " + (_PHRASE.get(v) or f"**inconclusive** ({reason})") + "."
+    sentence = text + " " + conclusion(v, reason) + "."
     return Claim(key=key, value=float(cmp.diff if value is None else value),
                  n=cmp.n1 + cmp.n2, test=test, verdict=v, sentence=sentence, paper=paper)
 

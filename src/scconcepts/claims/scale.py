@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from . import Claim, verdict
+from . import conclusion as _conclusion
 
 __all__ = ["R2_MIN", "ACTIVE_TOLERANCE", "CELLTYPE_LARGE", "MIN_SIZES", "MIN_CONCEPTS",
            "wilson_interval", "bootstrap_r2", "page_values", "r2_default", "r2_trend",
@@ -30,13 +31,6 @@ CELLTYPE_LARGE = 0.30
 MIN_SIZES = 3
 #: a share of concepts needs at least this many concepts to be tested
 MIN_CONCEPTS = 3
-
-_PHRASE = {"agrees": "**agrees** with the paper", "disagrees": "**disagrees** with the paper"}
-
-
-def _conclusion(v: str, reason: str) -> str:
-    return _PHRASE.get(v, f"**inconclusive** ({reason})")
-
 
 def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
     """Wilson score interval (95 % by default) of a proportion ``successes / n``; (nan, nan)
