@@ -69,7 +69,6 @@ from IPython.display import display
 from myst_nb import glue
 
 from scconcepts import dgea, plotting
-from scconcepts.attribution import SAEReadout, UnitFunction
 from scconcepts.claims import dgea as dgea_claims
 from scconcepts.claims import glue_sentences
 from scconcepts.config import load_config
@@ -88,19 +87,8 @@ cfg.table(["data.main.dataset", "dgea.n_concepts", "dgea.gsea_n_concepts", "dgea
               "dgea.deletion_concepts", "dgea.steps", "dgea.max_pairs")])
 
 # %%
-# per model: DGEA, deletion curves and GSEA comparison, cached by their inputs and settings
-results, opts = {}, {m: dgea.options(cfg.dgea, wf.settings(m).dgea) for m in models}
-for m in models:
-    att = wf.attribution(m, "concept")
-    key = wf.store.key("dgea", {**opts[m], "lib": str(cfg.gsea.gene_sets), "seed": cfg.seed,
-                                "min": cfg.gsea.min_size},
-                       [dgea.attribution_key(att), wf.sae_key(m)])
-    X, genes = wf.model(m).inputs(wf.dataset("main"), "main")
-    results[m] = wf.store.cached(key, ".zip", lambda: dgea.compare_with_dgea(
-        X, genes, wf.embeddings("main", m), wf.codes(m),
-        UnitFunction(wf.model(m).encoder(genes), SAEReadout(wf.sae(m)[0])), att, wf.gene_sets(),
-        min_size=cfg.gsea.min_size, seed=cfg.seed, threads=cfg.gsea.threads, **opts[m]),
-        dgea.save_comparison, dgea.load_comparison, recipe={"step": "dgea", "model": m})
+# per model: DGEA, deletion curves and GSEA comparison (a cached workflow step)
+results = {m: wf.dgea_comparison(m) for m in models}
 
 # %% tags=["remove-input"]
 # the chapter's claims, once per model of the profile (a model without DGEA: inconclusive, NaN/0);

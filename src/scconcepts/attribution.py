@@ -343,6 +343,16 @@ class AttributionResult:
                             "prototype_activation")}
         return cls(genes=first.genes, kind=first.kind, **arrays)
 
+    def digest(self) -> str:
+        """Content key of the result (SHA-1 of its units, genes and scores; 16 hex digits),
+        for the cache keys of steps that read it (GSEA, DGEA)."""
+        import hashlib
+
+        h = hashlib.sha1(np.ascontiguousarray(self.units).tobytes())
+        h.update("\n".join(map(str, self.genes)).encode())
+        h.update(np.ascontiguousarray(self.scores).tobytes())
+        return h.hexdigest()[:16]
+
     def ranked(self, unit: int) -> pd.Series:
         """C_i of Eq 3: gene → mean attribution, sorted decreasingly, for unit index ``unit``."""
         row = int(np.flatnonzero(self.units == unit)[0])

@@ -34,7 +34,7 @@ from .attribution import AttributionResult, UnitFunction, find_counterfactuals, 
 
 __all__ = ["counterfactual_cells", "rank_genes", "concept_dgea", "dgea_order", "deletion_curve",
            "deletion_curves", "iou", "enriched", "gsea_comparison", "unique_pathways",
-           "DGEA_P", "GSEA_P", "compare_with_dgea", "options", "attribution_key",
+           "DGEA_P", "GSEA_P", "compare_with_dgea", "options",
            "save_comparison", "load_comparison", "enriched_by_unit", "curve_summary"]
 
 DGEA_P = 5e-3   # App C: DGEA genes for the deletion curve need p ≤ 5e-3
@@ -349,16 +349,6 @@ def options(global_settings, model_settings) -> dict:
             "max_pairs": g.max_pairs if m.max_pairs is None else int(m.max_pairs),
             "max_cells": int(g.max_cells), "method": str(g.method),
             "permutations": int(g.gsea_permutations)}
-
-
-def attribution_key(attribution: AttributionResult) -> str:
-    """Content key of an attribution (its units, genes and scores), for cache keys."""
-    import hashlib
-
-    h = hashlib.sha1(np.ascontiguousarray(attribution.units).tobytes())
-    h.update("\n".join(map(str, attribution.genes)).encode())
-    h.update(np.ascontiguousarray(attribution.scores).tobytes())
-    return h.hexdigest()[:16]
 
 
 def compare_with_dgea(expression, genes: Sequence[str], embeddings: np.ndarray, codes,

@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import anndata as ad
@@ -168,11 +167,7 @@ class Workflow(AttributionSteps):
 
         spec = getattr(self.cfg.data, role)
         source: Any = self.dataset(role)
-        path = Path(str(self._source(role)))
-        try:
-            path = _resolve_path(self._source(role))
-        except Exception:  # noqa: BLE001 - a name that is not a file: use the loaded data
-            pass
+        path = _resolve_path(self._source(role))  # bundled name, .h5ad or cached Census file
         if path.suffix == ".h5ad" and path.is_file() and not spec.subsample \
                 and not spec.counts_layer:
             source = path  # backed: one chunk in memory
@@ -180,10 +175,7 @@ class Workflow(AttributionSteps):
 
         def encode(chunk):
             if not built:
-                try:
-                    built.append(m.chunk_encoder(self.dataset(role), role))
-                except TypeError:
-                    built.append(m.chunk_encoder())
+                built.append(m.chunk_encoder(self.dataset(role), role))
             return built[0](chunk)
 
         z = scale.embed_in_chunks(source, encode, self.store.path(key),

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .store import ArtifactStore, content_key, file_fingerprint
+from .store import ArtifactStore, file_fingerprint
 
 __all__ = ["AttributionSteps"]
 
@@ -200,7 +200,7 @@ class AttributionSteps:
         units = self.gsea_units(kind, att)
         library = census.resolve_gene_sets(self.cfg)
         lib_key = (file_fingerprint(library) if Path(str(library)).is_file() else str(library))
-        att_key = content_key(att.units.tolist(), _array_digest(att.scores))
+        att_key = att.digest()
         key = self.store.key("gsea", {
             "units": units.tolist(), "perm": g.permutations, "strong": g.strong_permutations,
             "strong_method": g.strong_method, "min": g.min_size, "seed": int(self.cfg.seed),
@@ -226,8 +226,27 @@ class AttributionSteps:
         self.store.drop_blocks(key)
         return out
 
+    # ------------------------------------------------------------------ DGEA (chapter 10)
+    def dgea_comparison(self, model: str) -> dict:
+        """Attribution vs DGEA of the model's default SAE (App C; :func:`scconcepts.dgea.
+        compare_with_dgea`), cached: keyed by the attribution's content, the SAE and the
+        ``dgea`` settings (the model's ``models.<m>.dgea`` block over the global ``dgea``)."""
+        from . import dgea
+        from .attribution import SAEReadout, UnitFunction
 
-def _array_digest(x: np.ndarray) -> str:
-    import hashlib
+        opts = dgea.options(self.cfg.dgea, self.settings(model).dgea)
+        g = self.cfg.gsea
+        att = self.attribution(model, "concept")
+        key = self.store.key("dgea", {**opts, "lib": str(g.gene_sets), "seed": int(self.cfg.seed),
+                                      "min": int(g.min_size)}, [att.digest(), self.sae_key(model)])
 
-    return hashlib.sha1(np.ascontiguousarray(x).tobytes()).hexdigest()
+        def compute():
+            X, genes = self.model(model).inputs(self.dataset("main"), "main")
+            unit_fn = UnitFunction(self.model(model).encoder(genes), SAEReadout(self.sae(model)[0]))
+            return dgea.compare_with_dgea(
+                X, genes, self.embeddings("main", model), self.codes(model), unit_fn, att,
+                self.gene_sets(), min_size=int(g.min_size), seed=int(self.cfg.seed),
+                threads=int(g.threads), **opts)
+
+        return self.store.cached(key, ".zip", compute, dgea.save_comparison,
+                                 dgea.load_comparison, recipe={"step": "dgea", "model": model})

@@ -12,6 +12,7 @@ This module imports only pydantic and numpy, so that profiles validate in well u
 from __future__ import annotations
 
 import importlib
+from abc import ABC, abstractmethod
 import pkgutil
 from typing import Any, Callable, ClassVar, Literal, Protocol
 
@@ -101,18 +102,24 @@ class ModelContext(Protocol):
     device: str | None
     amp: bool
 
+    @property
+    def store(self) -> Any:
+        """The workflow's :class:`~scconcepts.store.ArtifactStore` (fitted models cache there)."""
+
     def reference(self) -> tuple[Any, str]:
         """(AnnData of the main dataset, its content key)."""
 
-    def folder(self, step: str, params: dict, inputs: list[str]) -> tuple[str, Any]:
-        """(key, path) of a store folder for a model fitted here."""
+    def census_cache(self) -> Any:
+        """The Census download cache of the profile (:class:`scconcepts.data.cache.CensusCache`)."""
 
 
-class FoundationModel:
+class FoundationModel(ABC):
     """Adapter of one single-cell model (scVI, scGPT, PCA, ...).
 
     Subclasses set ``name``, ``spec`` (a :class:`ModelSpec` subclass) and implement the methods
-    below. Arrays: ``embed`` returns ``(n_cells, d)`` float32 embeddings (``obsm["X_<name>"]``);
+    below (abstract: an adapter that misses one cannot be instantiated). Optional:
+    ``chunk_encoder(adata, role)`` for the resumable chunked embeddings of ``scale``, and
+    ``describe()``. Arrays: ``embed`` returns ``(n_cells, d)`` float32 embeddings (``obsm["X_<name>"]``);
     ``inputs`` returns the model's input matrix (raw counts, ``(n_cells, m)`` CSR, the m genes it
     reads, in its order) on which the encoder ``f`` of Eq 1 acts, ``f: (b, m) counts → (b, d)``.
     """
@@ -130,20 +137,21 @@ class FoundationModel:
     def display(self) -> str:
         return self.settings.label or self.label or self.name
 
+    @abstractmethod
     def fingerprint(self) -> str:
         """Content key of the model (its weights, or its fitting recipe and data)."""
-        raise NotImplementedError
 
+    @abstractmethod
     def embed(self, adata, role: str) -> np.ndarray:
-        raise NotImplementedError
+        """Embeddings of ``adata``'s cells (dataset role ``role``), (n_cells, d) float32."""
 
+    @abstractmethod
     def inputs(self, adata, role: str):
         """(counts CSR (n, m) float32, genes list of m) the encoder reads."""
-        raise NotImplementedError
 
+    @abstractmethod
     def encoder(self, genes) -> Callable:
         """f for attribution: counts tensor (b, m) → embedding (b, d)."""
-        raise NotImplementedError
 
     def describe(self):
         """A small table describing the model (Table 2 analogue), or None."""

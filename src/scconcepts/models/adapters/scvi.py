@@ -139,8 +139,9 @@ class ScVIModel(FoundationModel):
         a, _ = self.aligned(adata, role)
         return sp.csr_matrix(a.X, dtype=np.float32), list(map(str, a.var_names))
 
-    def chunk_encoder(self):
-        """Encoder of AnnData chunks (:func:`scconcepts.scale.embed_in_chunks`)."""
+    def chunk_encoder(self, adata=None, role: str = "main"):
+        """Encoder of AnnData chunks (:func:`scconcepts.scale.embed_in_chunks`); ``adata`` and
+        ``role`` are unused (every chunk is aligned to the model's genes as it comes)."""
         from ... import scale
         from ...data import census_scvi as census
 
