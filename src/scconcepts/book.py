@@ -6,9 +6,17 @@ chapters. This runner converts each one in memory to ``.ipynb``, executes it wit
 the executed notebook to ``book/_executed/<stem>.ipynb``, which ``_toc.yml`` points to. Jupyter
 Book never executes anything itself (``execute_notebooks: "off"`` in ``_config.yml``).
 
+A chapter is executed only when something it read changed: its notebook, the package, a library
+version, a profile value it read or an input file it hashed (:mod:`scconcepts.book_cache`, from
+the trace each kernel writes, :mod:`scconcepts.trace`); otherwise its executed notebook is
+reused, and an unchanged book is not rebuilt either. Chapters run two at a time in worker
+processes (``--jobs``), each kernel with its share of the cores; they share the artefact store,
+whose per-artefact locks make a chapter wait for an input another one is computing.
+
 Command line::
 
     python -m scconcepts.book execute --profile default [--only 02] [--out book/_executed]
+                                       [--jobs 2] [--force] [--keep-going]
     python -m scconcepts.book build [--strict]
     python -m scconcepts.book all --profile default      # execute, strict build, print index.html
 
@@ -22,17 +30,26 @@ in :mod:`scconcepts.book_build` and are re-exported here.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import logging
 import os
 import subprocess
 import sys
-import tempfile
-import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Iterator, Sequence
+from typing import Any, Iterable, Sequence
 
+from . import book_cache, trace
+from .book_kernel import (  # noqa: F401  (re-exported: kernels and one notebook's execution)
+    HIDE_TAG,
+    KERNEL_ENV,
+    KERNEL_NAME,
+    PARAMETER_TAGS,
+    NotebookRun,
+    _same_python,
+    execute_one,
+    hide_parameter_cells,
+    kernel_environment,
+    prepare_kernel_env,
+)
 from .book_build import (  # noqa: F401  (re-exported: the build half of this module)
     MATHJAX_DIR,
     MATHJAX_ENTRY,
@@ -52,17 +69,6 @@ from .book_build import (  # noqa: F401  (re-exported: the build half of this mo
 log = logging.getLogger("scconcepts.book")
 
 NOTEBOOK_GLOB = "[0-9][0-9]_*.py"
-KERNEL_NAME = "python3"
-#: Tags papermill puts on (``injected-parameters``) or finds on (``parameters``) the parameter
-#: cells; both are hidden in the book, each chapter shows a run-parameters table instead.
-PARAMETER_TAGS = ("parameters", "injected-parameters")
-HIDE_TAG = "remove-cell"
-#: Environment for the kernels. The inline backend is headless and, unlike ``Agg``, still
-#: displays figures shown with ``plt.show()``; ipykernel keeps a pre-set ``MPLBACKEND``.
-KERNEL_ENV = {
-    "PYDEVD_DISABLE_FILE_VALIDATION": "1",
-    "MPLBACKEND": "module://matplotlib_inline.backend_inline",
-}
 
 
 # --------------------------------------------------------------------------------------------
@@ -124,174 +130,57 @@ def load_params(profile: str, params_dir: Path, overrides: Iterable[str] = ()) -
     return {"params": cfg.overrides, "cfg": cfg}
 
 
-# --------------------------------------------------------------------------------------------
-# kernel
-# --------------------------------------------------------------------------------------------
+def _chapter_env(trace_file: Path, params_dir: Path, threads: int | None) -> dict[str, str]:
+    """Environment of one chapter's kernel: its trace file, the profiles, BLAS/OpenMP threads."""
+    env = {trace.ENV: str(trace_file), "SCCONCEPTS_PARAMS_DIR": str(params_dir)}
+    if threads:
+        # parallel chapters: numpy/scipy BLAS and OpenMP get the kernel's share of the cores
+        # (torch threads come from the profile's torch_threads)
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)
+    return env
 
 
-@contextlib.contextmanager
-def kernel_environment(kernel_name: str = KERNEL_NAME) -> Iterator[None]:
-    """Environment in which kernels are started; the caller's environment is restored after.
+def _run_chapter(src: Path, out: Path, profile: str, params: dict, root: Path, params_dir: Path,
+                 kernel_name: str, progress_bar: bool, timeout: int | None,
+                 threads: int | None) -> NotebookRun:
+    """Execute one chapter with its trace; on success record its inputs (book_cache.write).
 
-    Sets :data:`KERNEL_ENV` and puts the virtualenv's own kernelspec folder first on
-    ``JUPYTER_PATH`` so that a user-level ``python3`` kernel (``~/.local/share/jupyter``) cannot
-    shadow it. A kernel copies the environment when it starts, so restoring is safe.
+    Runs in the runner's process (``jobs=1``) or in a worker process of the chapter pool; the
+    environment it sets is restored after.
     """
-    keys = (*KERNEL_ENV, "JUPYTER_PATH")
-    saved = {k: os.environ.get(k) for k in keys}
+    from .config import load_config
+
+    tfile = book_cache.trace_path(out, src.stem)
+    out.mkdir(parents=True, exist_ok=True)
+    tfile.unlink(missing_ok=True)
+    book_cache.fingerprint_path(out, src.stem).unlink(missing_ok=True)
+    env = _chapter_env(tfile, params_dir, threads)
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
     try:
-        os.environ.update(KERNEL_ENV)
-        env_share = Path(sys.prefix) / "share" / "jupyter"
-        if (env_share / "kernels" / kernel_name).is_dir():
-            paths = [str(env_share)] + [
-                p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p
-            ]
-            os.environ["JUPYTER_PATH"] = os.pathsep.join(dict.fromkeys(paths))
-        yield
+        run = execute_one(src, out, profile, params, cwd=root, kernel_name=kernel_name,
+                          progress_bar=progress_bar, timeout=timeout)
     finally:
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+    book_cache.write(out, src, profile, load_config(profile, params, params_dir=params_dir))
+    return run
 
 
-def prepare_kernel_env(kernel_name: str = KERNEL_NAME) -> str:
-    """Check that ``kernel_name`` runs this interpreter; return the kernel's python.
-
-    jupyter_client runs a spec whose ``argv[0]`` is ``python``/``python3`` with
-    ``sys.executable``; any other interpreter is an error with the command that fixes it.
-    """
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
-
-    with kernel_environment(kernel_name):
-        try:
-            spec = KernelSpecManager().get_kernel_spec(kernel_name)
-        except NoSuchKernel as err:
-            raise BookError(
-                f"no Jupyter kernel named {kernel_name!r}; install one for this interpreter with"
-                f"\n  {sys.executable} -m ipykernel install --sys-prefix --name {kernel_name}"
-            ) from err
-    exe = spec.argv[0] if spec.argv else ""
-    short = {"python", f"python{sys.version_info[0]}", "python%i.%i" % sys.version_info[:2]}
-    exe = sys.executable if exe in short else exe
-    if not _same_python(exe, sys.executable):
-        raise BookError(
-            f"kernel {kernel_name!r} runs {exe}, not this interpreter {sys.executable}; "
-            "fix it with\n"
-            f"  {sys.executable} -m ipykernel install --sys-prefix --name {kernel_name}"
-        )
-    return exe
-
-
-def _same_python(a: str, b: str) -> bool:
-    """Same interpreter *and* same environment (a venv's python links to the system one)."""
-    if not a or not Path(a).exists():
-        return False
-    same_dir = os.path.abspath(os.path.dirname(a)) == os.path.abspath(os.path.dirname(b))
-    return same_dir and os.path.realpath(a) == os.path.realpath(b)
-
-
-# --------------------------------------------------------------------------------------------
-# execution
-# --------------------------------------------------------------------------------------------
-
-
-def hide_parameter_cells(nb) -> int:
-    """Tag the ``parameters`` and papermill's ``injected-parameters`` cells ``remove-cell``."""
-    n = 0
-    for cell in nb.cells:
-        tags = cell.get("metadata", {}).get("tags", [])
-        if any(t in tags for t in PARAMETER_TAGS) and HIDE_TAG not in tags:
-            cell.setdefault("metadata", {}).setdefault("tags", []).append(HIDE_TAG)
-            n += 1
-    return n
-
-
-@dataclass
-class NotebookRun:
-    source: Path
-    output: Path
-    seconds: float
-    ok: bool
-    error: str = ""
-    params: dict = field(default_factory=dict)
-
-
-def execute_one(
-    source: Path,
-    out_dir: Path,
-    profile: str,
-    params: dict[str, Any],
-    cwd: Path,
-    kernel_name: str = KERNEL_NAME,
-    progress_bar: bool = False,
-    timeout: int | None = None,
-) -> NotebookRun:
-    """Execute one jupytext notebook; raise :class:`BookError` naming it if a cell fails.
-
-    Success writes ``<out_dir>/<stem>.ipynb`` (atomically, after hiding the parameter cells).
-    Failure removes that file, so a later build cannot use a stale chapter, and keeps the
-    partially executed notebook as ``<out_dir>/<stem>.failed.ipynb`` for debugging.
-    """
-    import jupytext
-    import nbformat
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
-
-    source = Path(source)
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    final = out_dir / f"{source.stem}.ipynb"
-    failed = out_dir / f"{source.stem}.failed.ipynb"
-    running = out_dir / f".{source.stem}.running.ipynb"
-    failed.unlink(missing_ok=True)
-
-    nb = jupytext.read(source)
-    # a py:percent file without a jupytext header carries no kernel; papermill needs a language
-    nb.metadata.setdefault(
-        "kernelspec", {"name": kernel_name, "display_name": "Python 3", "language": "python"}
-    )
-    nb.metadata.setdefault("language_info", {"name": "python"})
-    if not any("parameters" in c.get("metadata", {}).get("tags", []) for c in nb.cells):
-        raise BookError(f"{source}: no cell tagged 'parameters'")
-    t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory(prefix="scconcepts-book-") as tmp:
-        src_ipynb = Path(tmp) / f"{source.stem}.ipynb"
-        nbformat.write(nb, src_ipynb)
-        try:
-            with kernel_environment(kernel_name):
-                papermill.execute_notebook(
-                    str(src_ipynb),
-                    str(running),
-                    parameters={"profile": profile, "params": params},
-                    kernel_name=kernel_name,
-                    cwd=str(cwd),
-                    progress_bar=progress_bar,
-                    execution_timeout=timeout,
-                )
-        except PapermillExecutionError as err:
-            seconds = time.perf_counter() - t0
-            final.unlink(missing_ok=True)
-            if running.exists():
-                partial = nbformat.read(running, as_version=4)
-                hide_parameter_cells(partial)
-                nbformat.write(partial, failed)
-                running.unlink()
-            raise BookError(
-                f"notebook {source.name} failed in cell [{err.exec_count}] after {seconds:.0f} s: "
-                f"{err.ename}: {err.evalue}\n  partially executed notebook kept at {failed}"
-            ) from err
-        except BaseException:
-            final.unlink(missing_ok=True)
-            if running.exists():
-                running.replace(failed)
-            raise
-    executed = nbformat.read(running, as_version=4)
-    hide_parameter_cells(executed)
-    nbformat.write(executed, running)
-    running.replace(final)
-    return NotebookRun(source, final, time.perf_counter() - t0, True, params=params)
+def plan(sources: Sequence[Path], out: Path, profile: str, cfg,
+         force: bool = False) -> tuple[list[Path], dict[str, str]]:
+    """(chapters to execute, {stem: why} for them); the others are reused unchanged."""
+    todo, why = [], {}
+    for src in sources:
+        fresh, reason = (False, "--force") if force else book_cache.is_fresh(out, src, profile, cfg)
+        if not fresh:
+            todo.append(src)
+            why[src.stem] = reason
+    return todo, why
 
 
 def execute(
@@ -304,8 +193,21 @@ def execute(
     root: Path | None = None,
     kernel_name: str = KERNEL_NAME,
     timeout: int | None = None,
+    jobs: int | None = None,
+    force: bool = False,
+    keep_going: bool = False,
 ) -> list[NotebookRun]:
-    """Execute the selected notebooks in chapter order; stop at the first failure."""
+    """Execute the selected notebooks whose inputs changed; stop at the first failure.
+
+    A chapter whose notebook, package, libraries and every profile value and input file it read
+    are unchanged since its last successful run is reused (:mod:`scconcepts.book_cache`);
+    ``force`` re-runs every selected chapter; ``keep_going`` executes the other chapters after a
+    failure (then raises naming every failed one). ``jobs`` chapters run side by side in worker
+    processes (default: one per core, at most 2 per 2 cores); they share the artefact store,
+    whose per-artefact locks let a chapter wait for an input another chapter is computing.
+    Chapters never read each other's notebooks, so the results do not depend on ``jobs``
+    (``tests/test_book.py`` compares a parallel and a serial smoke run).
+    """
     from tqdm import tqdm
 
     root = Path(root or find_root()).resolve()
@@ -324,33 +226,89 @@ def execute(
             census.preflight(cfg)
         except census.PaperInputsMissing as err:
             raise BookError(str(err)) from err
+    todo, why = plan(sources, out, profile, cfg, force)
+    for src in sources:
+        if src not in todo:
+            log.info("   %s unchanged (notebook, package, parameters and inputs it read): "
+                     "reused", src.stem)
+            os.utime(out / f"{src.stem}.ipynb")  # newer than its source for stale_chapters
+    if not todo:
+        log.info("nothing to execute: %d chapter(s) reused", len(sources))
+        return []
     python = prepare_kernel_env(kernel_name)
+    cores = os.cpu_count() or 1
+    jobs = max(1, min(int(jobs or min(cores, 2)), len(todo)))
+    threads = max(1, cores // jobs) if jobs > 1 else None
     log.info(
-        "executing %d notebook(s) with profile %r (kernel %s -> %s) into %s",
-        len(sources), profile, kernel_name, python, out,
+        "executing %d notebook(s) with profile %r (kernel %s -> %s, %d at a time) into %s",
+        len(todo), profile, kernel_name, python, jobs, out,
     )
+    for src in todo:
+        log.info("   %s: %s", src.stem, why[src.stem])
     interactive = sys.stderr.isatty()
+    args = dict(out=out, profile=profile, params=params, root=root, params_dir=params_dir,
+                kernel_name=kernel_name, timeout=timeout, threads=threads)
     runs: list[NotebookRun] = []
-    bar = tqdm(sources, desc=f"notebooks [{profile}]", unit="nb", disable=not interactive)
-    saved = os.environ.get("SCCONCEPTS_PARAMS_DIR")
-    os.environ["SCCONCEPTS_PARAMS_DIR"] = str(params_dir)  # kernels read the same profiles
-    try:
-        for src in bar:
+    bar = tqdm(total=len(todo), desc=f"notebooks [{profile}]", unit="nb", disable=not interactive)
+    failed: dict[str, str] = {}
+    if jobs == 1:
+        for src in todo:
             bar.set_postfix_str(src.stem)
             log.info("-> %s", src.name)
-            run = execute_one(
-                src, out, profile, params, cwd=root, kernel_name=kernel_name,
-                progress_bar=interactive, timeout=timeout,
-            )
+            try:
+                run = _run_chapter(src, progress_bar=interactive, **args)
+            except BookError as err:
+                if not keep_going:
+                    raise
+                log.error("%s", err)
+                failed[src.stem] = str(err)
+                continue
+            finally:
+                bar.update()
             log.info("   %s done in %.1f s -> %s", src.stem, run.seconds, run.output)
             runs.append(run)
-    finally:
-        if saved is None:
-            os.environ.pop("SCCONCEPTS_PARAMS_DIR", None)
-        else:
-            os.environ["SCCONCEPTS_PARAMS_DIR"] = saved
-    log.info("executed %d notebook(s) in %.1f s", len(runs), sum(r.seconds for r in runs))
+    else:
+        runs = _execute_parallel(todo, jobs, args, bar, keep_going, failed)
+    if failed:
+        raise BookError(f"{len(failed)} chapter(s) failed: {', '.join(sorted(failed))}")
+    log.info("executed %d notebook(s) in %.1f s of kernel time", len(runs),
+             sum(r.seconds for r in runs))
     return runs
+
+
+def _execute_parallel(todo: list[Path], jobs: int, args: dict, bar, keep_going: bool,
+                      failed: dict[str, str]) -> list[NotebookRun]:
+    """Chapters in a pool of ``jobs`` worker processes (spawned: no inherited threads), started
+    in chapter order; the first failure cancels the chapters not yet started unless
+    ``keep_going`` (then each failure is logged and put in ``failed``)."""
+    import multiprocessing
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    runs: list[NotebookRun] = []
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+        futures = {pool.submit(_run_chapter, src, progress_bar=False, **args): src
+                   for src in todo}
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in done:
+                err = fut.exception()
+                if err is not None and keep_going and isinstance(err, BookError):
+                    log.error("%s", err)
+                    failed[futures[fut].stem] = str(err)
+                    bar.update()
+                    continue
+                if err is not None:
+                    for other in pending:
+                        other.cancel()
+                    wait(pending)
+                    raise err
+                run = fut.result()
+                log.info("   %s done in %.1f s -> %s", run.source.stem, run.seconds, run.output)
+                runs.append(run)
+                bar.update()
+    return sorted(runs, key=lambda r: r.source.stem)
 
 
 # --------------------------------------------------------------------------------------------
@@ -387,6 +345,12 @@ def _parser() -> argparse.ArgumentParser:
         sp.add_argument("--kernel", default=KERNEL_NAME,
                         help="Jupyter kernel name (default: python3)")
         sp.add_argument("--timeout", type=int, default=None, help="per-cell timeout in seconds")
+        sp.add_argument("--jobs", "-j", type=int, default=None,
+                        help="chapters executed side by side (default: one per core, at most 2)")
+        sp.add_argument("--force", action="store_true",
+                        help="re-execute even the chapters whose inputs did not change")
+        sp.add_argument("--keep-going", action="store_true",
+                        help="after a failed chapter, execute the others (exit 1 at the end)")
 
     def add_build(sp, strict_default: bool):
         if strict_default:
@@ -434,7 +398,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 profile=args.profile, only=args.only, out=getattr(args, "out", None),
                 notebooks=args.notebooks,
                 params_dir=args.params_dir, overrides=args.overrides, root=root,
-                kernel_name=args.kernel, timeout=args.timeout,
+                kernel_name=args.kernel, timeout=args.timeout, jobs=args.jobs,
+                force=args.force, keep_going=args.keep_going,
             )
         if args.command in ("build", "all"):
             index = build(root, strict=args.strict, builder=args.builder,

@@ -7,6 +7,8 @@ that every chapter listed in ``_toc.yml`` exists, and ``jupyter-book build``.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import shutil
 import subprocess
@@ -214,6 +216,14 @@ def build(
     root = Path(root or find_root()).resolve()
     if not mathjax_vendored(root) and shutil.which("npm"):
         vendor_mathjax(root)
+    out_root = Path(path_output).resolve() if path_output is not None else root
+    index = out_root / "_build" / builder / "index.html"
+    stamp = out_root / "_build" / f".scconcepts-{builder}.json"
+    digest = build_inputs_digest(root, [builder, strict, all_pages])
+    if index.is_file() and stamp.is_file() and stamp.read_text().strip() == digest:
+        log.info("book sources and executed notebooks unchanged since the last build: %s", index)
+        return index
+    stamp.unlink(missing_ok=True)
     check_sources(root)
     stale = stale_chapters(root)
     if stale:
@@ -236,7 +246,27 @@ def build(
             f"jupyter-book build failed (exit {proc.returncode})"
             + (" — strict mode: every Sphinx warning above is an error" if strict else "")
         )
-    out_root = Path(path_output).resolve() if path_output is not None else root
-    index = out_root / "_build" / builder / "index.html"
     log.info("built in %.1f s: %s", time.perf_counter() - t0, index)
+    stamp.write_text(digest)
     return index
+
+
+def build_inputs_digest(root: Path, options: list) -> str:
+    """SHA-1 of everything a build reads: ``_config.yml``, ``_toc.yml``, the files under
+    ``book/`` (executed notebooks, pages, figures; vendored MathJax by its version file), the
+    package (Sphinx extensions, viewer assets) and the build options. Equal digest → the last
+    build's HTML is still right and :func:`build` reuses it."""
+    from .book_cache import package_digest
+
+    root = Path(root)
+    h = hashlib.sha1(json.dumps([str(o) for o in options]).encode())
+    h.update(package_digest().encode())
+    files = [root / "_config.yml", root / "_toc.yml"]
+    files += sorted(p for p in (root / "book").rglob("*")
+                    if p.is_file() and not p.relative_to(root).as_posix().startswith(MATHJAX_DIR.as_posix())
+                    and not p.name.startswith(".") and not p.name.endswith(".failed.ipynb"))
+    mj = root / MATHJAX_DIR / "VERSION"
+    for p in [*files, mj]:
+        if p.is_file():
+            h.update(p.relative_to(root).as_posix().encode() + b"\0" + p.read_bytes())
+    return h.hexdigest()

@@ -25,7 +25,7 @@ import pandas as pd
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator, model_validator
 
-from .models.base import DgeaModelSettings, ModelSpec, Section, spec_class
+from .models.base import DgeaModelSettings, ModelSpec, Section, Traced, set_trace_paths, spec_class
 
 __all__ = ["Profile", "ConfigError", "load_config", "repo_root", "parse_overrides",
            "profile_mapping", "valid_keys"]
@@ -63,12 +63,19 @@ class Data(Section):
 
 
 class SAESettings(Section):
-    """Optimiser settings shared by every SAE (a model's ``table3`` rows take precedence)."""
+    """Optimiser settings shared by every SAE (a model's ``table3`` rows take precedence).
+
+    Training stops when the R² of the held-out cells (``val_fraction`` of them, seeded) has not
+    improved by more than ``tol`` over ``patience`` epochs; ``epochs`` is the cap.
+    """
 
     lr: float = Field(1e-3, gt=0)
     epochs: int = Field(100, gt=0)
     batch_size: int = Field(1024, gt=0)
     aux_k: int = Field(512, ge=0)
+    val_fraction: float = Field(0.1, ge=0, lt=1)
+    tol: float = Field(1e-4, ge=0)
+    patience: int = Field(10, gt=0)
 
 
 class ConceptSettings(Section):
@@ -161,7 +168,7 @@ class ScaleSettings(Section):
         return bool(self.census_version) and bool(self.cache_dir)
 
 
-class Profile(BaseModel):
+class Profile(Traced):
     """A validated run profile; the sections are typed (see each class)."""
 
     model_config = {"extra": "forbid", "validate_assignment": True}
@@ -242,7 +249,10 @@ class Profile(BaseModel):
 
     def table(self, keys: Iterable[str] | None = None) -> pd.DataFrame:
         """Run-parameters table: dotted key, the value used, and where it was set."""
-        flat = _flatten(self.model_dump(exclude={"name"}, serialize_as_any=True))
+        from . import trace
+
+        with trace.paused():  # the dump only lists the keys; values are read (and traced) below
+            flat = _flatten(self.model_dump(exclude={"name"}, serialize_as_any=True))
         keys = list(flat) if keys is None else [_resolve_key(k, flat) for k in keys]
         rows = []
         for k in keys:
@@ -466,4 +476,5 @@ def load_config(profile: str = "default", params: Mapping[str, Any] | Iterable[s
         raise ConfigError(_error_message(err, profile, valid_keys(mapping))) from None
     cfg._sources = sources
     cfg._overrides = overrides
+    set_trace_paths(cfg)  # chapters record the profile values they read (scconcepts.trace)
     return cfg

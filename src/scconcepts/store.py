@@ -12,6 +12,12 @@ made it (step, parameters, input keys). On load the checksum is verified; a corr
 file is logged, deleted and recomputed. Long steps run in blocks (:meth:`ArtifactStore.blocks`):
 finished blocks are kept, so an interrupted run resumes where it stopped.
 
+Several runs may share one store (two terminals, the runner's parallel chapters, a cluster
+array): an artefact is computed under a file lock of its key (``<root>/.locks/<key>.lock``,
+:mod:`filelock`), so a second run waits for the first and then loads its result instead of
+computing it again. Every load and computation is recorded in the chapter's trace
+(:mod:`scconcepts.trace`), computations with their wall and CPU time.
+
 No other code in the package builds cache paths; the Census download cache
 (:mod:`scconcepts.data.census`) holds inputs, not results, and the chunked embedding store of
 :mod:`scconcepts.scale` lives in a folder this store names.
@@ -30,6 +36,7 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 
+from . import trace
 from .utils import atomic_write
 
 __all__ = ["ArtifactStore", "file_fingerprint", "content_key"]
@@ -81,6 +88,7 @@ def file_fingerprint(path: str | os.PathLike) -> str:
             for block in iter(lambda: fh.read(1 << 22), b""):
                 h.update(block)
         _FINGERPRINTS[memo] = h.hexdigest()[:16]
+    trace.record("file", path=str(path), fingerprint=_FINGERPRINTS[memo])
     return _FINGERPRINTS[memo]
 
 
@@ -97,6 +105,7 @@ class ArtifactStore:
         self.root = Path(root)
         self.root.mkdir(parents=True, exist_ok=True)
         self._memo: dict[str, Any] = {}
+        self._locks: dict[str, Any] = {}
 
     # ------------------------------------------------------------------ keys and paths
     @staticmethod
@@ -110,10 +119,21 @@ class ArtifactStore:
         step = key.split("-", 1)[0]
         return self.root / step / f"{key}{suffix}"
 
+    def lock(self, key: str):
+        """Inter-process lock of artefact ``key`` (:class:`filelock.FileLock`, re-entrant)."""
+        from filelock import FileLock
+
+        if key not in self._locks:
+            folder = self.root / ".locks"
+            folder.mkdir(parents=True, exist_ok=True)
+            self._locks[key] = FileLock(str(folder / f"{key}.lock"))
+        return self._locks[key]
+
     def memo(self, key: str, compute: Callable[[], Any]) -> Any:
         """In-process cache of a value by its key (no file)."""
         if key not in self._memo:
-            self._memo[key] = compute()
+            with trace.timed_step(key, memo=True):
+                self._memo[key] = compute()
         return self._memo[key]
 
     # ------------------------------------------------------------------ files
@@ -157,21 +177,32 @@ class ArtifactStore:
         if memo and key in self._memo:
             return self._memo[key]
         path = self.path(key, suffix)
-        value = None
-        if path.exists():
-            if not self.verify(path):
-                self._discard(path, "failed its integrity check")
-            else:
-                try:
-                    value = load(str(path))
-                except Exception as exc:  # noqa: BLE001 - any reader error means unusable
-                    self._discard(path, f"could not be read ({type(exc).__name__}: {exc})")
+        value = self._load(path, load)
         if value is None:
-            value = compute()
-            self._write(path, save, value, {"key": key, **dict(recipe or {})})
+            with self.lock(key):
+                value = self._load(path, load)  # another run may have made it meanwhile
+                if value is None:
+                    with trace.timed_step(key):
+                        value = compute()
+                        self._write(path, save, value, {"key": key, **dict(recipe or {})})
+        trace.record("artifact", key=key)
         if memo:
             self._memo[key] = value
         return value
+
+    def _load(self, path: Path, load: Callable[[str], Any]) -> Any:
+        """The artefact at ``path`` if present, intact and readable, else None (a bad one is
+        deleted)."""
+        if not path.exists():
+            return None
+        if not self.verify(path):
+            self._discard(path, "failed its integrity check")
+            return None
+        try:
+            return load(str(path))
+        except Exception as exc:  # noqa: BLE001 - any reader error means unusable
+            self._discard(path, f"could not be read ({type(exc).__name__}: {exc})")
+            return None
 
     def folder(self, key: str, build: Callable[[Path], None], marker: str,
                recipe: Mapping[str, Any] | None = None) -> Path:
@@ -180,7 +211,15 @@ class ArtifactStore:
         ``marker`` names the file inside whose checksum the sidecar keeps.
         """
         path = self.path(key)
+        trace.record("artifact", key=key)
         if path.is_dir() and self.verify(path / marker):
+            return path
+        with self.lock(key), trace.timed_step(key):
+            return self._build_folder(path, key, build, marker, recipe)
+
+    def _build_folder(self, path: Path, key: str, build: Callable[[Path], None], marker: str,
+                      recipe: Mapping[str, Any] | None) -> Path:
+        if path.is_dir() and self.verify(path / marker):  # another run finished it meanwhile
             return path
         if path.exists():
             log.warning("artefact folder %s incomplete or corrupt: rebuilding", path)
@@ -218,18 +257,14 @@ class ArtifactStore:
             sub = np.asarray(items[start:start + block])
             bkey = self.key("block", {"items": sub.tolist()}, [key])
             path = self.root / "blocks" / key / f"{bkey}{suffix}"
-            part = None
-            if path.exists():
-                if self.verify(path):
-                    try:
-                        part = load(str(path))
-                    except Exception as exc:  # noqa: BLE001
-                        self._discard(path, f"could not be read ({exc})")
-                else:
-                    self._discard(path, "failed its integrity check")
+            part = self._load(path, load)
             if part is None:
-                part = compute(sub)
-                self._write(path, save, part, {"key": bkey, "of": key})
+                with self.lock(bkey):
+                    part = self._load(path, load)
+                    if part is None:
+                        with trace.timed_step(bkey, of=key):
+                            part = compute(sub)
+                            self._write(path, save, part, {"key": bkey, "of": key})
             parts.append(part)
         return parts
 

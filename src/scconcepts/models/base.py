@@ -19,11 +19,69 @@ from typing import Any, Callable, ClassVar, Literal, Protocol
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-__all__ = ["Section", "DgeaModelSettings", "ModelSpec", "FoundationModel", "ModelContext",
+from .. import trace
+
+__all__ = ["Traced", "set_trace_paths", "Section", "DgeaModelSettings", "ModelSpec", "FoundationModel", "ModelContext",
            "register", "adapter_class", "spec_class", "registered_models"]
 
 
-class Section(BaseModel):
+class Traced(BaseModel):
+    """A profile node that records which of its values a chapter reads.
+
+    After :func:`set_trace_paths` gave each node its dotted path, reading a field that holds a
+    value (not a section) records ``param <path>.<field>`` in the chapter's trace
+    (:mod:`scconcepts.trace`); a mapping of sections (``models``) records its names;
+    ``model_dump`` records the whole section. Nothing is recorded when no trace is active.
+    """
+
+    def __getattribute__(self, name: str):
+        value = super().__getattribute__(name)
+        if name[0] == "_" or name not in type(self).__pydantic_fields__:
+            return value
+        if not trace.active():
+            return value
+        private = object.__getattribute__(self, "__pydantic_private__") or {}
+        base = private.get("_trace_path")
+        if base is None:
+            return value
+        path = f"{base}{name}"
+        if isinstance(value, BaseModel):
+            return value
+        if isinstance(value, dict) and value and all(isinstance(v, BaseModel)
+                                                     for v in value.values()):
+            trace.record_path("keys", path)
+        else:
+            trace.record_path("param", path)
+        return value
+
+    def model_dump(self, *args, **kwargs):
+        private = object.__getattribute__(self, "__pydantic_private__") or {}
+        if trace.active() and private.get("_trace_path") is not None:
+            trace.record_path("param", private["_trace_path"].rstrip(".") or "*")
+        with trace.paused():
+            return super().model_dump(*args, **kwargs)
+
+
+def set_trace_paths(node: BaseModel, prefix: str = "") -> None:
+    """Give ``node`` and every section below it its dotted path (``"models.scvi."``)."""
+    if not isinstance(node, Traced):
+        return
+    private = object.__getattribute__(node, "__pydantic_private__")
+    if private is None:
+        object.__setattr__(node, "__pydantic_private__", {})
+        private = object.__getattribute__(node, "__pydantic_private__")
+    private["_trace_path"] = prefix
+    for name in type(node).__pydantic_fields__:
+        value = node.__dict__.get(name)
+        if isinstance(value, BaseModel):
+            set_trace_paths(value, f"{prefix}{name}.")
+        elif isinstance(value, dict):
+            for k, v in value.items():
+                if isinstance(v, BaseModel):
+                    set_trace_paths(v, f"{prefix}{name}.{k}.")
+
+
+class Section(Traced):
     """A profile section: unknown keys are errors, assignments are validated."""
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
@@ -60,7 +118,8 @@ class ModelSpec(Section):
         Concepts sampled per non-default SAE size for Fig 2C.
     table3
         Per dataset role, rows ``[c, k, lr, epochs]`` (paper Table 3); an SAE of a listed size
-        on that role uses them instead of ``sae.lr`` / ``sae.epochs``.
+        on that role uses them instead of ``sae.lr`` / ``sae.epochs`` (the paper's epochs are
+        the cap of the held-out stopping rule, see :class:`scconcepts.config.SAESettings`).
     """
 
     label: str | None = None
@@ -88,7 +147,8 @@ class ModelSpec(Section):
         return v
 
     def sae_hparams(self, c: int, k: int, role: str, lr: float, epochs: int) -> tuple[float, int]:
-        """(learning rate, epochs) of SAE (c, k) on ``role``: Table 3 row, else the defaults."""
+        """(learning rate, epoch cap) of SAE (c, k) on ``role``: Table 3 row, else the
+        defaults."""
         for row in (self.table3 or {}).get(role) or []:
             if int(row[0]) == int(c) and int(row[1]) == int(k):
                 return float(row[2]), int(row[3])
