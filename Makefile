@@ -2,7 +2,9 @@
 #
 #   make book     create .venv if needed, execute every chapter (profile "default"), build the
 #                 book strictly and print the path of _build/html/index.html
-#   make test     unit tests + smoke execution of every notebook + strict build checks
+#   make test     unit tests + smoke execution of every notebook + strict build checks (both
+#                 cores: pytest-xdist, the smoke-book tests on one worker)
+#   make test-fast  unit tests only (no notebook, no book build), both cores
 #   make smoke    execute and build the book with the tiny "smoke" profile
 #   make paper    the paper's settings (params/paper.yaml: Census atlases, Census scVI, scGPT
 #                 whole-human, GPU); stops within seconds listing the downloads if absent
@@ -32,7 +34,7 @@ export PYDEVD_DISABLE_FILE_VALIDATION := 1
 # backend so that figures still appear in the executed notebooks.
 export MPLBACKEND := Agg
 
-.PHONY: book test smoke paper mathjax env clean distclean
+.PHONY: book test test-fast smoke paper mathjax env clean distclean
 
 env: $(STAMP)
 
@@ -67,7 +69,10 @@ paper: $(STAMP)
 	$(PY) -m scconcepts.book all --profile paper
 
 test: $(STAMP) $(MATHJAX_STAMP)
-	$(PY) -m pytest -x -q
+	$(PY) -m pytest -x -q -n 2 --dist loadgroup
+
+test-fast: $(STAMP)
+	$(PY) -m pytest -x -q -n 2 -m "not slow"
 
 clean:
 	rm -rf _build book/_executed

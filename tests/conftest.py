@@ -29,6 +29,17 @@ torch.set_num_threads(1)
 
 N_SMALL = 400
 
+#: fixtures of the one smoke book of the session: their tests share one xdist worker
+SMOKE_FIXTURES = {"smoke_book", "smoke_site", "site", "executed"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that use the smoke book run on one xdist worker (``--dist loadgroup``), so the
+    book is executed once per session, however many workers there are."""
+    for item in items:
+        if SMOKE_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.xdist_group("smoke_book"))
+
 
 def stratified_subsample(adata, n: int, key: str, seed: int):
     """Seeded subsample of about ``n`` cells, proportional per ``obs[key]`` label (≥ 3 each)."""
