@@ -47,7 +47,8 @@
 #   shows a handful of hand-picked pairs).
 # * **Seeds**: the second dataset's SAE starts from another seed than the main one (see below).
 # * **Seeds**: the seed study uses the `stability.seed_role` dataset (the smaller one in the
-#   default profile) with `stability.epochs` epochs (null = the SAE epochs of chapter 02).
+#   default profile). Every SAE trains until its held-out R² stops improving (the rule of
+#   chapter 02), with `stability.epochs` as the cap (null = `sae.epochs`).
 # ```
 
 # %% tags=["parameters"]
@@ -60,6 +61,7 @@ import pandas as pd
 from myst_nb import glue
 
 from scconcepts import plotting, stability
+from scconcepts import sae as sae_mod
 from scconcepts.claims import glue_sentences
 from scconcepts.claims import stability as claims
 from scconcepts.config import load_config
@@ -70,7 +72,8 @@ wf = Workflow(cfg)
 
 # %%
 models, labels = wf.models, {m: wf.label(m) for m in wf.models}
-cfg.table(["data.main.dataset", "data.second.dataset", "sae.epochs", "stability.seeds",
+cfg.table(["data.main.dataset", "data.second.dataset", "sae.epochs", "sae.patience",
+           "sae.tol", "stability.seeds",
            "stability.seed_role", "stability.epochs", "stability.null_repeats", "seed"]
           + [f"models.{m}.{f}" for m in models for f in ("c", "k", "stability_pairs")])
 
@@ -81,16 +84,17 @@ cfg.table(["data.main.dataset", "data.second.dataset", "sae.epochs", "stability.
 # chapters 02–06). The second dataset's SAE is trained from another seed (`seed` + 1): the
 # decoder of a Top-K SAE moves away from its random initialisation only where its atoms fire, so
 # two SAEs started from the *same* seed share many nearly untouched atoms, which then "match"
-# with cosine ≈ 1 at the same index whatever the data. The last column measures this: the mean
+# with cosine ≈ 1 at the same index whatever the data. The first table measures this: the mean
 # cosine between each active trained atom and the same atom at initialisation.
 
 # %%
 seed, epochs = int(cfg.seed), cfg.stability.epochs
 seeds = {"main": seed, "second": seed + 1}
-comp = {}
+comp, fits = {}, {}
 for m in models:
-    saes = {"main": wf.sae(m)[0],
-            "second": wf.sae(m, role="second", seed=seeds["second"], epochs=epochs)[0]}
+    fits[m] = {"main": wf.sae(m),
+               "second": wf.sae(m, role="second", seed=seeds["second"], epochs=epochs)}
+    saes = {r: sae for r, (sae, _) in fits[m].items()}
     emb = {r: wf.embeddings(r, m) for r in saes}
     comp[m] = stability.dataset_comparison(saes, emb, seeds, int(cfg.stability.null_repeats),
                                            seed)
@@ -106,6 +110,17 @@ pd.DataFrame({labels[m]: {
     "cells (main / second)": f"{wf.embeddings('main', m).shape[0]} / "
                              f"{wf.embeddings('second', m).shape[0]}"}
     for m, c in comp.items()}).T
+
+# %% [markdown]
+# How each SAE trained (its metadata, chapter 02's stopping rule): epochs run, whether the rule
+# was met before the cap, R² on its held-out cells, and the cosine of every atom (active or not)
+# with its initialisation: mean, median and smallest.
+
+# %%
+cols = ["epochs", "converged", "r2_val", "init_cosine", "init_cosine_median", "init_cosine_min"]
+pd.DataFrame([{"model": labels[m], "trained on": r, **sae_mod.sae_row(meta)}
+              for m, f in fits.items() for r, (_, meta) in f.items()]).set_index(
+    ["model", "trained on"])[cols].round(4)
 
 # %% tags=["remove-input"]
 init = claims.init_cosine({labels[m]: c["moved"] for m, c in comp.items()})
@@ -218,17 +233,24 @@ glue("ch07_shared_any", float(share.value), display=False)
 # ## Seed stability (reviewer ask)
 #
 # Three SAEs of the default size per model, identical except for the seed (initialisation and
-# batch order), on the same dataset. Matching is over active atoms, as above.
+# batch order, held-out cells), on the same dataset. Matching is over active atoms, as above.
+# The second table gives how each of them trained, as for the SAEs of each dataset above.
 
 # %%
 seed_role = cfg.stability.seed_role
-seed_tables = {}
+seed_tables, seed_fits = {}, {}
 for m in models:
-    saes = {s: wf.sae(m, role=seed_role, seed=int(s), epochs=epochs)[0]
-            for s in cfg.stability.seeds}
-    seed_tables[m] = stability.seed_stability(saes, wf.embeddings(seed_role, m),
+    seed_fits[m] = {s: wf.sae(m, role=seed_role, seed=int(s), epochs=epochs)
+                    for s in cfg.stability.seeds}
+    seed_tables[m] = stability.seed_stability({s: f[0] for s, f in seed_fits[m].items()},
+                                              wf.embeddings(seed_role, m),
                                               int(cfg.stability.null_repeats), seed)
 pd.concat({labels[m]: t[1] for m, t in seed_tables.items()}, names=["model"]).round(4)
+
+# %%
+pd.DataFrame([{"model": labels[m], "seed": s, **sae_mod.sae_row(meta)}
+              for m, f in seed_fits.items() for s, (_, meta) in f.items()]).set_index(
+    ["model", "seed"])[cols].round(4)
 
 # %%
 summary = pd.concat({labels[m]: t[2] for m, t in seed_tables.items()}, names=["model"])

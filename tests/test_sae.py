@@ -1,5 +1,6 @@
-"""Top-K SAE (:mod:`scconcepts.sae`): sparsity, unit-norm decoder, reconstruction on a case with
-a known sparse dictionary, AuxK, determinism, checkpoints and input errors."""
+"""Top-K SAE (:mod:`scconcepts.sae`, :mod:`scconcepts.sae_train`): sparsity, unit-norm decoder,
+reconstruction on a case with a known sparse dictionary, AuxK, the held-out stopping rule, grid
+training, determinism, checkpoints and input errors."""
 
 from __future__ import annotations
 
@@ -11,8 +12,10 @@ import sklearn.metrics
 import torch
 
 import scconcepts.sae as sae_mod
+from scconcepts import stability
 from scconcepts.sae import (SAEConfig, TopKSAE, encode, load_sae, r2_score, reconstruct,
-                            sae_metrics, save_sae, train_sae)
+                            sae_metrics, save_sae, split_metrics, train_sae, train_sae_grid)
+from scconcepts.sae_train import _topk, stopping_rule_met, validation_split
 
 pytestmark = pytest.mark.filterwarnings("ignore:Converting a tensor with requires_grad")
 
@@ -114,7 +117,8 @@ def test_reconstruction_of_sparse_dictionary(trained, dict_data, k):
     assert m["r2"] == pytest.approx(r2, abs=1e-6)
     assert m["l0"] <= k and m["sparsity"] == pytest.approx(1 - m["l0"] / 80)
     assert m["active_concepts"] + m["dead_concepts"] == 80
-    assert len(hist["r2"]) == cfg.epochs and hist["r2"][-1] > hist["r2"][0]
+    assert len(hist["r2"]) == hist["stopped_epoch"] <= cfg.epochs
+    assert hist["r2"][-1] > hist["r2"][0] and hist["r2_val"][-1] > 0.95
     # the dictionary is recovered: most true atoms have a decoder column with cosine > 0.9
     cos = atoms @ sae.D.detach().numpy()
     assert (cos.max(1) > 0.9).mean() >= 0.8
@@ -166,6 +170,88 @@ def _state(sae):
     return {k: v.detach().clone() for k, v in sae.state_dict().items()}
 
 
+def _same(a, b) -> bool:
+    return all(torch.equal(v, _state(b)[key]) for key, v in _state(a).items())
+
+
+# ------------------------------------------------------------------------------ stopping rule
+
+
+def test_stopping_rule_definition():
+    assert not stopping_rule_met([0.1, 0.2, 0.3], tol=1e-4, patience=3)  # too few epochs
+    assert stopping_rule_met([0.5, 0.9, 0.9, 0.90005], tol=1e-4, patience=2)
+    assert not stopping_rule_met([0.5, 0.9, 0.9, 0.9002], tol=1e-4, patience=2)
+    assert stopping_rule_met([0.5, 0.9, 0.8, 0.85], tol=0.0, patience=2)  # worse is no gain
+
+
+def test_stops_early_on_an_easy_case_and_reports_it(dict_data):
+    x, _ = dict_data
+    cfg = SAEConfig(d=x.shape[1], c=80, k=3, aux_k=32, dead_after=1000, lr=3e-3, epochs=400,
+                    batch_size=256, seed=0, tol=1e-3, patience=4)
+    sae, hist = train_sae(x, cfg, device="cpu", progress=False)
+    n = hist["stopped_epoch"]
+    assert hist["converged"] and n < 100 and len(hist["r2_val"]) == len(hist["r2"]) == n
+    r2v = hist["r2_val"]
+    assert max(r2v[-4:]) <= max(r2v[:-4]) + 1e-3  # the rule held at the stop
+    assert not stopping_rule_met(r2v[:-1], 1e-3, 4)  # ... and not one epoch before
+    assert r2v[-1] > 0.9 and hist["steps"] == n * -(-hist["n_train"] // 256)
+    # the cap: the rule cannot be met in 3 epochs with patience 4
+    capped = SAEConfig(**{**asdict(cfg), "epochs": 3})
+    _, h3 = train_sae(x, capped, device="cpu", progress=False)
+    assert not h3["converged"] and h3["stopped_epoch"] == 3
+
+
+def test_validation_cells_are_not_trained_on(dict_data):
+    x = dict_data[0][:600]
+    cfg = SAEConfig(d=x.shape[1], c=32, k=3, lr=1e-3, epochs=3, batch_size=64, seed=3,
+                    patience=50)
+    sae, hist = train_sae(x, cfg, device="cpu", progress=False)
+    train, val = validation_split(600, 0.1, 3)
+    assert hist["val_cells"] == val.tolist() and len(val) == 60 and hist["n_train"] == 540
+    assert not set(train) & set(val) and len(train) + len(val) == 600
+    # held-out R² is that of the held-out cells, and split_metrics tells it from in-sample R²
+    assert hist["r2_val"][-1] == pytest.approx(r2_score(x[val], reconstruct(sae, x[val])),
+                                               abs=1e-5)
+    m = split_metrics(sae, x, hist)
+    assert m["r2_val"] == pytest.approx(hist["r2_val"][-1], abs=1e-5) and m["n_val"] == 60
+    assert m["r2"] == pytest.approx(r2_score(x[train], reconstruct(sae, x[train])), abs=1e-9)
+    # any value in the held-out cells leaves the weights bit-identical
+    noisy = x.copy()
+    noisy[val] = np.random.default_rng(0).normal(size=(60, x.shape[1])) * 50
+    other, h2 = train_sae(noisy, cfg, device="cpu", progress=False)
+    assert _same(sae, other) and h2["r2"] == hist["r2"] and h2["r2_val"] != hist["r2_val"]
+
+
+def test_grid_training_equals_single_training(dict_data):
+    x = dict_data[0][:800]
+    cfgs = [SAEConfig(d=x.shape[1], c=c, k=k, aux_k=16, dead_after=500, lr=2e-3, epochs=4,
+                      batch_size=64, seed=s, patience=2) for c, k, s in
+            ((48, 3, 0), (96, 6, 0), (48, 3, 1))]
+    grid = train_sae_grid(x, cfgs, device="cpu", workers=2)
+    for cfg, (g_sae, g_hist) in zip(cfgs, grid):
+        s_sae, s_hist = train_sae(x, cfg, device="cpu", progress=False)
+        assert _same(g_sae, s_sae) and g_hist == s_hist
+    assert grid[0][1]["val_cells"] == grid[1][1]["val_cells"] != grid[2][1]["val_cells"]
+
+
+def test_init_cosine_is_measured_against_the_real_initialisation(trained):
+    cfg, sae, hist = trained[3]
+    D0 = stability.initial_dictionary(cfg.d, cfg.c, cfg.k, cfg.seed)
+    cos = (sae.D.detach().numpy().astype(np.float64) * D0).sum(0)
+    got = hist["init_cosine"]
+    assert got["mean"] == pytest.approx(cos.mean(), abs=1e-5)
+    assert got["min"] == pytest.approx(cos.min(), abs=1e-5) and got["min"] <= got["median"] <= 1
+
+
+@pytest.mark.parametrize("c,k", [(100, 4), (500, 8), (1000, 16), (2000, 32), (640, 10)])
+def test_fast_topk_selects_the_topk_set(c, k):
+    z = torch.from_numpy(np.random.default_rng(c).normal(size=(64, c)).astype(np.float32))
+    v, i = _topk(z, k)
+    ref_v, ref_i = torch.topk(z, k, dim=1)
+    assert torch.equal(i.sort(1).values, ref_i.sort(1).values)
+    assert torch.equal(torch.gather(z, 1, i), v)
+
+
 def test_training_is_deterministic_per_seed(dict_data):
     x = dict_data[0][:500]
     cfg = SAEConfig(d=x.shape[1], c=24, k=3, lr=1e-3, epochs=3, batch_size=64, seed=7)
@@ -173,7 +259,7 @@ def test_training_is_deterministic_per_seed(dict_data):
     b, hb = train_sae(x, cfg, device="cpu", progress=False)
     for key, v in _state(a).items():
         assert torch.equal(v, _state(b)[key]), key
-    assert ha == hb
+    assert ha == hb and set(ha) >= {"r2_val", "converged", "stopped_epoch", "init_cosine"}
     c, _ = train_sae(x, SAEConfig(**{**asdict(cfg), "seed": 8}), device="cpu", progress=False)
     assert not torch.equal(_state(a)["W_enc"], _state(c)["W_enc"])
     assert not torch.equal(_state(a)["D"], _state(c)["D"])

@@ -69,12 +69,22 @@ def r2_bars(table: pd.DataFrame, paper: pd.DataFrame | None = None):
 
 
 def training_curves(histories: dict[str, dict]):
-    """R² and dead concepts per epoch for several SAEs (``label -> history``)."""
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.2))
-    for label, h in histories.items():
-        a1.plot(h["epoch"], h["r2"], label=label)
-        a2.plot(h["epoch"], h["dead"], label=label)
-    a1.set(xlabel="epoch", ylabel="training R²", ylim=(0.5, 1))
+    """Per epoch, for several SAEs (``label -> history`` of :func:`scconcepts.sae.train_sae`):
+    training R² (solid, running over the epoch) and held-out R² (dashed), with the epoch where
+    the stopping rule was met marked by a dot; and the dead concepts."""
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    lo = 1.0
+    for i, (label, h) in enumerate(histories.items()):
+        col = f"C{i}"
+        a1.plot(h["epoch"], h["r2"], color=col, lw=1, label=label)
+        if h.get("r2_val"):
+            a1.plot(h["epoch"], h["r2_val"], color=col, lw=1, ls="--")
+            if h.get("converged"):
+                a1.plot(h["epoch"][-1], h["r2_val"][-1], "o", color=col, ms=4)
+        lo = min(lo, float(np.nanmin(h["r2"][len(h["r2"]) // 4:] or [1.0])))
+        a2.plot(h["epoch"], h["dead"], color=col, label=label)
+    a1.set(xlabel="epoch", ylabel="R² (solid: training, dashed: held out)",
+           ylim=(max(0.0, lo - 0.05), 1))
     a2.set(xlabel="epoch", ylabel="dead concepts")
     a1.legend(frameon=False, fontsize=7)
     fig.tight_layout()

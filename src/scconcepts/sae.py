@@ -17,6 +17,11 @@ D (d, c) of c concepts and an encoder ψ:
 Reconstruction quality is reported as R² = 1 − SSE / SST with SST the sum of squared deviations
 from the per-dimension mean of A (the variance-weighted R² of scikit-learn's ``r2_score`` with
 ``multioutput="variance_weighted"``).
+
+Training (:func:`train_sae`, :func:`train_sae_grid`; implemented in :mod:`scconcepts.sae_train`)
+holds out a seeded ``val_fraction`` of the cells and stops when their R² has not improved by more
+than ``tol`` for ``patience`` epochs (``epochs`` is the cap); :func:`split_metrics` reports R²
+on the training cells (``r2``) and on the held-out ones (``r2_val``) apart.
 """
 
 from __future__ import annotations
@@ -30,12 +35,12 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from torch import nn
-from tqdm import tqdm
 
-from .utils import atomic_write, resolve_device, seed_everything
+from .utils import atomic_write
 
-__all__ = ["SAEConfig", "TopKSAE", "train_sae", "encode", "reconstruct", "sae_metrics",
-           "save_sae", "load_sae", "r2_score"]
+__all__ = ["SAEConfig", "TopKSAE", "train_sae", "train_sae_grid", "encode", "reconstruct",
+           "sae_metrics", "cell_split", "split_metrics", "sae_row", "save_sae", "load_sae",
+           "r2_score"]
 
 
 @dataclass
@@ -49,9 +54,12 @@ class SAEConfig:
     aux_coef: float = 1 / 32
     dead_after: int = 100_000  # training samples without firing before a latent counts as dead
     lr: float = 1e-4
-    epochs: int = 100
+    epochs: int = 100  # cap: training stops earlier once the held-out R² is flat
     batch_size: int = 1024
     seed: int = 0
+    val_fraction: float = 0.1  # seeded share of the cells held out for the stopping rule
+    tol: float = 1e-4  # held-out R² gain (absolute) that still counts as an improvement
+    patience: int = 10  # epochs without such a gain before training stops
 
 
 class TopKSAE(nn.Module):
@@ -108,121 +116,23 @@ def r2_score(a: np.ndarray, a_hat: np.ndarray) -> float:
     return float(1.0 - ((a - a_hat) ** 2).sum() / sst)
 
 
-def _remove_parallel_grad(sae: TopKSAE) -> None:
-    # Keep unit-norm decoder columns: project out the gradient component parallel to each column.
-    if sae.D.grad is None:
-        return
-    d = sae.D.data
-    sae.D.grad -= (sae.D.grad * d).sum(0, keepdim=True) * d
+def train_sae(embeddings: np.ndarray, config: SAEConfig, *, device: str | None = None,
+              progress: bool = True) -> tuple[TopKSAE, dict]:
+    """Train a Top-K SAE on cell embeddings A (n_cells, d) until its held-out R² stops improving
+    (at most ``config.epochs`` epochs); see :func:`scconcepts.sae_train.train_sae`."""
+    from .sae_train import train_sae as _train
+
+    return _train(embeddings, config, device=device, progress=progress)
 
 
-def train_sae(
-    embeddings: np.ndarray,
-    config: SAEConfig,
-    *,
-    device: str | None = None,
-    progress: bool = True,
-) -> tuple[TopKSAE, dict]:
-    """Train a Top-K SAE on cell embeddings.
+def train_sae_grid(embeddings: np.ndarray, configs: list[SAEConfig], *,
+                   device: str | None = None, progress: bool = False,
+                   workers: int | None = None) -> list[tuple[TopKSAE, dict]]:
+    """Several SAEs on the same embeddings, each as :func:`train_sae` trains it;
+    see :func:`scconcepts.sae_train.train_sae_grid`."""
+    from .sae_train import train_sae_grid as _grid
 
-    Parameters
-    ----------
-    embeddings
-        A, shape (n_cells, d), float (model embedding units, e.g. ``obsm["X_scvi"]``).
-    config
-        :class:`SAEConfig`; ``config.d`` must equal ``embeddings.shape[1]``.
-    device
-        ``"cpu"``, ``"cuda"``, or ``None`` to pick CUDA when available.
-    progress
-        Show a tqdm bar over epochs.
-
-    Returns
-    -------
-    sae, history
-        The trained model (eval mode, on CPU) and ``{"epoch", "mse", "aux", "r2", "dead"}`` lists.
-
-    Raises
-    ------
-    ValueError
-        If the embedding dimension differs from ``config.d``, the data contain NaN, or there are
-        fewer cells than ``config.k``.
-    """
-    a = np.asarray(embeddings, dtype=np.float32)
-    if a.ndim != 2 or a.shape[1] != config.d:
-        raise ValueError(f"Embeddings of shape {a.shape} do not match SAEConfig.d={config.d}.")
-    if not np.isfinite(a).all():
-        raise ValueError("Embeddings contain NaN or inf; recompute them or drop those cells.")
-    if a.shape[0] < 2:
-        raise ValueError("Need at least 2 cells to train an SAE.")
-    seed_everything(config.seed)
-    dev = resolve_device(device)
-    threads = torch.get_num_threads()
-    if dev.type == "cpu":
-        # SAE matrices are small (d ≤ 512): one thread is as fast as two here, and immune to the
-        # 10-20x OpenMP slow-down seen when other processes compete for the cores.
-        torch.set_num_threads(1)
-    try:
-        sae, hist = _train_loop(a, config, dev, progress)
-    finally:
-        torch.set_num_threads(threads)
-    return sae, hist
-
-
-def _train_loop(a: np.ndarray, config: SAEConfig, dev: torch.device, progress: bool):
-    x = torch.from_numpy(a).to(dev)
-    sae = TopKSAE(config.d, config.c, config.k).to(dev)
-    with torch.no_grad():
-        sae.b_dec.copy_(x.mean(0))
-    opt = torch.optim.Adam(sae.parameters(), lr=config.lr, eps=6.25e-10)
-    gen = torch.Generator(device="cpu").manual_seed(config.seed)
-    n = x.shape[0]
-    since_fired = torch.zeros(config.c, dtype=torch.long, device=dev)
-    sst = ((x - x.mean(0)) ** 2).sum().item()
-    hist = {"epoch": [], "mse": [], "aux": [], "r2": [], "dead": []}
-    bar = tqdm(range(config.epochs), desc=f"SAE c={config.c} k={config.k}", disable=not progress)
-    for epoch in bar:
-        perm = torch.randperm(n, generator=gen).to(dev)
-        sse = aux_tot = 0.0
-        for start in range(0, n, config.batch_size):
-            batch = x[perm[start:start + config.batch_size]]
-            z = sae.pre_activation(batch)
-            vals, idx = torch.topk(z, config.k, dim=-1)
-            u = torch.zeros_like(z).scatter_(-1, idx, torch.relu(vals))
-            recon = sae.decode(u)
-            err = batch - recon
-            loss_mse = (err ** 2).sum(-1).mean()
-            fired = (u > 0).any(0)
-            since_fired += batch.shape[0]
-            since_fired[fired] = 0
-            dead = since_fired > config.dead_after
-            loss_aux = torch.zeros((), device=dev)
-            n_dead = int(dead.sum())
-            if n_dead > 0 and config.aux_k > 0:
-                k_aux = min(config.aux_k, n_dead)
-                z_dead = z.masked_fill(~dead, -float("inf"))
-                av, ai = torch.topk(z_dead, k_aux, dim=-1)
-                u_aux = torch.zeros_like(z).scatter_(-1, ai, torch.relu(av))
-                e_hat = u_aux @ sae.D.T
-                # Normalised AuxK loss, as in Gao et al. (2024) App. A.2.
-                loss_aux = ((err.detach() - e_hat) ** 2).sum(-1).mean() / (
-                    (err.detach() - err.detach().mean(0)) ** 2).sum(-1).mean().clamp_min(1e-8)
-            loss = loss_mse + config.aux_coef * loss_aux * loss_mse.detach()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            _remove_parallel_grad(sae)
-            opt.step()
-            sae.normalize_decoder()
-            sse += (err.detach() ** 2).sum().item()
-            aux_tot += float(loss_aux)
-        n_dead_epoch = int((since_fired > config.dead_after).sum())
-        hist["epoch"].append(epoch)
-        hist["mse"].append(sse / n)
-        hist["aux"].append(aux_tot)
-        hist["r2"].append(1 - sse / sst)
-        hist["dead"].append(n_dead_epoch)
-        bar.set_postfix(r2=f"{1 - sse / sst:.4f}", dead=n_dead_epoch)
-    sae = sae.cpu().eval()
-    return sae, hist
+    return _grid(embeddings, configs, device=device, progress=progress, workers=workers)
 
 
 @torch.no_grad()
@@ -277,6 +187,51 @@ def sae_metrics(sae: TopKSAE, embeddings: np.ndarray) -> dict:
         "l0": l0,
         "sparsity": 1 - l0 / sae.c,
     }
+
+
+def cell_split(history: dict, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """(training, held-out) cell indices of an SAE from its :func:`train_sae` history."""
+    val = np.asarray(history.get("val_cells", []), dtype=np.int64)
+    return np.setdiff1d(np.arange(n), val), val
+
+
+def split_metrics(sae: TopKSAE, embeddings: np.ndarray, history: dict) -> dict:
+    """:func:`sae_metrics` of an SAE trained by :func:`train_sae`, with R² split by cells.
+
+    Returns
+    -------
+    dict
+        ``r2`` (in-sample: the cells it was trained on), ``r2_val`` (the ``history["val_cells"]``
+        held out by the stopping rule, never trained on; NaN when none), ``r2_all`` (every
+        cell), ``n_val``; ``active_concepts``, ``dead_concepts``, ``l0``, ``sparsity`` over
+        every cell; and from the history ``epochs_run``, ``converged``, ``init_cosine`` (mean
+        cosine of the decoder atoms with their initialisation).
+    """
+    a = np.asarray(embeddings, dtype=np.float32)
+    train, val = cell_split(history, a.shape[0])
+    m = sae_metrics(sae, a)
+    rec = reconstruct(sae, a)
+    return {**m, "r2": r2_score(a[train], rec[train]), "r2_all": m["r2"],
+            "r2_val": r2_score(a[val], rec[val]) if val.size > 1 else float("nan"),
+            "n_val": int(val.size), "epochs_run": int(history.get("stopped_epoch", 0)),
+            "converged": bool(history.get("converged", False)),
+            "init_cosine": float(history.get("init_cosine", {}).get("mean", float("nan")))}
+
+
+def sae_row(meta: dict) -> dict:
+    """One row of the Table 3 analogue from the metadata of a cached SAE
+    (:meth:`scconcepts.workflow.Workflow.sae`): settings, the stopping rule, R² (training and
+    held-out cells), activity, and the cosine of the atoms to their initialisation (mean,
+    median, min over all atoms)."""
+    cf, m = meta["config"], meta["metrics"]
+    cos = meta.get("history", {}).get("init_cosine", {})
+    return {"c": cf["c"], "k": cf["k"], "lr": cf["lr"], "max_epochs": cf["epochs"],
+            "epochs": m["epochs_run"], "converged": m["converged"], "r2": m["r2"],
+            "r2_val": m["r2_val"], "active_concepts": m["active_concepts"],
+            "dead_concepts": m["dead_concepts"], "l0": m["l0"], "sparsity": m["sparsity"],
+            "init_cosine": m["init_cosine"],
+            "init_cosine_median": cos.get("median", float("nan")),
+            "init_cosine_min": cos.get("min", float("nan"))}
 
 
 def save_sae(sae: TopKSAE, path: str | Path, config: SAEConfig | None = None,

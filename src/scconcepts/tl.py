@@ -38,7 +38,8 @@ def _state(adata: ad.AnnData, key: str) -> dict:
 
 def sae(adata: ad.AnnData, use_rep: str = "X_scvi", c: int = 500, k: int = 8, *,
         epochs: int = 100, lr: float = 1e-3, batch_size: int = 1024, aux_k: int = 512,
-        seed: int = 0, key_added: str = "concepts", progress: bool = False) -> sp.csr_matrix:
+        seed: int = 0, val_fraction: float = 0.1, tol: float = 1e-4, patience: int = 10,
+        key_added: str = "concepts", progress: bool = False) -> sp.csr_matrix:
     """Train a Top-K SAE ψ on ``obsm[use_rep]`` and store its concept activations.
 
     Parameters
@@ -49,7 +50,13 @@ def sae(adata: ad.AnnData, use_rep: str = "X_scvi", c: int = 500, k: int = 8, *,
         Concepts in the dictionary and concepts active per cell (paper default for scVI:
         500 and 8, expansion factor c/d = 10; Sec 4.2).
     epochs, lr, batch_size, aux_k, seed
-        Optimiser settings (Gao et al. 2024; paper Appendix B: batch 1024, aux_k 512).
+        Optimiser settings (Gao et al. 2024; paper Appendix B: batch 1024, aux_k 512);
+        ``epochs`` is the cap of the stopping rule.
+    val_fraction, tol, patience
+        Stopping rule (:mod:`scconcepts.sae_train`): a seeded ``val_fraction`` of the cells is
+        held out, and training stops when their R² has not gained more than ``tol`` over
+        ``patience`` epochs. The metrics give R² on the training (``r2``) and held-out
+        (``r2_val``) cells.
 
     Returns
     -------
@@ -73,13 +80,15 @@ def sae(adata: ad.AnnData, use_rep: str = "X_scvi", c: int = 500, k: int = 8, *,
         raise ValueError(f"need 0 < k <= c, got c={c}, k={k}")
     A = np.asarray(adata.obsm[use_rep], dtype=np.float32)
     config = sae_mod.SAEConfig(d=A.shape[1], c=int(c), k=int(k), aux_k=int(aux_k), lr=float(lr),
-                               epochs=int(epochs), batch_size=int(batch_size), seed=int(seed))
-    model, _ = sae_mod.train_sae(A, config, progress=progress)
+                               epochs=int(epochs), batch_size=int(batch_size), seed=int(seed),
+                               val_fraction=float(val_fraction), tol=float(tol),
+                               patience=int(patience))
+    model, hist = sae_mod.train_sae(A, config, progress=progress)
     codes = sae_mod.encode(model, A)
     state = {k_: v.detach().cpu().numpy() for k_, v in model.state_dict().items()}
     adata.obsm[f"X_{key_added}"] = codes
     adata.uns[key_added] = {"params": {**config.__dict__, "use_rep": use_rep},
-                            "metrics": sae_mod.sae_metrics(model, A), "weights": state}
+                            "metrics": sae_mod.split_metrics(model, A, hist), "weights": state}
     return codes
 
 

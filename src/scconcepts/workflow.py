@@ -15,6 +15,7 @@ an adapter (:mod:`scconcepts.models.adapters`) chosen by the profile's ``models`
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 from dataclasses import dataclass
@@ -220,7 +221,8 @@ class Workflow(AttributionSteps):
     def sae_config(self, model: str, c: int | None = None, k: int | None = None,
                    role: str = "main", seed: int | None = None, epochs: int | None = None):
         """:class:`~scconcepts.sae.SAEConfig` of SAE (c, k) on ``model``'s ``role`` embeddings;
-        Table 3 rows of the model for that role take precedence over ``sae.lr``/``sae.epochs``."""
+        Table 3 rows of the model for that role take precedence over ``sae.lr``/``sae.epochs``
+        (``epochs`` is the cap of the stopping rule ``sae.val_fraction``/``tol``/``patience``)."""
         from .sae import SAEConfig
 
         ms = self.settings(model)
@@ -230,7 +232,9 @@ class Workflow(AttributionSteps):
         return SAEConfig(d=int(self.embeddings(role, model).shape[1]), c=c, k=k,
                          aux_k=int(s.aux_k), lr=float(lr), epochs=int(epochs or ep),
                          batch_size=int(s.batch_size),
-                         seed=int(self.cfg.seed if seed is None else seed))
+                         seed=int(self.cfg.seed if seed is None else seed),
+                         val_fraction=float(s.val_fraction), tol=float(s.tol),
+                         patience=int(s.patience))
 
     def sae_key(self, model: str, c=None, k=None, role: str = "main", seed=None,
                 epochs=None) -> str:
@@ -244,18 +248,24 @@ class Workflow(AttributionSteps):
         Returns
         -------
         (TopKSAE, dict)
-            The SAE and ``{"config", "history", "metrics"}`` (metrics on the training cells).
+            The SAE and ``{"config", "history", "metrics"}``: the history of
+            :func:`scconcepts.sae.train_sae` (per-epoch train and held-out R², the stopping
+            rule, cosine of the atoms to their initialisation) and
+            :func:`scconcepts.sae.split_metrics` (``r2`` on the training cells, ``r2_val`` on the
+            held-out cells, activity over all cells).
         """
+        config = self.sae_config(model, c, k, role, seed, epochs)
+        return self._sae(model, role, config, self.sae_key(model, c, k, role, seed, epochs))
+
+    def _sae(self, model: str, role: str, config, key: str, trained=None):
         from . import sae as sae_mod
 
-        config = self.sae_config(model, c, k, role, seed, epochs)
-        key = self.store.key("sae", config.__dict__, [self.embedding_key(role, model)])
         A = self.embeddings(role, model)
 
         def train():
-            sae, hist = sae_mod.train_sae(A, config)
+            sae, hist = trained or sae_mod.train_sae(A, config)
             return sae, {"config": config.__dict__, "history": hist,
-                         "metrics": sae_mod.sae_metrics(sae, A)}
+                         "metrics": sae_mod.split_metrics(sae, A, hist)}
 
         def save(value, path):
             sae, meta = value
@@ -265,16 +275,43 @@ class Workflow(AttributionSteps):
         return self.store.cached(key, ".pt", train, save, sae_mod.load_sae,
                                  recipe={"step": "sae", "model": model, "role": role})
 
+    def sae_grid(self, model: str, role: str = "main") -> dict:
+        """Every SAE of the model's grid, ``{(c, k): (TopKSAE, meta)}`` as :meth:`sae` returns
+        them. Those not cached yet are trained side by side in one
+        :func:`scconcepts.sae.train_sae_grid` pass (one thread per SAE, ``torch_threads`` at
+        once), each exactly as :meth:`sae` would train it, and cached under the same key."""
+        from . import sae as sae_mod
+        from . import trace
+
+        sizes = [(int(c), int(k)) for c, k in self.settings(model).grid]
+        configs = {ck: self.sae_config(model, *ck, role) for ck in sizes}
+        keys = {ck: self.sae_key(model, *ck, role) for ck in sizes}
+
+        def missing():
+            return [ck for ck in sizes if not self.store.exists(keys[ck], ".pt")]
+
+        if len(missing()) > 1:
+            A = self.embeddings(role, model)
+            with contextlib.ExitStack() as held:  # another process waits, then loads them
+                for key in sorted(keys[ck] for ck in missing()):
+                    held.enter_context(self.store.lock(key))
+                todo = missing()
+                with trace.timed_step(f"sae-grid-{model}-{role}",
+                                      members=[keys[ck] for ck in todo]):
+                    out = sae_mod.train_sae_grid(A, [configs[ck] for ck in todo])
+                trained = dict(zip(todo, out))
+                return {ck: self._sae(model, role, configs[ck], keys[ck], trained.get(ck))
+                        for ck in sizes}
+        return {ck: self._sae(model, role, configs[ck], keys[ck]) for ck in sizes}
+
     def sae_table(self, model: str, role: str = "main") -> pd.DataFrame:
-        """Table 3 analogue: one row per SAE of the model's grid with its metrics on ``role``."""
-        rows = []
-        for c, k in self.settings(model).grid:
-            _, meta = self.sae(model, c, k, role)
-            cf = meta["config"]
-            rows.append({"c": c, "k": k, "lr": cf["lr"], "epochs": cf["epochs"],
-                         **{m: meta["metrics"][m] for m in
-                            ("r2", "active_concepts", "dead_concepts", "l0", "sparsity")}})
-        return pd.DataFrame(rows)
+        """Table 3 analogue: one row per SAE of the model's grid: its optimiser settings, the
+        stopping rule (epochs run, converged), R² on the training and on the held-out cells,
+        activity over all cells and the mean cosine of its atoms to their initialisation."""
+        from .sae import sae_row
+
+        return pd.DataFrame([sae_row(meta) for meta in
+                             (m for _, m in self.sae_grid(model, role).values())])
 
     def codes(self, model: str, c: int | None = None, k: int | None = None, role: str = "main",
               sae_role: str | None = None, seed=None, epochs=None) -> sp.csr_matrix:
