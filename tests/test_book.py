@@ -308,3 +308,34 @@ def test_a_third_model_runs_through_chapters_02_to_05_with_no_code_edit(smoke_bo
         glued = {o.get("metadata", {}).get("scrapbook", {}).get("name")
                  for c in nb.cells for o in c.get("outputs", [])}
         assert any(k and "_pca_" in k for k in glued), f"{stem}: no PCA result glued"
+
+
+def _glued(path: Path) -> dict:
+    nb = nbformat.read(path, as_version=4)
+    out = {}
+    for cell in nb.cells:
+        for o in cell.get("outputs", []):
+            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
+            if name:
+                out[name] = {k: v for k, v in o.get("data", {}).items() if k.endswith("plain")}
+    return out
+
+
+@pytest.mark.slow
+def test_serial_run_glues_what_the_parallel_run_glued(smoke_book, tmp_path):
+    """Issue 12: the smoke book ran two chapters at a time; chapters 02 and 03 executed again
+    one at a time (on the same artefacts) glue exactly the same values and verdicts."""
+    if smoke_book.errors:
+        pytest.skip("the smoke book failed; see test_notebook_executes_with_smoke_profile")
+    out = tmp_path / "serial"
+    cmd = [sys.executable, "-m", "scconcepts.book", "execute", "--profile", PROFILE,
+           "--only", "02,03", "--out", str(out), "--notebooks", str(NOTEBOOKS),
+           "--params-dir", str(PARAMS), "--root", str(ROOT), "--jobs", "1",
+           "--set", f"artifacts_dir={smoke_book.artifacts}"]
+    import subprocess
+
+    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
+    for stem in ("02_topk_saes", "03_concepts_and_metadata"):
+        serial, parallel = _glued(out / f"{stem}.ipynb"), _glued(smoke_book.out / f"{stem}.ipynb")
+        assert serial and serial == parallel, stem

@@ -134,8 +134,7 @@ def _chapter_env(trace_file: Path, params_dir: Path, threads: int | None) -> dic
     """Environment of one chapter's kernel: its trace file, the profiles, BLAS/OpenMP threads."""
     env = {trace.ENV: str(trace_file), "SCCONCEPTS_PARAMS_DIR": str(params_dir)}
     if threads:
-        # parallel chapters: numpy/scipy BLAS and OpenMP get the kernel's share of the cores
-        # (torch threads come from the profile's torch_threads)
+        # numpy/scipy BLAS and OpenMP threads, as many as torch's (the profile's torch_threads)
         for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
             env[var] = str(threads)
     return env
@@ -238,7 +237,9 @@ def execute(
     python = prepare_kernel_env(kernel_name)
     cores = os.cpu_count() or 1
     jobs = max(1, min(int(jobs or min(cores, 2)), len(todo)))
-    threads = max(1, cores // jobs) if jobs > 1 else None
+    # BLAS/OpenMP threads of a kernel: the profile's torch_threads, else its share of the cores
+    # (fixed by the profile, so results do not depend on --jobs)
+    threads = int(cfg.torch_threads or max(1, cores // jobs))
     log.info(
         "executing %d notebook(s) with profile %r (kernel %s -> %s, %d at a time) into %s",
         len(todo), profile, kernel_name, python, jobs, out,
