@@ -1,8 +1,13 @@
 """Exact incremental occlusion for scGPT (:mod:`scconcepts.models.scgpt_occlusion`).
 
-The fast path (deduplicated copies, incremental first-layer attention, ``<cls>``-only last layer)
-must give the same attribution as the literal loop of Eq 2, where every perturbed copy is
-re-binned and run through the unmodified model, one gene at a time.
+The fast path (token differences per (a, b) count change, deduplicated copies, rank-Δ update of
+the first-layer attention, piecewise-linear first-layer feed-forward with exact hinge
+corrections, ``<cls>``-only last layer without keys or values, worker threads) must give the
+same embeddings as the unmodified model on every perturbed copy, and the same attribution as
+the literal loop of Eq 2, where every copy is re-binned and run through the model one gene at a
+time. Each step is also checked on its own: token differences against tokenising every copy,
+post-/pre-norm and ReLU/GELU layers, one and three layers, the feed-forward with all and with no
+hinge corrections, the fallback for ill-conditioned rows, truncated cells.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from scconcepts.attribution import (NeuronReadout, UnitFunction, _dense_rows, occlusion_fast,
                                     occlusion_literal)
@@ -23,6 +29,8 @@ try:
 except ImportError as exc:  # pragma: no cover - the Makefile installs scgpt
     pytest.skip(f"scgpt is not importable ({exc})", allow_module_level=True)
 
+from scconcepts.models.scgpt_copies import (cell_tokens, token_differences,  # noqa: E402
+                                            token_differences_loop)
 from scconcepts.models.scgpt_occlusion import ScGPTOcclusion  # noqa: E402
 
 
@@ -92,3 +100,105 @@ def test_occlusion_rejects_flash_layers(project):
             ScGPTOcclusion(net, vocab, genes)
     finally:
         layers[0] = saved
+
+
+# ---------------------------------------------------------------------------------------------
+# the pieces of the fast path, each against the unmodified model
+
+
+def _copies(xp, genes_v, vals_v):
+    copies = np.repeat(xp[None], len(genes_v), 0)
+    copies[np.arange(len(genes_v)), genes_v] = vals_v
+    return copies
+
+
+def _check_occlude(occ, xp, genes_v, vals_v, tol=1e-5):
+    z = occ.occlude(xp, genes_v, vals_v)
+    ref = occ(torch.from_numpy(_copies(xp, genes_v, vals_v))).numpy()
+    assert np.abs(z - ref).max() <= tol
+    return z
+
+
+def _variants(xp, xc, n=60):
+    """Copies with the counterfactual's count, plus removals, additions and large counts."""
+    g = np.flatnonzero(xp != xc)[:n]
+    nz, zero = np.flatnonzero(xp), np.flatnonzero(xp == 0)
+    genes_v = np.concatenate([g, nz[:5], zero[:5], nz[5:8]])
+    vals_v = np.concatenate([xc[g], np.zeros(5), np.full(5, 3.0), xp[nz[5:8]] + 40])
+    return genes_v, vals_v.astype(np.float32)
+
+
+def test_token_differences_equal_tokenised_copies(project):
+    """Per-(a, b) binning gives the same token differences as tokenising every copy."""
+    net, vocab, genes, X = project
+    occ = ScGPTOcclusion(net, vocab, genes)
+    for seed in (0, 1):
+        xp, xc = _cells(X, seed, 2)
+        xp = xp.astype(np.float64)
+        genes_v, vals_v = _variants(xp, xc, n=400)
+        nz_b, _, vals_b = cell_tokens(occ.tok, xp)
+        fast = token_differences(occ.tok, xp, nz_b, vals_b, genes_v, vals_v.astype(np.float64))
+        loop = token_differences_loop(occ.tok, xp, nz_b, vals_b, genes_v,
+                                      vals_v.astype(np.float64))
+        for (o1, g1, b1), (o2, g2, b2) in zip(fast, loop):
+            assert np.array_equal(np.sort(o1), np.sort(o2))
+            k1, k2 = np.argsort(g1), np.argsort(g2)
+            assert np.array_equal(g1[k1], g2[k2]) and np.array_equal(b1[k1], b2[k2])
+
+
+@pytest.mark.parametrize("norm_first,activation,nlayers", [
+    (False, "relu", 2), (True, "relu", 2), (False, "gelu", 2), (True, "gelu", 3),
+    (False, "relu", 1)])
+def test_occlude_layer_variants(project, norm_first, activation, nlayers):
+    """Post-/pre-norm layers, ReLU (piecewise-linear feed-forward) and GELU (full feed-forward),
+    one layer (<cls> of the first layer) and middle layers."""
+    _, vocab, genes, X = project
+    torch.manual_seed(2)
+    net = ms.build_model({"embsize": 32, "nheads": 4, "d_hid": 64, "nlayers": nlayers,
+                          "dropout": 0.0}, vocab).eval()
+    for layer in net.transformer_encoder.layers:
+        layer.norm_first = norm_first
+        if activation == "gelu":
+            layer.activation = F.gelu
+    occ = ScGPTOcclusion(net, vocab, genes, variants_per_batch=16)
+    xp, xc = _cells(X, 4, 2)
+    _check_occlude(occ, xp, *_variants(xp, xc))
+
+
+def test_piecewise_linear_feed_forward_branches(project, monkeypatch):
+    """All hinge corrections, none (every changed row in full), and the project model's default."""
+    import scconcepts.models.scgpt_occlusion as so
+
+    net, vocab, genes, X = project
+    occ = ScGPTOcclusion(net, vocab, genes)
+    xp, xc = _cells(X, 5, 2)
+    variants = _variants(xp, xc)
+    ref = _check_occlude(occ, xp, *variants)
+    for k in (0, 64):
+        monkeypatch.setattr(so, "_MAX_RISKY", k)
+        assert np.abs(_check_occlude(occ, xp, *variants) - ref).max() <= 1e-6
+
+
+def test_ill_conditioned_rows_fall_back_to_the_model(project, monkeypatch):
+    """Copies flagged as ill-conditioned (here: all of them) are embedded by the plain model."""
+    import scconcepts.models.scgpt_occlusion as so
+
+    net, vocab, genes, X = project
+    monkeypatch.setattr(so, "_MIN_Z_RATIO", 2.0)
+    occ = ScGPTOcclusion(net, vocab, genes)
+    xp, xc = _cells(X, 6, 2)
+    _check_occlude(occ, xp, *_variants(xp, xc, n=20))
+
+
+def test_truncated_cells_and_worker_threads(project):
+    """Cells longer than max_len (per-copy tokenisation) and batches over two worker threads."""
+    net, vocab, genes, X = project
+    occ = ScGPTOcclusion(net, vocab, genes, max_len=40, variants_per_batch=8)
+    xp, xc = _cells(X, 7, 2)
+    assert np.count_nonzero(xp) > 40
+    prev = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        _check_occlude(occ, xp, *_variants(xp, xc, n=40))
+    finally:
+        torch.set_num_threads(prev)

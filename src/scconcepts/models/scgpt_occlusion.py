@@ -8,28 +8,58 @@ added or re-binned) and, rarely, genes whose bin moved because the cell's quanti
 (median 1 token, 90th percentile ~50 on the Kang cells).
 
 :class:`ScGPTOcclusion` computes the CLS embedding of every copy **exactly** (same function, up
-to float rounding: |Δ| ~ 1e-6 on L2-normalised embeddings) but much faster than a forward pass
-per copy, by three exact rewrites of ``TransformerModel._encode`` followed by ``[:, 0]``:
+to float rounding: |Δ| ~ 1e-7 on L2-normalised embeddings) but much faster than a forward pass
+per copy. Notation: the prototype has L tokens (row 0 is ``<cls>``), width d, h heads of size
+d_h; a copy removes the prototype rows R and adds new tokens T (|R| + |T| = Δ, usually 1-2).
 
-1. **Deduplication.** Copies with the same token sequence share one computation; a copy whose
-   tokens equal the prototype's gets the prototype's embedding (its attribution is exactly 0).
-2. **Incremental first layer.** Token embeddings are per-token, so in the first layer only the
-   changed tokens' queries, keys and values differ from the prototype's. For each unchanged
-   query row i of head h, the softmax attention is a ratio of sums over keys,
-   ``o_i = Σ_j e^{s_ij - c_i} v_j / Σ_j e^{s_ij - c_i}``; the prototype's numerator and
-   denominator are computed once (float64) and each copy only subtracts the terms of its
-   removed keys and adds those of its new keys: O(L·Δ·d) instead of O(L²·d) per copy. The rows
-   of new tokens are computed in full. Out-projection, norms and feed-forward then run on all
-   rows (they all changed slightly).
-3. **CLS-only last layer.** The output is the ``<cls>`` row of the last layer, which needs that
-   layer's keys and values for every token but its query, attention and feed-forward for the
-   ``<cls>`` row only. Layers in between (none in the project model; 10 in whole-human) run in
-   full, with removed tokens masked as padding.
+0. **Token differences.** A copy's bins depend only on its multiset of non-zero values, which
+   differs from the prototype's by one value a → b: the binning runs once per distinct (a, b)
+   through the tokenizer, and each copy looks up which genes moved bin. Copies with equal
+   differences are computed once; a copy equal to the prototype gets the prototype's embedding.
+1. **First-layer attention, rank-Δ update.** Token embeddings are per token, so in the first
+   layer only the rows R ∪ T differ. For a kept row i and head h, with scores s_ij, the
+   prototype's row maximum c_i and E_ij = exp(s_ij - c_i) (prototype sums in float64, once)::
 
-Everything else (token and value encoders, norms, feed-forward, out-projection) is the model's
-own modules in eval mode. ``tests/test_scgpt.py`` checks the result against the literal loop
-(one forward pass of the unmodified model per perturbed copy) on real cells;
-``benchmarks/scgpt.py`` times both.
+       Z_i = Σ_j E_ij,   o_i = Σ_j E_ij v_j / Z_i,   Z'_i = Z_i - Σ_{j∈R} E_ij + Σ_{t∈T} E_it
+       o'_i = (Z_i / Z'_i) o_i + (Σ_{t∈T} E_it v_t - Σ_{j∈R} E_ij v_j) / Z'_i
+
+   and, the out-projection being linear per head, the residual stream u = e + W_o o + b_o is::
+
+       u'_i = u_i + Σ_h (Z_ih/Z'_ih - 1) W_o,h o_ih + Σ_h Σ_{j∈R∪T} (±E_ijh / Z'_ih) W_o,h v_jh
+
+   with the vectors W_o,h o_ih and W_o,h v_jh of the prototype precomputed: O((h + hΔ)·d) per
+   row instead of O(L·d + d²). New rows get full attention over the copy's keys. A copy in
+   which some kept row has Z'_i < 10⁻³ Z_i (the removed keys held almost all of its attention,
+   so the subtraction would cancel) is run through the unmodified model instead.
+2. **First-layer feed-forward, piecewise linear.** For a ReLU feed-forward
+   f(t) = W_2 relu(W_1 t + b_1) + b_2 at its input t = LN(u) (norm1 post-norm, norm2 pre-norm),
+   let z_i = W_1 t_i + b_1 at the prototype, m_i = 1[z_i > 0] and M_i = W_2 diag(m_i) W_1 (one
+   d×d matrix per row, precomputed). Exactly, with z'_i = W_1 t'_i + b_1::
+
+       f(t'_i) = f(t_i) + M_i (t'_i - t_i) + Σ_k W_2[:, k] (relu(z'_ik) - m_ik z'_ik)
+
+   where the terms of the sum vanish for every unit k whose sign cannot change:
+   |W_1[k]·(t'_i - t_i)| ≤ ‖W_1[k]‖ ‖t'_i - t_i‖ < |z_ik|, i.e. ‖t'_i - t_i‖ below the unit's
+   margin |z_ik| / ‖W_1[k]‖. Units are sorted by margin once per row; the units (at most 8)
+   whose margin is below ‖t'_i - t_i‖ are corrected exactly, and a row with more runs the
+   feed-forward in full. Post-norm folds the residual in: t' + f(t') = (f(t) - M t) + (I + M) t'.
+   Cost d² + O(8·d) per row instead of 2·d·d_hid. (Other activations: the feed-forward in full.)
+3. **Last layer: the ``<cls>`` row only, without keys or values.** The output is the ``<cls>``
+   row of the last layer. With a_j the attention input of row j and q the ``<cls>`` query of a
+   head, ``q·(W_k a_j + b_k) = (W_kᵀ q)·a_j + q·b_k`` (the last term is the same for every j and
+   drops out of the softmax) and ``Σ_j p_j (W_v a_j + b_v) = W_v (Σ_j p_j a_j) + b_v``: 2·h·d per
+   row instead of 2·d² for the key and value projections. Layers in between (none in the
+   project model; 10 in whole-human) run in full, with removed rows masked as padding.
+
+Batches of copies are independent; on CPU they run on ``torch.get_num_threads()`` worker
+threads with one intra-op thread each (the many small, memory-bound operations scale better
+across batches than inside each, and a busy machine does not stall every operation on a
+thread barrier).
+
+Everything else (token and value encoders, norms, weights) is the model's own modules in eval
+mode. ``tests/test_scgpt_occlusion.py`` checks every step against the unmodified model (one
+forward pass per perturbed copy) on real cells, and the attribution against the literal loop of
+Eq 2; ``benchmarks/scgpt.py`` times both.
 """
 
 from __future__ import annotations
@@ -41,8 +71,21 @@ import torch
 import torch.nn.functional as F
 
 from . import scgpt as ms
+from .scgpt_copies import cell_tokens, token_differences
 
 __all__ = ["ScGPTOcclusion"]
+
+#: A copy whose first-layer softmax denominator of a kept row falls below this fraction of the
+#: prototype's (the removed keys held almost all of that row's attention) is recomputed directly.
+_MIN_Z_RATIO = 1e-3
+#: Hidden units per row whose ReLU may switch that are corrected individually; rows with more
+#: run the feed-forward in full.
+_MAX_RISKY = 8
+
+
+def _is_relu(layer) -> bool:
+    act = layer.activation
+    return act is F.relu or isinstance(act, torch.nn.ReLU)
 
 
 def _heads(t: torch.Tensor, h: int) -> torch.Tensor:
@@ -78,27 +121,34 @@ class ScGPTOcclusion:
     Raises
     ------
     ValueError
-        If the model uses domain-specific batch norm (needs batch labels) or non-standard layers.
+        If the model uses domain-specific batch norm (needs batch labels), the ``scaling``
+        value-embedding style, or non-standard layers.
     """
 
     def __init__(self, model, vocab: Mapping[str, int], genes: Sequence[str],
                  n_bins: int | None = None, *, max_len: int = 1200, batch_size: int = 32,
                  device=None, normalize: bool = True, pad_value: float | None = None,
-                 seed: int = 0, ties: str = "mid", variants_per_batch: int = 64):
+                 seed: int = 0, ties: str = "mid", variants_per_batch: int = 32):
         self.model = model
         self.genes = list(genes)
         self.normalize = normalize
         self.batch_size = batch_size
         self.variants_per_batch = int(variants_per_batch)
+        self.workers = None
         self.tok, self.device = ms._prepare(model, vocab, self.genes, n_bins, pad_value, max_len,
                                             seed, ties, device)
         if getattr(model, "dsbn", None) is not None:
             raise ValueError("Incremental occlusion does not support domain-specific batch norm "
                              "(DSBN needs batch labels); use the literal loop.")
+        if getattr(model, "input_emb_style", "continuous") == "scaling":
+            raise ValueError("Incremental occlusion needs additive value embeddings "
+                             "(input_emb_style 'continuous' or 'category'), not 'scaling'.")
         layers = list(model.transformer_encoder.layers)
         if not all(isinstance(l, torch.nn.TransformerEncoderLayer) for l in layers):
             raise ValueError("Incremental occlusion needs torch.nn.TransformerEncoderLayer layers "
                              "(load the checkpoint with the default, non-flash backend).")
+        if getattr(model.transformer_encoder, "norm", None) is not None:
+            raise ValueError("Incremental occlusion expects no final encoder norm.")
         self.layers = layers
 
     # ------------------------------------------------------------------ f
@@ -112,14 +162,6 @@ class ScGPTOcclusion:
         return torch.from_numpy(z).to(x.device)
 
     # ------------------------------------------------------------------ tokens
-    def _tokens(self, x: np.ndarray):
-        nz = np.flatnonzero(x)
-        ids, vals = self.tok.cell(nz, x[nz])
-        if len(nz) > self.tok.max_len - 1:  # the tokenizer kept a priority subset
-            keep = np.sort(np.argsort(-self.tok.priority[nz], kind="stable")[: self.tok.max_len - 1])
-            nz = nz[keep]
-        return nz, ids, vals
-
     def _embed_tokens(self, ids: torch.Tensor, vals: torch.Tensor) -> torch.Tensor:
         m = self.model
         e = m.encoder(ids) + m.value_encoder(vals)
@@ -148,78 +190,117 @@ class ScGPTOcclusion:
         x_p = np.asarray(x_p, dtype=np.float64)
         genes = np.asarray(genes, dtype=np.int64)
         values = np.asarray(values, dtype=np.float64)
-        dev = self.device
-        nz_b, ids_b, vals_b = self._tokens(x_p)
-        L = len(ids_b)
-        m = len(self.genes)
-        # bin of each gene in the prototype's sequence (NaN: not in the sequence); position 0 is <cls>
-        base_bin = np.full(m, np.nan)
-        base_bin[nz_b] = vals_b[1:]
-        base_pos = np.full(m, -1, dtype=np.int64)
-        base_pos[nz_b] = np.arange(1, L)
+        nz_b, ids_b, vals_b = cell_tokens(self.tok, x_p)
 
-        # ---- 1. token differences of every copy, deduplicated
+        # ---- 0. token differences of every copy, deduplicated
         diffs: dict[tuple, int] = {}
         which = np.empty(len(genes), dtype=np.int64)
         uniq: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        for v, (g, val) in enumerate(zip(genes, values)):
-            x = x_p.copy()
-            x[g] = val
-            nz, ids, vals = self._tokens(x)
-            b = vals[1:]
-            new = base_bin[nz] != b                       # NaN (absent) compares unequal
-            var_bin = np.full(m, np.nan)
-            var_bin[nz] = b
-            old = base_pos[nz_b[var_bin[nz_b] != vals_b[1:]]]
-            key = (old.tobytes(), nz[new].tobytes(), b[new].tobytes())
+        for v, (old, new_g, new_b) in enumerate(
+                token_differences(self.tok, x_p, nz_b, vals_b, genes, values)):
+            o = np.argsort(new_g, kind="stable")
+            new_g, new_b = new_g[o], new_b[o]
+            key = (old.tobytes(), new_g.tobytes(), new_b.tobytes())
             if key not in diffs:
                 diffs[key] = len(uniq)
-                uniq.append((old, ids[1:][new], b[new]))
+                uniq.append((old, self.tok.gene_ids[new_g].astype(np.int64), new_b))
             which[v] = diffs[key]
 
-        # ---- prototype, first layer: projections, row maxima c and the softmax sums
-        # [N | Z] = Σ_j e^{s_ij - c_i} [v_j | 1] (float64 for the sums the copies correct)
-        layer = self.layers[0]
-        att = layer.self_attn
-        h = att.num_heads
         d = self.model.d_model
-        scale = (d // h) ** -0.5
-        ids_t = torch.from_numpy(np.asarray(ids_b, dtype=np.int64)).to(dev)
-        vals_t = torch.from_numpy(np.asarray(vals_b, dtype=np.float32)).to(dev)
-        e_b = self._embed_tokens(ids_t[None], vals_t[None])[0]            # (L, d)
-        a_b = layer.norm1(e_b) if layer.norm_first else e_b
-        q, k, v = (_heads(t, h) for t in
-                   F.linear(a_b, att.in_proj_weight, att.in_proj_bias).split(d, -1))  # (h, L, hd)
-        qs = q * scale
-        S = qs.double() @ k.double().transpose(-1, -2)
-        c = S.amax(-1, keepdim=True)                                     # (h, L, 1)
-        P = torch.exp(S - c)
-        v1 = torch.cat([v, torch.ones_like(v[..., :1])], -1)              # (h, L, hd+1)
-        NZ = P @ v1.double()                                              # (h, L, hd+1)
-        proto = (qs, k, v, v1, c.float(), P.float(), NZ)
-
         out = np.zeros((len(uniq), d), dtype=np.float32)
         empty = [i for i, (o, n_ids, _) in enumerate(uniq) if o.size == 0 and n_ids.size == 0]
         if empty:  # copies identical to the prototype
             out[empty] = self(torch.from_numpy(x_p[None].astype(np.float32))).numpy()
         skip = set(empty)
         todo = [i for i in range(len(uniq)) if i not in skip]
+        if not todo:
+            return out[which]
+        proto = self._prototype(ids_b, vals_b)
         # similar change sizes together: little padding
         todo.sort(key=lambda i: (len(uniq[i][0]), len(uniq[i][1])))
         B = self.variants_per_batch
-        with ms._mha_fastpath(dev.type != "cpu"):
-            for s in range(0, len(todo), B):
-                rows = todo[s:s + B]
-                out[rows] = self._batch([uniq[i] for i in rows], e_b, proto).cpu().numpy()
+        batches = [todo[s:s + B] for s in range(0, len(todo), B)]
+
+        def run(rows):
+            with torch.inference_mode():
+                out[rows] = self._batch([uniq[i] for i in rows], proto).cpu().numpy()
+
+        with ms._mha_fastpath(self.device.type != "cpu"):
+            self._map(run, batches)
         return out[which]
 
-    def _batch(self, items, e_b, proto) -> torch.Tensor:
-        qs, k, v, v1, c, P, NZ = proto
+    def _map(self, fn, batches) -> None:
+        """``fn`` on every batch; on CPU, spread over ``torch.get_num_threads()`` worker threads
+        running one intra-op thread each: the batches are independent, and many small
+        memory-bound operations scale better across batches than inside each operation."""
+        n = min(torch.get_num_threads(), len(batches))
+        if self.device.type != "cpu" or n <= 1 or self.workers == 1:
+            for rows in batches:
+                fn(rows)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        prev = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(n) as ex:
+                for f in [ex.submit(fn, rows) for rows in batches]:
+                    f.result()
+        finally:
+            torch.set_num_threads(prev)
+
+    # ------------------------------------------------------------------ first layer
+    def _prototype(self, ids_b, vals_b) -> dict:
+        """First-layer quantities of the prototype shared by all copies."""
         dev = self.device
         layer = self.layers[0]
         att = layer.self_attn
         h = att.num_heads
         d = self.model.d_model
+        ids_t = torch.from_numpy(np.asarray(ids_b, dtype=np.int64)).to(dev)
+        vals_t = torch.from_numpy(np.asarray(vals_b, dtype=np.float32)).to(dev)
+        e = self._embed_tokens(ids_t[None], vals_t[None])[0]              # (L, d)
+        a = layer.norm1(e) if layer.norm_first else e
+        q, k, v = (_heads(t, h) for t in
+                   F.linear(a, att.in_proj_weight, att.in_proj_bias).split(d, -1))  # (h, L, hd)
+        qs = q * (d // h) ** -0.5
+        S = qs.double() @ k.double().transpose(-1, -2)
+        c = S.amax(-1, keepdim=True)                                       # (h, L, 1)
+        P = torch.exp(S - c)
+        Z = P.sum(-1)                                                      # (h, L)
+        o = ((P @ v.double()) / Z[..., None]).float()                      # (h, L, hd)
+        pr = {"ids": ids_t, "vals": vals_t, "e": e, "qs": qs, "k": k, "v": v,
+              "c": c.float(), "P": P.float(), "Z": Z, "o": o}
+        if _is_relu(layer):
+            # feed-forward around the prototype's rows (module docstring, step 2)
+            u = e + att.out_proj(_merge(o))                                # (L, d)
+            t = layer.norm2(u) if layer.norm_first else layer.norm1(u)     # feed-forward input
+            W1, b1, W2 = layer.linear1.weight, layer.linear1.bias, layer.linear2.weight
+            z1 = F.linear(t, W1, b1)                                        # (L, d_hid)
+            on = (z1 > 0).to(z1.dtype)
+            margin = z1.abs() / W1.norm(dim=1)              # distance of t to each unit's hinge
+            msort, order = margin.sort(-1)
+            K = min(_MAX_RISKY, W1.shape[0])
+            top = order[:, :K]
+            Wo = att.out_proj.weight.view(d, h, d // h).permute(1, 2, 0)        # (h, hd, d)
+            MT = torch.matmul(W1.t()[None] * on[:, None, :], W2.t())         # (L, d, d) = M_iᵀ
+            c0 = layer.linear2(torch.relu(z1)) - torch.bmm(t[:, None], MT)[:, 0]   # f(t) - M t
+            pr.update(u=u, t=t, c0=c0,
+                      MT=MT if layer.norm_first else MT + torch.eye(d, device=dev),  # (I + M)ᵀ
+                      Po=torch.matmul(o, Wo).transpose(0, 1).contiguous(),    # (L, h, d)
+                      Pv=torch.matmul(v, Wo), Wo=Wo,                          # (h, L, d)
+                      msort=(msort * (1 - 1e-4)).contiguous(),
+                      W1r=W1[top].contiguous(), b1r=b1[top],                   # (L, K, d)
+                      onr=on.gather(1, top), W2r=W2.t()[top].contiguous())     # (L, K, d)
+        return pr
+
+    def _batch(self, items, pr) -> torch.Tensor:
+        dev = self.device
+        layer = self.layers[0]
+        att = layer.self_attn
+        h = att.num_heads
+        d = self.model.d_model
+        e_b, qs, k, v, c, P, Z, o_b = (pr[n] for n in ("e", "qs", "k", "v", "c", "P", "Z", "o"))
         L = e_b.shape[0]
         nb = len(items)
         so = max(1, max(len(o) for o, _, _ in items))
@@ -244,34 +325,133 @@ class ScGPTOcclusion:
         a_n = layer.norm1(e_n) if layer.norm_first else e_n
         qn, kn, vn = (_heads(t, h) for t in
                       F.linear(a_n, att.in_proj_weight, att.in_proj_bias).split(d, -1))  # (nb,h,sn,hd)
-        # ---- 2. prototype rows: [N | Z] minus the removed keys' terms plus the new keys' terms;
-        # masks ride on the [v | 1] rows, so no full-size masking is needed.
-        vo1 = v1[:, old_t].permute(1, 0, 2, 3) * mo_t[:, None, :, None]       # (nb, h, so, hd+1)
-        P_old = P.index_select(2, old_t.reshape(-1)).view(h, L, nb, so).permute(2, 0, 1, 3)
-        vn1 = torch.cat([vn, torch.ones_like(vn[..., :1])], -1) * mn_t[:, None, :, None].float()
-        E_new = torch.matmul(qs[None], kn.transpose(-1, -2)).sub_(c[None]).exp_()  # (nb,h,L,sn)
-        NZv = NZ[None] + (E_new @ vn1 - P_old @ vo1).double()
-        o_base = (NZv[..., :-1] / NZv[..., -1:]).float()                       # (nb, h, L, hd)
-        # ---- new rows: full attention over the copy's keys
-        keys = torch.cat([k[None].expand(nb, -1, -1, -1), kn], 2)
-        vals = torch.cat([v[None].expand(nb, -1, -1, -1), vn], 2)
-        ignore = torch.cat([removed_t, ~mn_t], 1)                               # (nb, L+sn)
-        o_new = F.scaled_dot_product_attention(qn, keys, vals,
-                                               attn_mask=~ignore[:, None, None, :])
-        o = _merge(torch.cat([o_base, o_new], 2))                # (nb, L+sn, d)
-        x = torch.cat([e_b[None].expand(nb, -1, -1), e_n], 1)
-        y = self._finish(layer, x, att.out_proj(o))
+        qn = qn * (d // h) ** -0.5
+        # ---- 1. prototype rows: rank-Δ update of the softmax sums, rows in (h, L, copy) order
+        hd = d // h
+        kn_all = kn.permute(1, 3, 0, 2).reshape(h, hd, nb * sn)
+        E_new = torch.matmul(qs, kn_all).sub_(c).exp_().view(h, L, nb, sn).mul_(mn_t)
+        E_old = P.index_select(2, old_t.reshape(-1)).view(h, L, nb, so).mul(-mo_t)
+        E = torch.cat([E_new, E_old], -1)                                  # (h, L, nb, Δ)
+        Zn = Z[..., None] + E.sum(-1).double()                             # (h, L, nb)
+        Zn = torch.where(removed_t.t(), Z[..., None], Zn)  # removed rows: any finite value
+        bad = (Zn < _MIN_Z_RATIO * Z[..., None]).flatten(0, 1).any(0)
+        if "MT" in pr:
+            # u' = u + Σ_h (Z/Z' - 1) W_o,h o_h + Σ_{h,j} (±E_j / Z') W_o,h v_j   (step 1)
+            beta = (E / Zn[..., None].float()).permute(2, 1, 0, 3).reshape(nb, L, -1)
+            Wv = torch.cat([torch.matmul(vn, pr["Wo"]),
+                            pr["Pv"][:, old_t].transpose(0, 1)], 2)       # (nb, h, Δ, d)
+            alpha = (Z[..., None] / Zn - 1).float().permute(1, 2, 0).contiguous()  # (L, nb, h)
+            u = torch.baddbmm(pr["u"][:, None], alpha, pr["Po"])
+            u += torch.bmm(beta, Wv.reshape(nb, -1, d)).transpose(0, 1)
+            W = self._ff_rows(layer, pr, u)                                 # (L, nb, d)
+            w_norm = None if layer.norm_first else layer.norm2   # layer output = w_norm(W)
+        else:
+            V = torch.cat([vn, v[:, old_t].permute(1, 0, 2, 3)], 2)       # (nb, h, Δ, hd)
+            o = torch.matmul(E.permute(2, 0, 1, 3), V).div_(Zn.permute(2, 0, 1).float()[..., None])
+            o.add_(o_b * (Z[..., None] / Zn).permute(2, 0, 1).float()[..., None])
+            W = self._finish(layer, e_b, att.out_proj(_merge(o))).transpose(0, 1)
+            w_norm = None
+        # ---- new rows: full attention over the copy's keys, heads first
+        s = torch.cat([torch.matmul(qn.transpose(0, 1).reshape(h, nb * sn, hd), k.transpose(-1, -2))
+                       .view(h, nb, sn, L).masked_fill_(removed_t[:, None, :], float("-inf")),
+                       torch.matmul(qn, kn.transpose(-1, -2)).transpose(0, 1)
+                       .masked_fill_(~mn_t[:, None, :], float("-inf"))], -1)   # (h, nb, sn, L+sn)
+        p = torch.softmax(s, -1)
+        o_n = torch.matmul(p[..., :L].reshape(h, nb * sn, L), v).view(h, nb, sn, hd)
+        o_n = o_n.transpose(0, 1) + torch.matmul(p[..., L:].transpose(0, 1), vn)  # (nb,h,sn,hd)
+        y_n = self._finish(layer, e_n, att.out_proj(_merge(o_n)))          # (nb, sn, d)
         # ---- 3. middle layers in full, last layer for <cls> only
-        for lay in self.layers[1:-1]:
-            y = lay(y, src_key_padding_mask=ignore)
-        if len(self.layers) > 1:
-            last = self.layers[-1]
-            a_in = last.norm1(y) if last.norm_first else y
-            sa = last.self_attn(a_in[:, :1], a_in, a_in, key_padding_mask=ignore,
-                                need_weights=False)[0]
-            y = self._finish(last, y[:, :1], sa)
-        cls = y[:, 0].float()
+        if len(self.layers) == 1:
+            cls = W[0] if w_norm is None else w_norm(W[0])
+        else:
+            y = W if w_norm is None else w_norm(W)                         # (L, nb, d)
+            if len(self.layers) == 2:
+                cls = self._cls_layer(self.layers[-1], y, removed_t, y_n, ~mn_t)
+            else:
+                y = torch.cat([y.transpose(0, 1), y_n], 1)
+                ignore = torch.cat([removed_t, ~mn_t], 1)
+                for lay in self.layers[1:-1]:
+                    y = lay(y, src_key_padding_mask=ignore)
+                cls = self._cls_layer(self.layers[-1], y.transpose(0, 1), ignore)
+        cls = cls.float()
+        if bad.any():
+            idx = torch.nonzero(bad).ravel().tolist()
+            cls[idx] = self._direct([items[i] for i in idx], pr)
         return F.normalize(cls, p=2, dim=1) if self.normalize else cls
+
+    @staticmethod
+    def _ff_rows(layer, pr, u: torch.Tensor) -> torch.Tensor:
+        """Feed-forward block of the prototype rows, (L, nb, d) attention-block output ``u`` →
+        ``W``: the layer output before its last norm (post-norm) or the output (pre-norm), as
+        the prototype's linearisation plus hinge corrections (module docstring, step 2)."""
+        t = layer.norm2(u) if layer.norm_first else layer.norm1(u)        # feed-forward input
+        dist = torch.linalg.vector_norm(t - pr["t"][:, None], dim=-1)     # (L, nb)
+        risky = torch.searchsorted(pr["msort"], dist, right=True)         # units that may switch
+        if layer.norm_first:
+            W = torch.baddbmm(u, t, pr["MT"]).add_(pr["c0"][:, None])     # u + f(t0) + M (t - t0)
+        else:
+            W = torch.baddbmm(pr["c0"][:, None], t, pr["MT"])             # t + f(t0) + M (t - t0)
+        kmax = pr["W1r"].shape[1]
+        K = min(int(risky.max()), kmax)
+        if K > 0:
+            z = torch.baddbmm(pr["b1r"][:, None, :K], t, pr["W1r"][:, :K].transpose(1, 2))
+            corr = torch.relu(z).sub_(z.mul_(pr["onr"][:, None, :K]))    # relu(z) - 1[z0>0] z
+            W.baddbmm_(corr, pr["W2r"][:, :K])
+        full = risky > kmax
+        if bool(full.any()):
+            tf = t[full]
+            W[full] = (tf if not layer.norm_first else u[full]) + layer.linear2(
+                layer.activation(layer.linear1(tf)))
+        return W
+
+    # ------------------------------------------------------------------ last layer
+    def _cls_layer(self, layer, y, ignore, y_n=None, ignore_n=None) -> torch.Tensor:
+        """``<cls>`` output of the last layer over input rows ``y`` ((L', nb, d), any strides)
+        and, optionally, ``y_n`` ((nb, sn, d)); ``ignore``/``ignore_n`` mask removed rows.
+
+        Keys and values are never formed: with q the ``<cls>`` query of head h and a_j the
+        attention input of row j, ``q·(W_k a_j + b_k) = (W_kᵀ q)·a_j + const`` and
+        ``Σ_j p_j (W_v a_j + b_v) = W_v (Σ_j p_j a_j) + b_v``: 2·h·d per row instead of 2·d².
+        """
+        att = layer.self_attn
+        h = att.num_heads
+        d = self.model.d_model
+        hd = d // h
+        a = (layer.norm1(y) if layer.norm_first else y).transpose(0, 1)    # (nb, L', d)
+        x0 = y[0]                                                          # (nb, d)
+        Wq, Wk, Wv = att.in_proj_weight.split(d)
+        bq, _, bv = att.in_proj_bias.split(d)
+        nb = x0.shape[0]
+        q = F.linear(a[:, 0], Wq, bq).view(nb, h, hd) * hd ** -0.5
+        r = torch.matmul(q.transpose(0, 1), Wk.view(h, hd, d)).transpose(0, 1)   # (nb, h, d)
+        s = [torch.matmul(r, a.transpose(1, 2)).masked_fill_(ignore[:, None, :], float("-inf"))]
+        if y_n is not None:
+            a_n = layer.norm1(y_n) if layer.norm_first else y_n
+            s.append(torch.matmul(r, a_n.transpose(1, 2)).masked_fill_(ignore_n[:, None, :],
+                                                                        float("-inf")))
+        p = torch.softmax(torch.cat(s, -1), -1)
+        ctx = torch.matmul(p[..., :a.shape[1]], a)                         # (nb, h, d)
+        if y_n is not None:
+            ctx = ctx + torch.matmul(p[..., a.shape[1]:], a_n)
+        o = torch.matmul(ctx.transpose(0, 1), Wv.view(h, hd, d).transpose(1, 2))  # (h, nb, hd)
+        o = (o.transpose(0, 1) + bv.view(h, hd)).reshape(nb, d)
+        return self._finish(layer, x0, att.out_proj(o))
+
+    def _direct(self, items, pr) -> torch.Tensor:
+        """CLS rows of copies by the unmodified model on their token sequences."""
+        ids_b, vals_b = pr["ids"], pr["vals"]
+        seqs = []
+        for old, n_ids, n_vals in items:
+            keep = torch.ones(len(ids_b), dtype=torch.bool, device=ids_b.device)
+            keep[torch.from_numpy(old)] = False
+            seqs.append((torch.cat([ids_b[keep], torch.from_numpy(n_ids).to(ids_b.device)]),
+                         torch.cat([vals_b[keep], torch.from_numpy(n_vals).to(ids_b.device)])))
+        n = max(len(i) for i, _ in seqs)
+        ids = torch.full((len(seqs), n), self.tok.pad_id, dtype=torch.long, device=ids_b.device)
+        vals = torch.full((len(seqs), n), self.tok.pad_value, device=ids_b.device)
+        for r, (i, v) in enumerate(seqs):
+            ids[r, :len(i)], vals[r, :len(v)] = i, v
+        return self.model._encode(ids, vals, src_key_padding_mask=ids.eq(self.tok.pad_id))[:, 0]
 
     @staticmethod
     def _finish(layer, x: torch.Tensor, sa: torch.Tensor) -> torch.Tensor:
