@@ -212,6 +212,7 @@ def test_scgpt_chunked_embeddings_equal_in_memory(paper_like):
 # ------------------------------------------------------------------------------ attribution
 
 
+@pytest.mark.slow  # integration: a sharded workflow run
 def test_sharded_attribution_merges_to_the_unsharded_result(paper_like, monkeypatch):
     import scconcepts.attribution as att
     import scconcepts.enrichment as enr

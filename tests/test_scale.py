@@ -220,6 +220,7 @@ def test_sharded_attribution_merges_to_the_unsharded_result(scvi_ref, sae_small,
         scale.merge_shards(tmp_path, "scvi_c32", 3, list(units) + [31])
 
 
+@pytest.mark.slow  # runs a benchmark script end to end
 def test_scale_benchmark_small_run():
     """benchmarks/scale_100k.py on 3,000 cells: runs end to end and reports peak RSS."""
     t0 = time.perf_counter()

@@ -293,6 +293,7 @@ def test_embed_real_cells(wh, pbmc, pbmc_z):
     assert cells.obsm["X_scgpt"] is z2
 
 
+@pytest.mark.slow  # whole-human-size forward passes
 def test_embed_matches_scgpt_get_batch_cell_embeddings(wh, pbmc, pbmc_z, monkeypatch):
     """Same CLS embeddings as scGPT's own code once its random tie-break is made ours."""
     import scgpt.preprocess as pp
@@ -316,6 +317,7 @@ def test_embed_matches_scgpt_get_batch_cell_embeddings(wh, pbmc, pbmc_z, monkeyp
     np.testing.assert_allclose(z, pbmc_z, atol=1e-5)
 
 
+@pytest.mark.slow  # whole-human-size forward passes
 def test_encoder_fn_equals_embed(wh, pbmc, pbmc_z):
     model, vocab, _ = wh
     cells, hvgs = pbmc

@@ -12,8 +12,10 @@ import pytest
 from scconcepts.config import load_config, repo_root
 from scconcepts.workflow import Workflow
 
-pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",
-                                        "ignore::FutureWarning")
+# integration: trains small scVI models and SAEs through the whole workflow (make test only)
+pytestmark = [pytest.mark.slow,
+              pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::UserWarning",
+                                         "ignore::FutureWarning")]
 
 SMALL = {"data.main.subsample": 300, "data.second.subsample": 200, "sae.epochs": 2,
          "models.scvi.max_epochs": 1, "models.pca.c": 100, "models.pca.k": 2,
