@@ -140,10 +140,12 @@ def test_token_differences_equal_tokenised_copies(project):
         fast = token_differences(occ.tok, xp, nz_b, vals_b, genes_v, vals_v.astype(np.float64))
         loop = token_differences_loop(occ.tok, xp, nz_b, vals_b, genes_v,
                                       vals_v.astype(np.float64))
-        for (o1, g1, b1), (o2, g2, b2) in zip(fast, loop):
-            assert np.array_equal(np.sort(o1), np.sort(o2))
-            k1, k2 = np.argsort(g1), np.argsort(g2)
-            assert np.array_equal(g1[k1], g2[k2]) and np.array_equal(b1[k1], b2[k2])
+        assert (fast[0] >= 0).sum(1).max() > 1           # some copies move other genes' bins
+        for a, b in zip(fast, loop):
+            w = max(a.shape[1], b.shape[1])
+            pad = -1 if a.dtype == np.int64 else 0
+            a, b = (np.pad(x, ((0, 0), (0, w - x.shape[1])), constant_values=pad) for x in (a, b))
+            assert np.array_equal(a, b)
 
 
 @pytest.mark.parametrize("norm_first,activation,nlayers", [

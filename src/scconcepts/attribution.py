@@ -244,15 +244,13 @@ def occlusion_fast(
     xp = np.atleast_2d(np.asarray(x_p, dtype=np.float32))
     xc = np.atleast_2d(np.asarray(x_c, dtype=np.float32))
     n_pairs, m = xp.shape
-    xp_t = torch.from_numpy(xp).to(device)
-    base = unit_fn(xp_t, unit)  # (n_pairs,)
     out = np.zeros((n_pairs, m), dtype=np.float32)
     occlude = getattr(unit_fn.encoder, "occlude", None)
     if occlude is not None:
         # Encoders with their own exact fast occlusion (scGPT: re-binning + incremental
         # attention, scconcepts.models.scgpt_occlusion): one call per distinct prototype, with
-        # the (gene, new value) copies of all its counterfactuals deduplicated.
-        base_np = base.float().cpu().numpy()
+        # the (gene, new value) copies of all its counterfactuals deduplicated, plus one copy
+        # that changes nothing (gene 0 set to its own value): f(x^p) itself.
         groups: dict[bytes, list[int]] = {}
         for r in range(n_pairs):
             groups.setdefault(xp[r].tobytes(), []).append(r)
@@ -264,10 +262,13 @@ def occlusion_fast(
             vals = xc[rows[pi], gi]
             keys, inv = np.unique(np.stack([gi.astype(np.float64), vals.astype(np.float64)], 1),
                                   axis=0, return_inverse=True)
-            emb = occlude(xp[rows[0]], keys[:, 0].astype(np.int64), keys[:, 1])
+            emb = occlude(xp[rows[0]], np.append(keys[:, 0].astype(np.int64), 0),
+                          np.append(keys[:, 1], xp[rows[0], 0]))
             act = unit_fn.readout(torch.from_numpy(emb).to(device))[:, unit].float().cpu().numpy()
-            out[rows[pi], gi] = base_np[rows[pi]] - act[inv.ravel()]
+            out[rows[pi], gi] = act[-1] - act[inv.ravel()]
         return out[0] if single else out
+    xp_t = torch.from_numpy(xp).to(device)
+    base = unit_fn(xp_t, unit)  # (n_pairs,)
     pair_idx, gene_idx = np.nonzero(xp != xc)
     for s in range(0, pair_idx.size, batch_size):
         p = torch.from_numpy(pair_idx[s:s + batch_size]).to(device)

@@ -65,6 +65,8 @@ Eq 2; ``benchmarks/scgpt.py`` times both.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -81,6 +83,29 @@ _MIN_Z_RATIO = 1e-3
 #: Hidden units per row whose ReLU may switch that are corrected individually; rows with more
 #: run the feed-forward in full.
 _MAX_RISKY = 8
+
+
+class _Inline:
+    """``submit`` runs the task at once (the serial executor)."""
+
+    @staticmethod
+    def submit(fn, *args) -> Future:
+        f: Future = Future()
+        f.set_result(fn(*args))
+        return f
+
+
+class _Inference:
+    """A thread pool whose tasks run in inference mode (a thread-local setting)."""
+
+    def __init__(self, ex: ThreadPoolExecutor):
+        self.ex = ex
+
+    def submit(self, fn, *args) -> Future:
+        def task():
+            with torch.inference_mode():
+                return fn(*args)
+        return self.ex.submit(task)
 
 
 def _is_relu(layer) -> bool:
@@ -134,7 +159,7 @@ class ScGPTOcclusion:
         self.normalize = normalize
         self.batch_size = batch_size
         self.variants_per_batch = int(variants_per_batch)
-        self.workers = None
+        self.workers = None   # 1: no worker threads
         self.tok, self.device = ms._prepare(model, vocab, self.genes, n_bins, pad_value, max_len,
                                             seed, ties, device)
         if getattr(model, "dsbn", None) is not None:
@@ -191,80 +216,74 @@ class ScGPTOcclusion:
         genes = np.asarray(genes, dtype=np.int64)
         values = np.asarray(values, dtype=np.float64)
         nz_b, ids_b, vals_b = cell_tokens(self.tok, x_p)
+        dev = self.device
+        ids_t = torch.from_numpy(np.asarray(ids_b, dtype=np.int64)).to(dev)
+        vals_t = torch.from_numpy(np.asarray(vals_b, dtype=np.float32)).to(dev)
+        with ms._mha_fastpath(dev.type != "cpu"), self._workers() as ex:
+            # the prototype's first layer (worker) while the token differences are found (here)
+            proto = ex.submit(self._prototype, ids_t, vals_t)
 
-        # ---- 0. token differences of every copy, deduplicated
-        diffs: dict[tuple, int] = {}
-        which = np.empty(len(genes), dtype=np.int64)
-        uniq: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        for v, (old, new_g, new_b) in enumerate(
-                token_differences(self.tok, x_p, nz_b, vals_b, genes, values)):
-            o = np.argsort(new_g, kind="stable")
-            new_g, new_b = new_g[o], new_b[o]
-            key = (old.tobytes(), new_g.tobytes(), new_b.tobytes())
-            if key not in diffs:
-                diffs[key] = len(uniq)
-                uniq.append((old, self.tok.gene_ids[new_g].astype(np.int64), new_b))
-            which[v] = diffs[key]
+            # ---- 0. token differences of every copy, deduplicated
+            old, new_g, new_b = token_differences(self.tok, x_p, nz_b, vals_b, genes, values)
+            key = np.concatenate([old, new_g, new_b.view(np.int32).astype(np.int64)], 1)
+            _, first, which = np.unique(key, axis=0, return_index=True, return_inverse=True)
+            old, new_g, new_b = old[first], new_g[first], new_b[first]
+            new_ids = np.where(new_g >= 0, self.tok.gene_ids[new_g.clip(min=0)], -1)
+            n_old, n_new = (old >= 0).sum(1), (new_g >= 0).sum(1)
+            empty = np.flatnonzero((n_old == 0) & (n_new == 0))   # copies equal to the prototype
+            todo = np.flatnonzero((n_old > 0) | (n_new > 0))
+            todo = todo[np.lexsort((n_new[todo], n_old[todo]))]   # similar sizes together
+            out = np.zeros((len(first), self.model.d_model), dtype=np.float32)
 
-        d = self.model.d_model
-        out = np.zeros((len(uniq), d), dtype=np.float32)
-        empty = [i for i, (o, n_ids, _) in enumerate(uniq) if o.size == 0 and n_ids.size == 0]
-        if empty:  # copies identical to the prototype
-            out[empty] = self(torch.from_numpy(x_p[None].astype(np.float32))).numpy()
-        skip = set(empty)
-        todo = [i for i in range(len(uniq)) if i not in skip]
-        if not todo:
-            return out[which]
-        proto = self._prototype(ids_b, vals_b)
-        # similar change sizes together: little padding
-        todo.sort(key=lambda i: (len(uniq[i][0]), len(uniq[i][1])))
-        B = self.variants_per_batch
-        batches = [todo[s:s + B] for s in range(0, len(todo), B)]
+            def run(rows):
+                if rows is None:   # the prototype itself, by the model
+                    z = self._direct(ids_t, vals_t, old[:1, :0], new_ids[:1, :0], new_b[:1, :0])
+                    out[empty] = self._readout(z).cpu().numpy()
+                    return
+                so, sn = max(1, n_old[rows].max()), max(1, n_new[rows].max())
+                out[rows] = self._batch(old[rows, :so], new_ids[rows, :sn], new_b[rows, :sn],
+                                        proto.result()).cpu().numpy()
 
-        def run(rows):
-            with torch.inference_mode():
-                out[rows] = self._batch([uniq[i] for i in rows], proto).cpu().numpy()
+            B = self.variants_per_batch
+            tasks = [todo[s:s + B] for s in range(0, len(todo), B)] + ([None] if empty.size else [])
+            for f in [ex.submit(run, rows) for rows in tasks]:
+                f.result()
+        return out[which.ravel()]
 
-        with ms._mha_fastpath(self.device.type != "cpu"):
-            self._map(run, batches)
-        return out[which]
-
-    def _map(self, fn, batches) -> None:
-        """``fn`` on every batch; on CPU, spread over ``torch.get_num_threads()`` worker threads
-        running one intra-op thread each: the batches are independent, and many small
-        memory-bound operations scale better across batches than inside each operation."""
-        n = min(torch.get_num_threads(), len(batches))
+    @contextmanager
+    def _workers(self):
+        """Executor for independent tasks: on CPU, ``torch.get_num_threads()`` worker threads
+        running one intra-op thread each (the many small, memory-bound operations of a batch
+        scale better across batches than inside each operation); otherwise in the caller."""
+        n = torch.get_num_threads()
         if self.device.type != "cpu" or n <= 1 or self.workers == 1:
-            for rows in batches:
-                fn(rows)
+            yield _Inline()
             return
-        from concurrent.futures import ThreadPoolExecutor
-
-        prev = torch.get_num_threads()
         torch.set_num_threads(1)
         try:
             with ThreadPoolExecutor(n) as ex:
-                for f in [ex.submit(fn, rows) for rows in batches]:
-                    f.result()
+                yield _Inference(ex)
         finally:
-            torch.set_num_threads(prev)
+            torch.set_num_threads(n)
+
+    def _readout(self, cls: torch.Tensor) -> torch.Tensor:
+        cls = cls.float()
+        return F.normalize(cls, p=2, dim=1) if self.normalize else cls
 
     # ------------------------------------------------------------------ first layer
-    def _prototype(self, ids_b, vals_b) -> dict:
+    def _prototype(self, ids_t, vals_t) -> dict:
         """First-layer quantities of the prototype shared by all copies."""
         dev = self.device
         layer = self.layers[0]
         att = layer.self_attn
         h = att.num_heads
         d = self.model.d_model
-        ids_t = torch.from_numpy(np.asarray(ids_b, dtype=np.int64)).to(dev)
-        vals_t = torch.from_numpy(np.asarray(vals_b, dtype=np.float32)).to(dev)
         e = self._embed_tokens(ids_t[None], vals_t[None])[0]              # (L, d)
         a = layer.norm1(e) if layer.norm_first else e
         q, k, v = (_heads(t, h) for t in
                    F.linear(a, att.in_proj_weight, att.in_proj_bias).split(d, -1))  # (h, L, hd)
         qs = q * (d // h) ** -0.5
-        S = qs.double() @ k.double().transpose(-1, -2)
+        S = (qs @ k.transpose(-1, -2)).double()
         c = S.amax(-1, keepdim=True)                                       # (h, L, 1)
         P = torch.exp(S - c)
         Z = P.sum(-1)                                                      # (h, L)
@@ -294,7 +313,9 @@ class ScGPTOcclusion:
                       onr=on.gather(1, top), W2r=W2.t()[top].contiguous())     # (L, K, d)
         return pr
 
-    def _batch(self, items, pr) -> torch.Tensor:
+    def _batch(self, old: np.ndarray, new_ids: np.ndarray, new_vals: np.ndarray, pr) -> torch.Tensor:
+        """Embeddings of nb copies: prototype positions they lose ``old`` (nb, so) and tokens
+        they gain ``new_ids``/``new_vals`` (nb, sn), -1 padded."""
         dev = self.device
         layer = self.layers[0]
         att = layer.self_attn
@@ -302,23 +323,18 @@ class ScGPTOcclusion:
         d = self.model.d_model
         e_b, qs, k, v, c, P, Z, o_b = (pr[n] for n in ("e", "qs", "k", "v", "c", "P", "Z", "o"))
         L = e_b.shape[0]
-        nb = len(items)
-        so = max(1, max(len(o) for o, _, _ in items))
-        sn = max(1, max(len(n) for _, n, _ in items))
-        old = np.zeros((nb, so), dtype=np.int64)
-        mo = np.zeros((nb, so), dtype=np.float32)
-        new_ids = np.full((nb, sn), self.tok.pad_id, dtype=np.int64)
-        new_vals = np.full((nb, sn), self.tok.pad_value, dtype=np.float32)
-        mn = np.zeros((nb, sn), dtype=bool)
+        nb, so = old.shape
+        sn = new_ids.shape[1]
+        mo = old >= 0
         removed = np.zeros((nb, L), dtype=bool)
-        for r, (o, n_ids, n_vals) in enumerate(items):
-            old[r, :len(o)], mo[r, :len(o)] = o, 1.0
-            removed[r, o] = True
-            new_ids[r, :len(n_ids)], new_vals[r, :len(n_ids)], mn[r, :len(n_ids)] = n_ids, n_vals, True
-        old_t = torch.from_numpy(old).to(dev)
-        mo_t = torch.from_numpy(mo).to(dev)
+        removed[np.nonzero(mo)[0], old[mo]] = True
+        mn = new_ids >= 0
+        old_t = torch.from_numpy(np.where(mo, old, 0)).to(dev)
+        mo_t = torch.from_numpy(mo.astype(np.float32)).to(dev)
         mn_t = torch.from_numpy(mn).to(dev)
         removed_t = torch.from_numpy(removed).to(dev)
+        new_ids = np.where(mn, new_ids, self.tok.pad_id)
+        new_vals = np.where(mn, new_vals, self.tok.pad_value).astype(np.float32)
 
         e_n = self._embed_tokens(torch.from_numpy(new_ids).to(dev),
                                  torch.from_numpy(new_vals).to(dev))      # (nb, sn, d)
@@ -375,9 +391,10 @@ class ScGPTOcclusion:
                 cls = self._cls_layer(self.layers[-1], y.transpose(0, 1), ignore)
         cls = cls.float()
         if bad.any():
-            idx = torch.nonzero(bad).ravel().tolist()
-            cls[idx] = self._direct([items[i] for i in idx], pr)
-        return F.normalize(cls, p=2, dim=1) if self.normalize else cls
+            idx = torch.nonzero(bad).ravel().cpu().numpy()
+            cls[idx] = self._direct(pr["ids"], pr["vals"], old[idx], new_ids[idx],
+                                    new_vals[idx]).float()
+        return self._readout(cls)
 
     @staticmethod
     def _ff_rows(layer, pr, u: torch.Tensor) -> torch.Tensor:
@@ -437,15 +454,18 @@ class ScGPTOcclusion:
         o = (o.transpose(0, 1) + bv.view(h, hd)).reshape(nb, d)
         return self._finish(layer, x0, att.out_proj(o))
 
-    def _direct(self, items, pr) -> torch.Tensor:
-        """CLS rows of copies by the unmodified model on their token sequences."""
-        ids_b, vals_b = pr["ids"], pr["vals"]
+    def _direct(self, ids_b, vals_b, old, new_ids, new_vals) -> torch.Tensor:
+        """CLS rows of copies by the unmodified model on their token sequences (arguments as
+        in :meth:`_batch`, the prototype's tokens ``ids_b``/``vals_b``)."""
         seqs = []
-        for old, n_ids, n_vals in items:
-            keep = torch.ones(len(ids_b), dtype=torch.bool, device=ids_b.device)
-            keep[torch.from_numpy(old)] = False
-            seqs.append((torch.cat([ids_b[keep], torch.from_numpy(n_ids).to(ids_b.device)]),
-                         torch.cat([vals_b[keep], torch.from_numpy(n_vals).to(ids_b.device)])))
+        for o, n_ids, n_vals in zip(old, new_ids, new_vals):
+            keep = np.ones(len(ids_b), dtype=bool)
+            keep[o[o >= 0]] = False
+            keep_t = torch.from_numpy(keep).to(ids_b.device)
+            n = n_ids >= 0
+            seqs.append((torch.cat([ids_b[keep_t], torch.from_numpy(n_ids[n]).to(ids_b.device)]),
+                         torch.cat([vals_b[keep_t],
+                                    torch.from_numpy(n_vals[n].astype(np.float32)).to(ids_b.device)])))
         n = max(len(i) for i, _ in seqs)
         ids = torch.full((len(seqs), n), self.tok.pad_id, dtype=torch.long, device=ids_b.device)
         vals = torch.full((len(seqs), n), self.tok.pad_value, device=ids_b.device)
