@@ -204,3 +204,14 @@ def test_truncated_cells_and_worker_threads(project):
         _check_occlude(occ, xp, *_variants(xp, xc, n=40))
     finally:
         torch.set_num_threads(prev)
+
+
+def test_edge_cells(project):
+    """No copies, an empty prototype, a one-gene prototype (its gene removed: only <cls> left)."""
+    net, vocab, genes, _ = project
+    occ = ScGPTOcclusion(net, vocab, genes)
+    assert occ.occlude(np.zeros(len(genes)), np.zeros(0, np.int64), np.zeros(0)).shape == (0, 64)
+    x = np.zeros(len(genes), dtype=np.float32)
+    _check_occlude(occ, x, np.array([3, 5, 3]), np.array([1.0, 2.0, 1.0], dtype=np.float32))
+    x[7] = 2
+    _check_occlude(occ, x, np.array([7, 7, 8]), np.array([0.0, 5.0, 1.0], dtype=np.float32))

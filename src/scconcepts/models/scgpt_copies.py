@@ -114,6 +114,9 @@ def token_differences(tok, x_p, nz_b, vals_b, genes, values):
             vc = np.delete(xb, idx) if b == 0 else np.concatenate([np.delete(xb, idx), [b]])
         else:
             vc = np.concatenate([xb, [b]])
+        if vc.size == 0:                          # the copy has no gene left
+            rebins.append(None)
+            continue
         _, vbins = tok.cell(np.arange(len(vc)), vc)
         vbins = vbins[1:]
         cl, ci = np.unique(vc, return_index=True)
@@ -135,7 +138,8 @@ def token_differences(tok, x_p, nz_b, vals_b, genes, values):
     own_new = np.where(live & ~np.isnan(bv) & ~same, genes, -1)
     general = [v for v in np.flatnonzero(live) if rebins[pair[v]] is not None]
     if not general:
-        return own_old[:, None], own_new[:, None], np.where(own_new >= 0, bv, 0).astype(np.float32)
+        return (own_old[:, None], own_new[:, None],
+                np.where(own_new >= 0, bv, 0).astype(np.float32)[:, None])
     rows = []
     for v in general:                          # copies that also move other genes' bins
         rebin, nb_ = rebins[pair[v]]
