@@ -9,7 +9,7 @@ CPU seconds, nested inputs subtracted) and prints
 2. the same summed per step kind (dataset loads, scVI training, embeddings, UMAPs, SAEs,
    attribution blocks, GSEA blocks, ...),
 3. per chapter: kernel wall time, time in cached steps, the rest (figures, tables, in-memory
-   work), and the run's total wall time, summed kernel time, peak RSS of the largest process and
+   work), the kernel's peak RSS, and the run's total wall time, summed kernel time, peak RSS of the largest process and
    of the whole tree.
 
 Usage::
@@ -87,8 +87,9 @@ def step_table(traces: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
                 kind = f"{str(ln.get('of', 'block')).split('-', 1)[0]} block"
             rows.append({"chapter": chapter, "step": KIND_NAMES.get(kind, kind),
                          "key": ln["key"], "wall_s": ln["wall_s"], "cpu_s": ln["cpu_s"]})
+        rss = [ln["maxrss_mb"] for ln in lines if ln.get("kind") == "rss"]
         chapters.append({"chapter": chapter, "steps_s": sum(s["wall_s"] for s in steps),
-                         "n_steps": len(steps),
+                         "n_steps": len(steps), "peak_rss_gb": max(rss) / 1024 if rss else None,
                          "artifacts_read": sum(ln.get("kind") == "artifact" for ln in lines)})
     steps = pd.DataFrame(rows, columns=["chapter", "step", "key", "wall_s", "cpu_s"])
     steps["cores_busy"] = (steps["cpu_s"] / steps["wall_s"].clip(lower=1e-3)).round(2)

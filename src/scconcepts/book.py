@@ -172,14 +172,24 @@ def _run_chapter(src: Path, out: Path, profile: str, params: dict, root: Path, p
 
 def plan(sources: Sequence[Path], out: Path, profile: str, cfg,
          force: bool = False) -> tuple[list[Path], dict[str, str]]:
-    """(chapters to execute, {stem: why} for them); the others are reused unchanged."""
+    """(chapters to execute, {stem: why} for them); the others are reused unchanged.
+
+    The chapters to execute come in chapter order, except that those whose notebook metadata
+    says ``scconcepts: {start_first: true}`` come first: they share no artefact with the other
+    chapters (chapter 12 trains its own models), so they fill a core while the next chapters
+    wait for chapter 01's models. The order changes only the wall time, never a result.
+    """
+    import jupytext
+
     todo, why = [], {}
     for src in sources:
         fresh, reason = (False, "--force") if force else book_cache.is_fresh(out, src, profile, cfg)
         if not fresh:
             todo.append(src)
             why[src.stem] = reason
-    return todo, why
+    first = {src for src in todo
+             if jupytext.read(src).metadata.get("scconcepts", {}).get("start_first")}
+    return sorted(todo, key=lambda p: (p not in first, p.name)), why
 
 
 def execute(

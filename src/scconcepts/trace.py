@@ -11,7 +11,8 @@ The book runner (:mod:`scconcepts.book`) gives every notebook kernel a trace fil
   hashed (datasets, checkpoints, gene-set libraries, rating exports);
 * ``{"kind": "artifact", "key": ..., "hit": bool}`` — an artefact of the store it loaded or made;
 * ``{"kind": "step", "key": ..., "step": ..., "wall_s": ..., "cpu_s": ...}`` — a cached step it
-  computed (wall time and CPU time of this process and its children).
+  computed (wall time and CPU time of this process and its children);
+* ``{"kind": "rss", "maxrss_mb": ...}`` — the kernel's peak resident memory, when it exits.
 
 The runner reuses an executed notebook only when the values at every recorded ``param`` path,
 every recorded file and the notebook and package sources are unchanged
@@ -52,11 +53,28 @@ _file: list[str] = [""]
 
 
 def _same_file() -> None:
-    """Forget what was recorded when the trace file changes (a new chapter, a test)."""
+    """Forget what was recorded when the trace file changes (a new chapter, a test); the first
+    record of a file registers the ``rss`` line written when the process exits."""
     if os.environ.get(ENV, "") != _file[0]:
         _file[0] = os.environ.get(ENV, "")
         _seen.clear()
         _paths.clear()
+        if _file[0] and not _exit_hook:
+            import atexit
+
+            atexit.register(_record_peak_memory)
+            _exit_hook.append(True)
+
+
+_exit_hook: list[bool] = []
+
+
+def _record_peak_memory() -> None:
+    """``{"kind": "rss", "maxrss_mb": ...}``: the peak resident memory of this process (Linux
+    reports ``ru_maxrss`` in KiB), written when the kernel exits."""
+    if active():
+        record("rss", dedupe=False,
+               maxrss_mb=round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1))
 
 
 def record_path(kind: str, path: str) -> None:
