@@ -289,7 +289,7 @@ class ScGPTOcclusion:
         Z = P.sum(-1)                                                      # (h, L)
         o = ((P @ v.double()) / Z[..., None]).float()                      # (h, L, hd)
         pr = {"ids": ids_t, "vals": vals_t, "e": e, "qs": qs, "k": k, "v": v,
-              "c": c.float(), "P": P.float(), "Z": Z, "o": o}
+              "c": c.float(), "PT": P.float().transpose(1, 2).contiguous(), "Z": Z, "o": o}
         if _is_relu(layer):
             # feed-forward around the prototype's rows (module docstring, step 2)
             u = e + att.out_proj(_merge(o))                                # (L, d)
@@ -302,7 +302,7 @@ class ScGPTOcclusion:
             K = min(_MAX_RISKY, W1.shape[0])
             top = order[:, :K]
             Wo = att.out_proj.weight.view(d, h, d // h).permute(1, 2, 0)        # (h, hd, d)
-            MT = torch.matmul(W1.t()[None] * on[:, None, :], W2.t())         # (L, d, d) = M_iᵀ
+            MT = torch.matmul(W1.t().contiguous()[None] * on[:, None, :], W2.t())  # M_iᵀ
             c0 = layer.linear2(torch.relu(z1)) - torch.bmm(t[:, None], MT)[:, 0]   # f(t) - M t
             pr.update(u=u, t=t, c0=c0,
                       MT=MT if layer.norm_first else MT + torch.eye(d, device=dev),  # (I + M)ᵀ
@@ -313,7 +313,8 @@ class ScGPTOcclusion:
                       onr=on.gather(1, top), W2r=W2.t()[top].contiguous())     # (L, K, d)
         return pr
 
-    def _batch(self, old: np.ndarray, new_ids: np.ndarray, new_vals: np.ndarray, pr) -> torch.Tensor:
+    def _batch(self, old: np.ndarray, new_ids: np.ndarray, new_vals: np.ndarray,
+               pr: dict) -> torch.Tensor:
         """Embeddings of nb copies: prototype positions they lose ``old`` (nb, so) and tokens
         they gain ``new_ids``/``new_vals`` (nb, sn), -1 padded."""
         dev = self.device
@@ -321,7 +322,7 @@ class ScGPTOcclusion:
         att = layer.self_attn
         h = att.num_heads
         d = self.model.d_model
-        e_b, qs, k, v, c, P, Z, o_b = (pr[n] for n in ("e", "qs", "k", "v", "c", "P", "Z", "o"))
+        e_b, qs, k, v, c, Z, o_b = (pr[n] for n in ("e", "qs", "k", "v", "c", "Z", "o"))
         L = e_b.shape[0]
         nb, so = old.shape
         sn = new_ids.shape[1]
@@ -333,38 +334,38 @@ class ScGPTOcclusion:
         mo_t = torch.from_numpy(mo.astype(np.float32)).to(dev)
         mn_t = torch.from_numpy(mn).to(dev)
         removed_t = torch.from_numpy(removed).to(dev)
-        new_ids = np.where(mn, new_ids, self.tok.pad_id)
-        new_vals = np.where(mn, new_vals, self.tok.pad_value).astype(np.float32)
 
-        e_n = self._embed_tokens(torch.from_numpy(new_ids).to(dev),
-                                 torch.from_numpy(new_vals).to(dev))      # (nb, sn, d)
+        e_n = self._embed_tokens(
+            torch.from_numpy(np.where(mn, new_ids, self.tok.pad_id)).to(dev),
+            torch.from_numpy(np.where(mn, new_vals, self.tok.pad_value).astype(np.float32)).to(dev))
         a_n = layer.norm1(e_n) if layer.norm_first else e_n
-        qn, kn, vn = (_heads(t, h) for t in
-                      F.linear(a_n, att.in_proj_weight, att.in_proj_bias).split(d, -1))  # (nb,h,sn,hd)
+        qn, kn, vn = (_heads(t, h) for t in                                # (nb, h, sn, hd)
+                      F.linear(a_n, att.in_proj_weight, att.in_proj_bias).split(d, -1))
         qn = qn * (d // h) ** -0.5
-        # ---- 1. prototype rows: rank-Δ update of the softmax sums, rows in (h, L, copy) order
+        # ---- 1. prototype rows: rank-Δ update of the softmax sums, as (h, copy, key, row)
         hd = d // h
-        kn_all = kn.permute(1, 3, 0, 2).reshape(h, hd, nb * sn)
-        E_new = torch.matmul(qs, kn_all).sub_(c).exp_().view(h, L, nb, sn).mul_(mn_t)
-        E_old = P.index_select(2, old_t.reshape(-1)).view(h, L, nb, so).mul(-mo_t)
-        E = torch.cat([E_new, E_old], -1)                                  # (h, L, nb, Δ)
-        Zn = Z[..., None] + E.sum(-1).double()                             # (h, L, nb)
-        Zn = torch.where(removed_t.t(), Z[..., None], Zn)  # removed rows: any finite value
-        bad = (Zn < _MIN_Z_RATIO * Z[..., None]).flatten(0, 1).any(0)
+        kn_all = kn.transpose(0, 1).reshape(h, nb * sn, hd)
+        E_new = torch.matmul(kn_all, qs.transpose(1, 2)).sub_(c.transpose(1, 2)).exp_()
+        E_new = E_new.view(h, nb, sn, L).mul_(mn_t[:, :, None])
+        E_old = pr["PT"].index_select(1, old_t.reshape(-1)).view(h, nb, so, L)
+        E_old = E_old.mul(-mo_t[:, :, None])
+        E = torch.cat([E_new, E_old], 2)                                   # (h, nb, Δ, L)
+        Zn = Z[:, None] + E.sum(2).double()                                # (h, nb, L)
+        Zn = torch.where(removed_t, Z[:, None], Zn)      # removed rows: any finite value
+        bad = (Zn < _MIN_Z_RATIO * Z[:, None]).any(2).any(0)
         if "MT" in pr:
             # u' = u + Σ_h (Z/Z' - 1) W_o,h o_h + Σ_{h,j} (±E_j / Z') W_o,h v_j   (step 1)
-            beta = (E / Zn[..., None].float()).permute(2, 1, 0, 3).reshape(nb, L, -1)
+            beta = (E / Zn[:, :, None].float()).permute(1, 3, 0, 2).reshape(nb, L, -1)
             Wv = torch.cat([torch.matmul(vn, pr["Wo"]),
                             pr["Pv"][:, old_t].transpose(0, 1)], 2)       # (nb, h, Δ, d)
-            alpha = (Z[..., None] / Zn - 1).float().permute(1, 2, 0).contiguous()  # (L, nb, h)
-            u = torch.baddbmm(pr["u"][:, None], alpha, pr["Po"])
-            u += torch.bmm(beta, Wv.reshape(nb, -1, d)).transpose(0, 1)
+            u = pr["u"][:, None] + torch.bmm(beta, Wv.reshape(nb, -1, d)).transpose(0, 1)
+            u.baddbmm_((Z[:, None] / Zn - 1).float().permute(2, 1, 0).contiguous(), pr["Po"])
             W = self._ff_rows(layer, pr, u)                                 # (L, nb, d)
             w_norm = None if layer.norm_first else layer.norm2   # layer output = w_norm(W)
         else:
             V = torch.cat([vn, v[:, old_t].permute(1, 0, 2, 3)], 2)       # (nb, h, Δ, hd)
-            o = torch.matmul(E.permute(2, 0, 1, 3), V).div_(Zn.permute(2, 0, 1).float()[..., None])
-            o.add_(o_b * (Z[..., None] / Zn).permute(2, 0, 1).float()[..., None])
+            o = torch.matmul(E.permute(1, 0, 3, 2), V).div_(Zn.transpose(0, 1).float()[..., None])
+            o.add_(o_b * (Z[:, None] / Zn).transpose(0, 1).float()[..., None])
             W = self._finish(layer, e_b, att.out_proj(_merge(o))).transpose(0, 1)
             w_norm = None
         # ---- new rows: full attention over the copy's keys, heads first
@@ -457,21 +458,21 @@ class ScGPTOcclusion:
     def _direct(self, ids_b, vals_b, old, new_ids, new_vals) -> torch.Tensor:
         """CLS rows of copies by the unmodified model on their token sequences (arguments as
         in :meth:`_batch`, the prototype's tokens ``ids_b``/``vals_b``)."""
+        ids_np, vals_np = ids_b.cpu().numpy(), vals_b.cpu().numpy()
         seqs = []
         for o, n_ids, n_vals in zip(old, new_ids, new_vals):
-            keep = np.ones(len(ids_b), dtype=bool)
+            keep = np.ones(len(ids_np), dtype=bool)
             keep[o[o >= 0]] = False
-            keep_t = torch.from_numpy(keep).to(ids_b.device)
             n = n_ids >= 0
-            seqs.append((torch.cat([ids_b[keep_t], torch.from_numpy(n_ids[n]).to(ids_b.device)]),
-                         torch.cat([vals_b[keep_t],
-                                    torch.from_numpy(n_vals[n].astype(np.float32)).to(ids_b.device)])))
-        n = max(len(i) for i, _ in seqs)
-        ids = torch.full((len(seqs), n), self.tok.pad_id, dtype=torch.long, device=ids_b.device)
-        vals = torch.full((len(seqs), n), self.tok.pad_value, device=ids_b.device)
+            seqs.append((np.concatenate([ids_np[keep], n_ids[n]]),
+                         np.concatenate([vals_np[keep], n_vals[n]])))
+        ids = np.full((len(seqs), max(len(i) for i, _ in seqs)), self.tok.pad_id, dtype=np.int64)
+        vals = np.full(ids.shape, self.tok.pad_value, dtype=np.float32)
         for r, (i, v) in enumerate(seqs):
             ids[r, :len(i)], vals[r, :len(v)] = i, v
-        return self.model._encode(ids, vals, src_key_padding_mask=ids.eq(self.tok.pad_id))[:, 0]
+        ids_t = torch.from_numpy(ids).to(ids_b.device)
+        return self.model._encode(ids_t, torch.from_numpy(vals).to(ids_b.device),
+                                  src_key_padding_mask=ids_t.eq(self.tok.pad_id))[:, 0]
 
     @staticmethod
     def _finish(layer, x: torch.Tensor, sa: torch.Tensor) -> torch.Tensor:
