@@ -8,7 +8,9 @@
    (one forward pass of the unmodified model per gene and per (prototype, counterfactual) pair,
    every gene of the panel, each perturbed copy re-binned) against the fast path
    (:class:`scconcepts.models.scgpt_occlusion.ScGPTOcclusion` through
-   :func:`scconcepts.attribution.occlusion_fast`), on the same pairs.
+   :func:`scconcepts.attribution.occlusion_fast`), on the same pairs. Both use ``--threads``
+   CPU threads in this one process: the literal loop as intra-op threads of each forward pass,
+   the fast path as worker threads over its batches of copies (one intra-op thread each).
 
 Usage: ``python benchmarks/scgpt.py [--threads 2] [--cells 256] [--prototypes 2]
 [--counterfactuals 3] [--repeats 3]``. On a machine with CUDA the forward passes also run there (cells/s).
