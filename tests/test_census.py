@@ -87,6 +87,7 @@ def test_load_config_accepts_paper_overrides():
 # ------------------------------------------------------------------------------ offline failure
 
 
+@pytest.mark.slow  # starts the runner and the Census CLI as subprocesses
 @pytest.mark.parametrize("cmd", [
     ["-m", "scconcepts.book", "all", "--profile", "paper"],
     ["-m", "scconcepts.data.census", "check", "--profile", "paper"],

@@ -136,6 +136,7 @@ def test_sae_config_follows_table3(paper_like):
 # ------------------------------------------------------------------------------ Census scVI
 
 
+@pytest.mark.slow  # integration: chunked Census-scVI embedding through the workflow
 def test_census_scvi_chunked_embeddings_resume(paper_like, monkeypatch):
     from scconcepts.models import scvi as ms
 
@@ -194,6 +195,7 @@ def test_census_scvi_chunked_embeddings_resume(paper_like, monkeypatch):
     assert calls == []                                          # complete: no encoder call
 
 
+@pytest.mark.slow  # integration: chunked scGPT embedding through the workflow
 def test_scgpt_chunked_embeddings_equal_in_memory(paper_like):
     from scconcepts.models.scgpt import import_scgpt
 

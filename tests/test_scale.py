@@ -77,6 +77,7 @@ def test_chunked_embedding_resumes_without_recomputing(census_h5ad, tmp_path):
     assert third.calls == 0
 
 
+@pytest.mark.slow  # fault injection: kills a subprocess
 def test_chunked_embedding_survives_a_hard_kill(census_h5ad, tmp_path):
     """A process killed with os._exit (no cleanup, no exception handling) resumes too."""
     out = tmp_path / "killed"

@@ -66,6 +66,7 @@ def test_attribute_reads_the_counts_layer_and_matches_the_workflow_method(adata,
         scc.tl.attribute(adata, model=42, units=active)
 
 
+@pytest.mark.slow  # real GSEA permutations
 def test_enrich_labels_attributed_concepts(adata):
     out = scc.tl.enrich(adata, gene_sets="GO_Biological_Process_2023", permutations=50,
                         min_size=5)
