@@ -150,7 +150,7 @@ def test_token_differences_equal_tokenised_copies(project):
 
 @pytest.mark.parametrize("norm_first,activation,nlayers", [
     (False, "relu", 2), (True, "relu", 2), (False, "gelu", 2), (True, "gelu", 3),
-    (False, "relu", 1)])
+    (False, "relu", 3), (False, "relu", 1)])
 def test_occlude_layer_variants(project, norm_first, activation, nlayers):
     """Post-/pre-norm layers, ReLU (piecewise-linear feed-forward) and GELU (full feed-forward),
     one layer (<cls> of the first layer) and middle layers."""
@@ -168,10 +168,13 @@ def test_occlude_layer_variants(project, norm_first, activation, nlayers):
 
 
 def test_piecewise_linear_feed_forward_branches(project, monkeypatch):
-    """All hinge corrections, none (every changed row in full), and the project model's default."""
+    """The fused kernel with all hinge corrections, none (every changed row in full) and the
+    default, and the first layer in torch (no kernel)."""
     import scconcepts.models.scgpt_occlusion as so
+    from scconcepts.models.scgpt_occlusion_rows import rows_supported
 
     net, vocab, genes, X = project
+    assert rows_supported(net.transformer_encoder.layers[0], 1200)   # the project model
     occ = ScGPTOcclusion(net, vocab, genes)
     xp, xc = _cells(X, 5, 2)
     variants = _variants(xp, xc)
@@ -179,6 +182,8 @@ def test_piecewise_linear_feed_forward_branches(project, monkeypatch):
     for k in (0, 64):
         monkeypatch.setattr(so, "_MAX_RISKY", k)
         assert np.abs(_check_occlude(occ, xp, *variants) - ref).max() <= 1e-6
+    monkeypatch.setattr(so, "rows_supported", lambda layer, L: False)
+    assert np.abs(_check_occlude(occ, xp, *variants) - ref).max() <= 1e-6
 
 
 def test_ill_conditioned_rows_fall_back_to_the_model(project, monkeypatch):

@@ -43,7 +43,10 @@ d_h; a copy removes the prototype rows R and adds new tokens T (|R| + |T| = Δ, 
    margin |z_ik| / ‖W_1[k]‖. Units are sorted by margin once per row; the units (at most 8)
    whose margin is below ‖t'_i - t_i‖ are corrected exactly, and a row with more runs the
    feed-forward in full. Post-norm folds the residual in: t' + f(t') = (f(t) - M t) + (I + M) t'.
-   Cost d² + O(8·d) per row instead of 2·d·d_hid. (Other activations: the feed-forward in full.)
+   Cost d² + O(8·d) per row instead of 2·d·d_hid. This step, with step 1's residual stream and
+   the layer's norms, runs per (row, copy) in one fused kernel
+   (:mod:`scconcepts.models.scgpt_occlusion_rows`, numba). Other activations or devices, or a
+   per-row state L·d² too large (whole-human size): the first layer in torch, in full.
 3. **Last layer: the ``<cls>`` row only, without keys or values.** The output is the ``<cls>``
    row of the last layer. With a_j the attention input of row j and q the ``<cls>`` query of a
    head, ``q·(W_k a_j + b_k) = (W_kᵀ q)·a_j + q·b_k`` (the last term is the same for every j and
@@ -65,8 +68,6 @@ Eq 2; ``benchmarks/scgpt.py`` times both.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -74,6 +75,7 @@ import torch.nn.functional as F
 
 from . import scgpt as ms
 from .scgpt_copies import cell_tokens, token_differences
+from .scgpt_occlusion_rows import feed_forward_state, prototype_rows, rows_supported, workers
 
 __all__ = ["ScGPTOcclusion"]
 
@@ -83,34 +85,6 @@ _MIN_Z_RATIO = 1e-3
 #: Hidden units per row whose ReLU may switch that are corrected individually; rows with more
 #: run the feed-forward in full.
 _MAX_RISKY = 8
-
-
-class _Inline:
-    """``submit`` runs the task at once (the serial executor)."""
-
-    @staticmethod
-    def submit(fn, *args) -> Future:
-        f: Future = Future()
-        f.set_result(fn(*args))
-        return f
-
-
-class _Inference:
-    """A thread pool whose tasks run in inference mode (a thread-local setting)."""
-
-    def __init__(self, ex: ThreadPoolExecutor):
-        self.ex = ex
-
-    def submit(self, fn, *args) -> Future:
-        def task():
-            with torch.inference_mode():
-                return fn(*args)
-        return self.ex.submit(task)
-
-
-def _is_relu(layer) -> bool:
-    act = layer.activation
-    return act is F.relu or isinstance(act, torch.nn.ReLU)
 
 
 def _heads(t: torch.Tensor, h: int) -> torch.Tensor:
@@ -159,7 +133,7 @@ class ScGPTOcclusion:
         self.normalize = normalize
         self.batch_size = batch_size
         self.variants_per_batch = int(variants_per_batch)
-        self.workers = None   # 1: no worker threads
+        self.workers = None   # worker threads on CPU (None: torch.get_num_threads())
         self.tok, self.device = ms._prepare(model, vocab, self.genes, n_bins, pad_value, max_len,
                                             seed, ties, device)
         if getattr(model, "dsbn", None) is not None:
@@ -219,7 +193,7 @@ class ScGPTOcclusion:
         dev = self.device
         ids_t = torch.from_numpy(np.asarray(ids_b, dtype=np.int64)).to(dev)
         vals_t = torch.from_numpy(np.asarray(vals_b, dtype=np.float32)).to(dev)
-        with ms._mha_fastpath(dev.type != "cpu"), self._workers() as ex:
+        with ms._mha_fastpath(dev.type != "cpu"), workers(dev, self.workers) as ex:
             # the prototype's first layer (worker) while the token differences are found (here)
             proto = ex.submit(self._prototype, ids_t, vals_t)
 
@@ -250,22 +224,6 @@ class ScGPTOcclusion:
                 f.result()
         return out[which.ravel()]
 
-    @contextmanager
-    def _workers(self):
-        """Executor for independent tasks: on CPU, ``torch.get_num_threads()`` worker threads
-        running one intra-op thread each (the many small, memory-bound operations of a batch
-        scale better across batches than inside each operation); otherwise in the caller."""
-        n = torch.get_num_threads()
-        if self.device.type != "cpu" or n <= 1 or self.workers == 1:
-            yield _Inline()
-            return
-        torch.set_num_threads(1)
-        try:
-            with ThreadPoolExecutor(n) as ex:
-                yield _Inference(ex)
-        finally:
-            torch.set_num_threads(n)
-
     def _readout(self, cls: torch.Tensor) -> torch.Tensor:
         cls = cls.float()
         return F.normalize(cls, p=2, dim=1) if self.normalize else cls
@@ -290,27 +248,12 @@ class ScGPTOcclusion:
         o = ((P @ v.double()) / Z[..., None]).float()                      # (h, L, hd)
         pr = {"ids": ids_t, "vals": vals_t, "e": e, "qs": qs, "k": k, "v": v,
               "c": c.float(), "PT": P.float().transpose(1, 2).contiguous(), "Z": Z, "o": o}
-        if _is_relu(layer):
-            # feed-forward around the prototype's rows (module docstring, step 2)
-            u = e + att.out_proj(_merge(o))                                # (L, d)
-            t = layer.norm2(u) if layer.norm_first else layer.norm1(u)     # feed-forward input
-            W1, b1, W2 = layer.linear1.weight, layer.linear1.bias, layer.linear2.weight
-            z1 = F.linear(t, W1, b1)                                        # (L, d_hid)
-            on = (z1 > 0).to(z1.dtype)
-            margin = z1.abs() / W1.norm(dim=1)              # distance of t to each unit's hinge
-            msort, order = margin.sort(-1)
-            K = min(_MAX_RISKY, W1.shape[0])
-            top = order[:, :K]
-            Wo = att.out_proj.weight.view(d, h, d // h).permute(1, 2, 0)        # (h, hd, d)
-            MT = torch.matmul(W1.t().contiguous()[None] * on[:, None, :], W2.t())  # M_iᵀ
-            c0 = layer.linear2(torch.relu(z1)) - torch.bmm(t[:, None], MT)[:, 0]   # f(t) - M t
-            pr.update(u=u, t=t, c0=c0,
-                      MT=MT if layer.norm_first else MT + torch.eye(d, device=dev),  # (I + M)ᵀ
-                      Po=torch.matmul(o, Wo).transpose(0, 1).contiguous(),    # (L, h, d)
-                      Pv=torch.matmul(v, Wo), Wo=Wo,                          # (h, L, d)
-                      msort=(msort * (1 - 1e-4)).contiguous(),
-                      W1r=W1[top].contiguous(), b1r=b1[top],                   # (L, K, d)
-                      onr=on.gather(1, top), W2r=W2.t()[top].contiguous())     # (L, K, d)
+        if rows_supported(layer, e.shape[0]):
+            # the first layer's rows by the fused kernel (module docstring, step 2)
+            Wo = att.out_proj.weight.view(d, h, d // h).permute(1, 2, 0)    # (h, hd, d)
+            pr.update(Wo=Wo, Pv=torch.matmul(v, Wo), rows=feed_forward_state(
+                layer, e + att.out_proj(_merge(o)), torch.matmul(o, Wo).transpose(0, 1),
+                _MAX_RISKY))
         return pr
 
     def _batch(self, old: np.ndarray, new_ids: np.ndarray, new_vals: np.ndarray,
@@ -353,21 +296,6 @@ class ScGPTOcclusion:
         Zn = Z[:, None] + E.sum(2).double()                                # (h, nb, L)
         Zn = torch.where(removed_t, Z[:, None], Zn)      # removed rows: any finite value
         bad = (Zn < _MIN_Z_RATIO * Z[:, None]).any(2).any(0)
-        if "MT" in pr:
-            # u' = u + Σ_h (Z/Z' - 1) W_o,h o_h + Σ_{h,j} (±E_j / Z') W_o,h v_j   (step 1)
-            beta = (E / Zn[:, :, None].float()).permute(1, 3, 0, 2).reshape(nb, L, -1)
-            Wv = torch.cat([torch.matmul(vn, pr["Wo"]),
-                            pr["Pv"][:, old_t].transpose(0, 1)], 2)       # (nb, h, Δ, d)
-            u = pr["u"][:, None] + torch.bmm(beta, Wv.reshape(nb, -1, d)).transpose(0, 1)
-            u.baddbmm_((Z[:, None] / Zn - 1).float().permute(2, 1, 0).contiguous(), pr["Po"])
-            W = self._ff_rows(layer, pr, u)                                 # (L, nb, d)
-            w_norm = None if layer.norm_first else layer.norm2   # layer output = w_norm(W)
-        else:
-            V = torch.cat([vn, v[:, old_t].permute(1, 0, 2, 3)], 2)       # (nb, h, Δ, hd)
-            o = torch.matmul(E.permute(1, 0, 3, 2), V).div_(Zn.transpose(0, 1).float()[..., None])
-            o.add_(o_b * (Z[:, None] / Zn).transpose(0, 1).float()[..., None])
-            W = self._finish(layer, e_b, att.out_proj(_merge(o))).transpose(0, 1)
-            w_norm = None
         # ---- new rows: full attention over the copy's keys, heads first
         s = torch.cat([torch.matmul(qn.transpose(0, 1).reshape(h, nb * sn, hd), k.transpose(-1, -2))
                        .view(h, nb, sn, L).masked_fill_(removed_t[:, None, :], float("-inf")),
@@ -377,19 +305,24 @@ class ScGPTOcclusion:
         o_n = torch.matmul(p[..., :L].reshape(h, nb * sn, L), v).view(h, nb, sn, hd)
         o_n = o_n.transpose(0, 1) + torch.matmul(p[..., L:].transpose(0, 1), vn)  # (nb,h,sn,hd)
         y_n = self._finish(layer, e_n, att.out_proj(_merge(o_n)))          # (nb, sn, d)
-        # ---- 3. middle layers in full, last layer for <cls> only
-        if len(self.layers) == 1:
-            cls = W[0] if w_norm is None else w_norm(W[0])
-        else:
-            y = W if w_norm is None else w_norm(W)                         # (L, nb, d)
-            if len(self.layers) == 2:
-                cls = self._cls_layer(self.layers[-1], y, removed_t, y_n, ~mn_t)
-            else:
-                y = torch.cat([y.transpose(0, 1), y_n], 1)
-                ignore = torch.cat([removed_t, ~mn_t], 1)
-                for lay in self.layers[1:-1]:
-                    y = lay(y, src_key_padding_mask=ignore)
-                cls = self._cls_layer(self.layers[-1], y.transpose(0, 1), ignore)
+        if "rows" in pr:
+            # ---- 1. u' = u + Σ_h (Z/Z' - 1) W_o,h o_h + Σ_{h,j} (±E_j / Z') W_o,h v_j;
+            # ---- 2. the first layer's rows in the fused kernel (scgpt_occlusion_rows)
+            beta = (E / Zn[:, :, None].float()).permute(1, 3, 0, 2).reshape(nb, L, -1)
+            Wv = torch.cat([torch.matmul(vn, pr["Wo"]),
+                            pr["Pv"][:, old_t].transpose(0, 1)], 2)       # (nb, h, Δ, d)
+            alpha = (Z[:, None] / Zn - 1).float().permute(2, 1, 0).contiguous()  # (L, nb, h)
+            y = np.empty((nb, L, d), np.float32)
+            prototype_rows(pr["rows"][0], alpha.numpy(), pr["rows"][1],
+                           torch.bmm(beta, Wv.reshape(nb, -1, d)).numpy(), *pr["rows"][2:], y)
+            y = torch.from_numpy(y)
+        else:              # ---- 1.-2. in torch: o' then the layer in full
+            V = torch.cat([vn, v[:, old_t].permute(1, 0, 2, 3)], 2)       # (nb, h, Δ, hd)
+            o = torch.matmul(E.permute(1, 0, 3, 2), V).div_(Zn.transpose(0, 1).float()[..., None])
+            o.add_(o_b * (Z[:, None] / Zn).transpose(0, 1).float()[..., None])
+            y = self._finish(layer, e_b, att.out_proj(_merge(o)))          # (nb, L, d)
+        # ---- 3. middle layers in full, the last layer for <cls> only
+        cls = y[:, 0] if len(self.layers) == 1 else self._last_layers(y, y_n, removed_t, mn_t)
         cls = cls.float()
         if bad.any():
             idx = torch.nonzero(bad).ravel().cpu().numpy()
@@ -397,51 +330,46 @@ class ScGPTOcclusion:
                                     new_vals[idx]).float()
         return self._readout(cls)
 
-    @staticmethod
-    def _ff_rows(layer, pr, u: torch.Tensor) -> torch.Tensor:
-        """Feed-forward block of the prototype rows, (L, nb, d) attention-block output ``u`` →
-        ``W``: the layer output before its last norm (post-norm) or the output (pre-norm), as
-        the prototype's linearisation plus hinge corrections (module docstring, step 2)."""
-        t = layer.norm2(u) if layer.norm_first else layer.norm1(u)        # feed-forward input
-        dist = torch.linalg.vector_norm(t - pr["t"][:, None], dim=-1)     # (L, nb)
-        risky = torch.searchsorted(pr["msort"], dist, right=True)         # units that may switch
-        if layer.norm_first:
-            W = torch.baddbmm(u, t, pr["MT"]).add_(pr["c0"][:, None])     # u + f(t0) + M (t - t0)
-        else:
-            W = torch.baddbmm(pr["c0"][:, None], t, pr["MT"])             # t + f(t0) + M (t - t0)
-        kmax = pr["W1r"].shape[1]
-        K = min(int(risky.max()), kmax)
-        if K > 0:
-            z = torch.baddbmm(pr["b1r"][:, None, :K], t, pr["W1r"][:, :K].transpose(1, 2))
-            corr = torch.relu(z).sub_(z.mul_(pr["onr"][:, None, :K]))    # relu(z) - 1[z0>0] z
-            W.baddbmm_(corr, pr["W2r"][:, :K])
-        full = risky > kmax
-        if bool(full.any()):
-            tf = t[full]
-            W[full] = (tf if not layer.norm_first else u[full]) + layer.linear2(
-                layer.activation(layer.linear1(tf)))
-        return W
+    def _last_layers(self, y_b, y_n, removed_t, mn_t) -> torch.Tensor:
+        """Layers 2.. on the first layer's rows: prototype rows ``y_b`` (nb, L, d) and new rows
+        ``y_n`` (nb, sn, d); middle layers in full, the last for ``<cls>`` only."""
+        if len(self.layers) == 2:
+            return self._cls_layer(self.layers[-1], y_b.transpose(0, 1), removed_t, y_n, ~mn_t)
+        y = torch.cat([y_b, y_n], 1)
+        ignore = torch.cat([removed_t, ~mn_t], 1)
+        for lay in self.layers[1:-1]:
+            y = lay(y, src_key_padding_mask=ignore)
+        return self._cls_layer(self.layers[-1], y.transpose(0, 1), ignore)
 
     # ------------------------------------------------------------------ last layer
-    def _cls_layer(self, layer, y, ignore, y_n=None, ignore_n=None) -> torch.Tensor:
-        """``<cls>`` output of the last layer over input rows ``y`` ((L', nb, d), any strides)
-        and, optionally, ``y_n`` ((nb, sn, d)); ``ignore``/``ignore_n`` mask removed rows.
+    def _cls_query(self, layer, x0: torch.Tensor) -> torch.Tensor:
+        """W_kᵀ q per head (nb, h, d) for the ``<cls>`` row ``x0`` (nb, d) entering ``layer``.
 
         Keys and values are never formed: with q the ``<cls>`` query of head h and a_j the
         attention input of row j, ``q·(W_k a_j + b_k) = (W_kᵀ q)·a_j + const`` and
         ``Σ_j p_j (W_v a_j + b_v) = W_v (Σ_j p_j a_j) + b_v``: 2·h·d per row instead of 2·d².
         """
         att = layer.self_attn
-        h = att.num_heads
-        d = self.model.d_model
-        hd = d // h
+        h, d = att.num_heads, self.model.d_model
+        a0 = layer.norm1(x0) if layer.norm_first else x0
+        q = F.linear(a0, att.in_proj_weight[:d], att.in_proj_bias[:d])
+        q = q.view(-1, h, d // h) * (d // h) ** -0.5
+        Wk = att.in_proj_weight[d:2 * d].view(h, d // h, d)
+        return torch.matmul(q.transpose(0, 1), Wk).transpose(0, 1).contiguous()
+
+    def _cls_output(self, layer, x0: torch.Tensor, ctx: torch.Tensor) -> torch.Tensor:
+        """``layer``'s ``<cls>`` output from its input row ``x0`` and Σ_j p_j a_j per head."""
+        att = layer.self_attn
+        h, d = att.num_heads, self.model.d_model
+        Wv, bv = att.in_proj_weight[2 * d:].view(h, d // h, d), att.in_proj_bias[2 * d:]
+        o = torch.matmul(ctx.transpose(0, 1), Wv.transpose(1, 2)).transpose(0, 1)  # (nb,h,hd)
+        return self._finish(layer, x0, att.out_proj((o + bv.view(h, d // h)).flatten(1)))
+
+    def _cls_layer(self, layer, y, ignore, y_n=None, ignore_n=None) -> torch.Tensor:
+        """``<cls>`` output of the last layer over input rows ``y`` ((L', nb, d), any strides)
+        and, optionally, ``y_n`` ((nb, sn, d)); ``ignore``/``ignore_n`` mask removed rows."""
         a = (layer.norm1(y) if layer.norm_first else y).transpose(0, 1)    # (nb, L', d)
-        x0 = y[0]                                                          # (nb, d)
-        Wq, Wk, Wv = att.in_proj_weight.split(d)
-        bq, _, bv = att.in_proj_bias.split(d)
-        nb = x0.shape[0]
-        q = F.linear(a[:, 0], Wq, bq).view(nb, h, hd) * hd ** -0.5
-        r = torch.matmul(q.transpose(0, 1), Wk.view(h, hd, d)).transpose(0, 1)   # (nb, h, d)
+        r = self._cls_query(layer, y[0])
         s = [torch.matmul(r, a.transpose(1, 2)).masked_fill_(ignore[:, None, :], float("-inf"))]
         if y_n is not None:
             a_n = layer.norm1(y_n) if layer.norm_first else y_n
@@ -451,9 +379,7 @@ class ScGPTOcclusion:
         ctx = torch.matmul(p[..., :a.shape[1]], a)                         # (nb, h, d)
         if y_n is not None:
             ctx = ctx + torch.matmul(p[..., a.shape[1]:], a_n)
-        o = torch.matmul(ctx.transpose(0, 1), Wv.view(h, hd, d).transpose(1, 2))  # (h, nb, hd)
-        o = (o.transpose(0, 1) + bv.view(h, hd)).reshape(nb, d)
-        return self._finish(layer, x0, att.out_proj(o))
+        return self._cls_output(layer, y[0], ctx)
 
     def _direct(self, ids_b, vals_b, old, new_ids, new_vals) -> torch.Tensor:
         """CLS rows of copies by the unmodified model on their token sequences (arguments as
