@@ -116,6 +116,9 @@ class ScGPTOcclusion:
         As in :func:`scconcepts.models.scgpt.encoder_fn`.
     variants_per_batch
         Perturbed copies per incremental batch.
+    workers
+        Worker threads for the batches on CPU, each with one intra-op thread; default
+        ``torch.get_num_threads()`` at call time (1: the batches run in the caller).
 
     Raises
     ------
@@ -127,13 +130,14 @@ class ScGPTOcclusion:
     def __init__(self, model, vocab: Mapping[str, int], genes: Sequence[str],
                  n_bins: int | None = None, *, max_len: int = 1200, batch_size: int = 32,
                  device=None, normalize: bool = True, pad_value: float | None = None,
-                 seed: int = 0, ties: str = "mid", variants_per_batch: int = 32):
+                 seed: int = 0, ties: str = "mid", variants_per_batch: int = 32,
+                 workers: int | None = None):
         self.model = model
         self.genes = list(genes)
         self.normalize = normalize
         self.batch_size = batch_size
         self.variants_per_batch = int(variants_per_batch)
-        self.workers = None   # worker threads on CPU (None: torch.get_num_threads())
+        self.workers = workers
         self.tok, self.device = ms._prepare(model, vocab, self.genes, n_bins, pad_value, max_len,
                                             seed, ties, device)
         if getattr(model, "dsbn", None) is not None:
