@@ -116,6 +116,25 @@ def hide_parameter_cells(nb) -> int:
     return n
 
 
+def _ipc_kernel_manager():
+    """A kernel manager whose kernels talk over Unix sockets in a private temporary folder.
+
+    Kernels started at the same moment by parallel chapters (separate processes) pick their TCP
+    ports independently and can collide ("Address already in use", the kernel dies before
+    replying); IPC sockets have unique paths and are not reachable from the network.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+
+    class IPCKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs):
+            kwargs.setdefault("transport", "ipc")
+            folder = tempfile.mkdtemp(prefix="scconcepts-kernel-")
+            kwargs.setdefault("ip", os.path.join(folder, "kernel"))
+            super().__init__(**kwargs)
+
+    return IPCKernelManager
+
+
 @dataclass
 class NotebookRun:
     source: Path
@@ -177,6 +196,7 @@ def execute_one(
                     cwd=str(cwd),
                     progress_bar=progress_bar,
                     execution_timeout=timeout,
+                    kernel_manager_class=_ipc_kernel_manager(),
                 )
         except PapermillExecutionError as err:
             seconds = time.perf_counter() - t0
