@@ -49,6 +49,7 @@ from .book_kernel import (  # noqa: F401  (re-exported: kernels and one notebook
     hide_parameter_cells,
     kernel_environment,
     prepare_kernel_env,
+    scoped_environ,
 )
 from .book_build import (  # noqa: F401  (re-exported: the build half of this module)
     MATHJAX_DIR,
@@ -154,18 +155,9 @@ def _run_chapter(src: Path, out: Path, profile: str, params: dict, root: Path, p
     out.mkdir(parents=True, exist_ok=True)
     tfile.unlink(missing_ok=True)
     book_cache.fingerprint_path(out, src.stem).unlink(missing_ok=True)
-    env = _chapter_env(tfile, params_dir, threads)
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with scoped_environ(_chapter_env(tfile, params_dir, threads)):
         run = execute_one(src, out, profile, params, cwd=root, kernel_name=kernel_name,
                           progress_bar=progress_bar, timeout=timeout)
-    finally:
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
     book_cache.write(out, src, profile, load_config(profile, params, params_dir=params_dir))
     return run
 

@@ -38,23 +38,11 @@ KERNEL_ENV = {
 
 
 @contextlib.contextmanager
-def kernel_environment(kernel_name: str = KERNEL_NAME) -> Iterator[None]:
-    """Environment in which kernels are started; the caller's environment is restored after.
-
-    Sets :data:`KERNEL_ENV` and puts the virtualenv's own kernelspec folder first on
-    ``JUPYTER_PATH`` so that a user-level ``python3`` kernel (``~/.local/share/jupyter``) cannot
-    shadow it. A kernel copies the environment when it starts, so restoring is safe.
-    """
-    keys = (*KERNEL_ENV, "JUPYTER_PATH")
-    saved = {k: os.environ.get(k) for k in keys}
+def scoped_environ(env: dict[str, str]) -> Iterator[None]:
+    """``os.environ`` updated with ``env`` inside, restored exactly after."""
+    saved = {k: os.environ.get(k) for k in env}
     try:
-        os.environ.update(KERNEL_ENV)
-        env_share = Path(sys.prefix) / "share" / "jupyter"
-        if (env_share / "kernels" / kernel_name).is_dir():
-            paths = [str(env_share)] + [
-                p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p
-            ]
-            os.environ["JUPYTER_PATH"] = os.pathsep.join(dict.fromkeys(paths))
+        os.environ.update(env)
         yield
     finally:
         for k, v in saved.items():
@@ -62,6 +50,25 @@ def kernel_environment(kernel_name: str = KERNEL_NAME) -> Iterator[None]:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+@contextlib.contextmanager
+def kernel_environment(kernel_name: str = KERNEL_NAME) -> Iterator[None]:
+    """Environment in which kernels are started; the caller's environment is restored after.
+
+    Sets :data:`KERNEL_ENV` and puts the virtualenv's own kernelspec folder first on
+    ``JUPYTER_PATH`` so that a user-level ``python3`` kernel (``~/.local/share/jupyter``) cannot
+    shadow it. A kernel copies the environment when it starts, so restoring is safe.
+    """
+    env = dict(KERNEL_ENV)
+    env_share = Path(sys.prefix) / "share" / "jupyter"
+    if (env_share / "kernels" / kernel_name).is_dir():
+        paths = [str(env_share)] + [
+            p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep) if p
+        ]
+        env["JUPYTER_PATH"] = os.pathsep.join(dict.fromkeys(paths))
+    with scoped_environ(env):
+        yield
 
 
 def prepare_kernel_env(kernel_name: str = KERNEL_NAME) -> str:
