@@ -177,18 +177,9 @@ def prototype_rows(u0, alpha, Po, B, t0, c0, NT, msort, W1r, b1r, onr, W2r, W1, 
                 f = alpha[l, b, k]
                 for i in range(d):
                     u[i] += f * Po[l, k, i]
-            m = 0.0                              # the norm, and the distance |t' - t|
-            for i in range(d):
-                m += u[i]
-            m /= d
-            v = 0.0
-            for i in range(d):
-                c = u[i] - m
-                v += c * c
-            r = 1.0 / math.sqrt(v / d + eps_t)
+            _layer_norm(u, ln_t[0], ln_t[1], eps_t, t)   # the norm, then the distance |t' - t|
             dist = 0.0
             for i in range(d):
-                t[i] = (u[i] - m) * r * ln_t[0, i] + ln_t[1, i]
                 c = t[i] - t0[l, i]
                 dist += c * c
             dist = math.sqrt(dist)
