@@ -89,3 +89,60 @@ def test_file_fingerprint_follows_the_bytes(tmp_path):
     a = file_fingerprint(f)
     f.write_bytes(b"two!")
     assert file_fingerprint(f) != a
+
+
+def _share_blocks(root, barrier, log_dir):
+    """One of two runs of the same blocked artefact (a process of the test below)."""
+    import os
+    import time
+
+    store = ArtifactStore(root)
+    key = store.key("attribution", {"shared": 1})
+
+    def compute(sub):
+        (log_dir / f"{sub[0]}-{os.getpid()}").touch()
+        time.sleep(0.3)
+        return sub * 10
+
+    barrier.wait()
+    out = store.blocked(key, ".npy", np.arange(8), 1, compute, np.concatenate,
+                        ArtifactStore.save_npy, ArtifactStore.load_npy)
+    np.save(log_dir / f"result-{os.getpid()}.npy", out)
+
+
+def test_two_runs_share_the_blocks_of_one_artefact(tmp_path):
+    """Two processes asking for the same blocked artefact at once: every block is computed
+    exactly once, both runs compute some of them, and both get the whole correct result."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    log_dir = tmp_path / "log"
+    log_dir.mkdir()
+    barrier = ctx.Barrier(2)
+    procs = [ctx.Process(target=_share_blocks, args=(tmp_path / "store", barrier, log_dir))
+             for _ in range(2)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(60)
+        assert p.exitcode == 0
+    computed = [f.name.split("-") for f in log_dir.iterdir() if not f.name.startswith("result")]
+    assert sorted(int(b) for b, _ in computed) == list(range(8))   # each block once
+    assert len({pid for _, pid in computed}) == 2                  # the work was shared
+    results = sorted(log_dir.glob("result-*.npy"))
+    assert len(results) == 2
+    for r in results:
+        np.testing.assert_array_equal(np.load(r), np.arange(8) * 10)
+    assert not (tmp_path / "store" / "blocks").exists() or not any(
+        (tmp_path / "store" / "blocks").iterdir())                 # blocks dropped
+
+
+def test_blocks_defer_to_a_run_that_assembled_the_artefact(tmp_path):
+    """A missing block while the whole artefact is finished: return None (load the whole)."""
+    store = ArtifactStore(tmp_path)
+    key = store.key("gsea", {"u": 2})
+    calls = []
+    out = store.blocks(key, np.arange(4), 2, lambda s: calls.append(s) or s,
+                       ArtifactStore.save_npy, ArtifactStore.load_npy, ".npy",
+                       finished=lambda: True)
+    assert out is None and calls == []

@@ -242,31 +242,86 @@ class ArtifactStore:
 
     def blocks(self, key: str, items: np.ndarray, block: int, compute: Callable[[np.ndarray], Any],
                save: Callable[[Any, str], None], load: Callable[[str], Any],
-               suffix: str, progress: str | None = None) -> list:
+               suffix: str, progress: str | None = None,
+               finished: Callable[[], bool] | None = None) -> list | None:
         """Run ``compute(sub)`` over blocks of ``items``, each finished block kept on disk.
 
         Blocks live in ``<root>/blocks/<key>/``; an interrupted run loads the finished ones.
         Call :meth:`drop_blocks` once the assembled result is saved.
+
+        Runs that share the store share the work: a block whose lock another run holds is put
+        back at the end of the queue and the next free block is computed instead; only when
+        nothing else is left does a run wait for it (then load it). Two chapters that need the
+        same attribution at the same time thus each compute about half of its blocks.
+
+        Returns None when a block is missing while ``finished()`` is true: another run has
+        assembled the whole artefact (and may have dropped the blocks), so load that instead.
         """
+        from collections import deque
+
+        from filelock import Timeout
         from tqdm.auto import tqdm
 
-        starts = range(0, len(items), max(1, int(block)))
-        parts = []
-        for start in tqdm(starts, desc=progress, disable=progress is None or len(starts) < 2,
-                          leave=False):
-            sub = np.asarray(items[start:start + block])
-            bkey = self.key("block", {"items": sub.tolist()}, [key])
-            path = self.root / "blocks" / key / f"{bkey}{suffix}"
-            part = self._load(path, load)
-            if part is None:
-                with self.lock(bkey):
-                    part = self._load(path, load)
-                    if part is None:
-                        with trace.timed_step(bkey, of=key):
-                            part = compute(sub)
-                            self._write(path, save, part, {"key": bkey, "of": key})
-            parts.append(part)
-        return parts
+        starts = list(range(0, len(items), max(1, int(block))))
+        queue, deferred, parts = deque(starts), set(), {}
+        with tqdm(total=len(starts), desc=progress, leave=False,
+                  disable=progress is None or len(starts) < 2) as bar:
+            while queue:
+                start = queue.popleft()
+                sub = np.asarray(items[start:start + block])
+                bkey = self.key("block", {"items": sub.tolist()}, [key])
+                path = self.root / "blocks" / key / f"{bkey}{suffix}"
+                part = self._load(path, load)
+                if part is None:
+                    lock = self.lock(bkey)
+                    try:  # a block another run is computing: do the others first
+                        lock.acquire(timeout=-1 if start in deferred else 0)
+                    except Timeout:
+                        deferred.add(start)
+                        queue.append(start)
+                        continue
+                    try:
+                        part = self._load(path, load)
+                        if part is None:
+                            if finished is not None and finished():
+                                return None
+                            with trace.timed_step(bkey, of=key):
+                                part = compute(sub)
+                                self._write(path, save, part, {"key": bkey, "of": key})
+                    finally:
+                        lock.release()
+                parts[start] = part
+                bar.update()
+        return [parts[s] for s in starts]
+
+    def blocked(self, key: str, suffix: str, items: np.ndarray, block: int,
+                compute: Callable[[np.ndarray], Any], combine: Callable[[list], Any],
+                save: Callable[[Any, str], None], load: Callable[[str], Any],
+                recipe: Mapping[str, Any] | None = None, progress: str | None = None) -> Any:
+        """Artefact ``key`` assembled by ``combine`` from :meth:`blocks` of ``items`` (cached).
+
+        The whole artefact is loaded when present; otherwise its blocks are computed (shared
+        with any other run on the same store, see :meth:`blocks`), combined, saved under the
+        key's lock, and the blocks dropped. Parts and the whole use the same ``save``/``load``.
+        """
+        if key in self._memo:
+            return self._memo[key]
+        path = self.path(key, suffix)
+        value = self._load(path, load)
+        if value is None:
+            parts = self.blocks(key, items, block, compute, save, load, suffix, progress,
+                                finished=lambda: self.verify(path))
+            if parts is None:  # another run assembled it meanwhile
+                value = self._load(path, load)
+            if value is None:
+                parts = parts if parts is not None else self.blocks(
+                    key, items, block, compute, save, load, suffix, progress)
+                value = self.cached(key, suffix, lambda: combine(parts), save, load, recipe,
+                                    memo=False)
+            self.drop_blocks(key)
+        trace.record("artifact", key=key)
+        self._memo[key] = value
+        return value
 
     def drop_blocks(self, key: str) -> None:
         shutil.rmtree(self.root / "blocks" / key, ignore_errors=True)

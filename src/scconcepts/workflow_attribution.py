@@ -138,15 +138,11 @@ class AttributionSteps:
                     lambda part, p: part.save(p), AttributionResult.load, ".npz"))
             res.save(out)
             return res
-        parts = self.store.blocks(key, units, self.cfg.attribution.block, compute,
-                                  lambda part, p: part.save(p), AttributionResult.load, ".npz",
-                                  )
-        res = AttributionResult.concat(parts)
-        self.store.cached(key, ".npz", lambda: res, lambda v, p: v.save(p),
-                          AttributionResult.load, recipe={"step": "attribution", "model": model,
-                                                          "kind": kind, "role": role})
-        self.store.drop_blocks(key)
-        return res
+        return self.store.blocked(key, ".npz", units, self.cfg.attribution.block, compute,
+                                  AttributionResult.concat, lambda v, p: v.save(p),
+                                  AttributionResult.load,
+                                  recipe={"step": "attribution", "model": model, "kind": kind,
+                                          "role": role})
 
     def attribution_key(self, model: str, kind: str, role: str, sae_role: str | None,
                         units, c: int | None = None, k: int | None = None,
@@ -214,17 +210,11 @@ class AttributionSteps:
                 shuffle=shuffle)
             return part.assign(model=model)
 
-        def run():
-            parts = self.store.blocks(key, units, g.block, compute, ArtifactStore.save_parquet,
-                                      ArtifactStore.load_parquet, ".parquet",
-                                      progress=f"GSEA {model} {kind}")
-            return pd.concat(parts, ignore_index=True)
-
-        out = self.store.cached(key, ".parquet", run, ArtifactStore.save_parquet,
-                                ArtifactStore.load_parquet,
-                                recipe={"step": "gsea", "model": model, "kind": kind})
-        self.store.drop_blocks(key)
-        return out
+        return self.store.blocked(key, ".parquet", units, g.block, compute,
+                                  lambda parts: pd.concat(parts, ignore_index=True),
+                                  ArtifactStore.save_parquet, ArtifactStore.load_parquet,
+                                  recipe={"step": "gsea", "model": model, "kind": kind},
+                                  progress=f"GSEA {model} {kind}")
 
     # ------------------------------------------------------------------ DGEA (chapter 10)
     def dgea_comparison(self, model: str) -> dict:
