@@ -220,3 +220,25 @@ def test_edge_cells(project):
     _check_occlude(occ, x, np.array([3, 5, 3]), np.array([1.0, 2.0, 1.0], dtype=np.float32))
     x[7] = 2
     _check_occlude(occ, x, np.array([7, 7, 8]), np.array([0.0, 5.0, 1.0], dtype=np.float32))
+
+
+def test_memory_budget_splits_batches_without_changing_results(project):
+    """A tight ``batch_mib`` makes batches of copies that change many tokens smaller (each
+    within the budget, or a single copy), and the embeddings stay those of the model."""
+    net, vocab, genes, X = project
+    xp, xc = _cells(X, 8, 2)
+    genes_v, vals_v = _variants(xp, xc, n=40)
+    wide = ScGPTOcclusion(net, vocab, genes)
+    tight = ScGPTOcclusion(net, vocab, genes, batch_mib=0.05)
+    L = np.count_nonzero(xp) + 1
+    n_old, n_new = np.array([3, 3, 50, 50, 50, 400]), np.array([0, 1, 0, 2, 2, 0])
+    todo = np.arange(6)
+    assert [len(b) for b in wide._batches(todo, n_old, n_new, L)] == [6]
+    batches = tight._batches(todo, n_old, n_new, L)
+    assert np.array_equal(np.concatenate(batches), todo) and len(batches) > 1
+    from scconcepts.models.scgpt_occlusion import _LIVE_ARRAYS
+    per = _LIVE_ARRAYS * 4 * net.transformer_encoder.layers[0].self_attn.num_heads * (L + 1)
+    for b in batches:
+        assert len(b) == 1 or len(b) * (n_old[b].max() + n_new[b].max()) * per <= 0.05 * 2 ** 20
+    z = _check_occlude(tight, xp, genes_v, vals_v)
+    assert np.abs(z - wide.occlude(xp, genes_v, vals_v)).max() <= 1e-5

@@ -85,6 +85,9 @@ _MIN_Z_RATIO = 1e-3
 #: Hidden units per row whose ReLU may switch that are corrected individually; rows with more
 #: run the feed-forward in full.
 _MAX_RISKY = 8
+#: (heads, copies, Δ, L)-sized float32 arrays alive at once in :meth:`ScGPTOcclusion._batch`
+#: (E_new/E_old, E, E/Z', its permuted copy, the new rows' scores): sizes the batches.
+_LIVE_ARRAYS = 6
 
 
 def _heads(t: torch.Tensor, h: int) -> torch.Tensor:
@@ -115,7 +118,12 @@ class ScGPTOcclusion:
     n_bins, max_len, pad_value, seed, ties, normalize, batch_size, device
         As in :func:`scconcepts.models.scgpt.encoder_fn`.
     variants_per_batch
-        Perturbed copies per incremental batch.
+        Perturbed copies per incremental batch (at most).
+    batch_mib
+        Memory budget of one incremental batch, MiB: a batch holds fewer copies when they
+        change many tokens, so that its rank-Δ arrays (heads × copies × Δ × L float32, about
+        :data:`_LIVE_ARRAYS` alive at once) stay within it. Re-binning can change hundreds of
+        tokens of a long cell (PBMC 4k: Δ ~ 1,000 at L = 1,200), where 32 copies took ~4 GB.
     workers
         Worker threads for the batches on CPU, each with one intra-op thread; default
         ``torch.get_num_threads()`` at call time (1: the batches run in the caller).
@@ -131,12 +139,13 @@ class ScGPTOcclusion:
                  n_bins: int | None = None, *, max_len: int = 1200, batch_size: int = 32,
                  device=None, normalize: bool = True, pad_value: float | None = None,
                  seed: int = 0, ties: str = "mid", variants_per_batch: int = 32,
-                 workers: int | None = None):
+                 batch_mib: float = 256.0, workers: int | None = None):
         self.model = model
         self.genes = list(genes)
         self.normalize = normalize
         self.batch_size = batch_size
         self.variants_per_batch = int(variants_per_batch)
+        self.batch_bytes = float(batch_mib) * 2 ** 20
         self.workers = workers
         self.tok, self.device = ms._prepare(model, vocab, self.genes, n_bins, pad_value, max_len,
                                             seed, ties, device)
@@ -222,11 +231,28 @@ class ScGPTOcclusion:
                 out[rows] = self._batch(old[rows, :so], new_ids[rows, :sn], new_b[rows, :sn],
                                         proto.result()).cpu().numpy()
 
-            B = self.variants_per_batch
-            tasks = [todo[s:s + B] for s in range(0, len(todo), B)] + ([None] if empty.size else [])
+            tasks = self._batches(todo, n_old, n_new, len(ids_b)) + ([None] if empty.size else [])
             for f in [ex.submit(run, rows) for rows in tasks]:
                 f.result()
         return out[which.ravel()]
+
+    def _batches(self, todo: np.ndarray, n_old: np.ndarray, n_new: np.ndarray,
+                 L: int) -> list[np.ndarray]:
+        """Consecutive runs of ``todo`` (sorted by size): at most ``variants_per_batch`` copies,
+        and within ``batch_mib`` for the batch's largest Δ = tokens lost + tokens gained."""
+        per_token = _LIVE_ARRAYS * 4 * self.layers[0].self_attn.num_heads * (L + 1)
+        out, start, so, sn = [], 0, 0, 0
+        for i, r in enumerate(todo):
+            so2, sn2 = max(so, n_old[r]), max(sn, n_new[r])
+            n = i - start + 1
+            if i > start and (n > self.variants_per_batch
+                              or n * (so2 + sn2) * per_token > self.batch_bytes):
+                out.append(todo[start:i])
+                start, so2, sn2 = i, n_old[r], n_new[r]
+            so, sn = so2, sn2
+        if len(todo):
+            out.append(todo[start:])
+        return out
 
     def _readout(self, cls: torch.Tensor) -> torch.Tensor:
         cls = cls.float()
