@@ -6,7 +6,8 @@
   posterior-mean embeddings;
 * ``sae_small``: a small Top-K SAE trained on those embeddings;
 * ``smoke_book`` / ``smoke_site``: every chapter executed with the smoke profile and the book
-  built strictly, once per session (used by ``test_book.py`` and ``test_browser.py``).
+  built strictly, once per test session however many xdist workers run (``_once``; used by
+  ``test_book.py``, ``test_browser.py`` and ``test_reproduction.py``).
 
 Everything runs on CPU with one thread: the unit-test suite is meant to stay fast.
 """
@@ -15,8 +16,10 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -28,17 +31,6 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 torch.set_num_threads(1)
 
 N_SMALL = 400
-
-#: fixtures of the one smoke book of the session: their tests share one xdist worker
-SMOKE_FIXTURES = {"smoke_book", "smoke_site", "site", "executed"}
-
-
-def pytest_collection_modifyitems(config, items):
-    """Tests that use the smoke book run on one xdist worker (``--dist loadgroup``), so the
-    book is executed once per session, however many workers there are."""
-    for item in items:
-        if SMOKE_FIXTURES & set(getattr(item, "fixturenames", ())):
-            item.add_marker(pytest.mark.xdist_group("smoke_book"))
 
 
 def stratified_subsample(adata, n: int, key: str, seed: int):
@@ -93,68 +85,153 @@ BOOK_PARAMS = Path(os.environ.get("SCCONCEPTS_BOOK_PARAMS", BOOK_ROOT / "params"
 BOOK_PROFILE = "smoke"
 
 
+#: fixtures that need the smoke book
+SMOKE_FIXTURES = {"smoke_book", "smoke_site", "site", "executed"}
+
+
+def _needs_smoke(item) -> bool:
+    return bool(SMOKE_FIXTURES & set(getattr(item, "fixturenames", ())))
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests that need the smoke book last (stable order otherwise): the xdist workers run the
+    unit tests while the book executes in the background (:func:`_smoke_in_background`)."""
+    items.sort(key=_needs_smoke)
+
+
+def _shared(tmp_path_factory) -> Path:
+    """The session's temporary folder shared by every xdist worker (their parent)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+def _once(tmp_path_factory, name: str, make):
+    """``make(folder)`` once per test session, however many xdist workers ask: the first
+    worker runs it under a file lock in the session's shared temporary folder, the others wait
+    and read its JSON result (the pattern of pytest-xdist's documentation, "Making session-
+    scoped fixtures execute only once"). ``make`` returns a JSON-able dict."""
+    import json
+
+    from filelock import FileLock
+
+    shared = _shared(tmp_path_factory)
+    folder, result = shared / name, shared / f"{name}.json"
+    with FileLock(str(shared / f"{name}.lock")):
+        if not result.is_file():
+            folder.mkdir(parents=True, exist_ok=True)
+            result.write_text(json.dumps(make(folder)))
+    return json.loads(result.read_text())
+
+
+def _smoke_folder(tmp_path_factory, start: bool):
+    """The smoke run's folder; with ``start``, launch the runner's CLI there once per session
+    (every chapter, smoke profile, ``--jobs 2 --keep-going``, artefacts in the folder) as a
+    background process writing ``log`` and then ``rc``. Returns (folder, process or None)."""
+    from filelock import FileLock
+
+    shared = _shared(tmp_path_factory)
+    tmp = shared / "smoke"
+    proc = None
+    with FileLock(str(shared / "smoke.lock")):
+        if start and not tmp.exists():
+            tmp.mkdir()
+            cmd = [
+                sys.executable, "-m", "scconcepts.book", "execute", "--profile", BOOK_PROFILE,
+                "--out", str(tmp / "executed"), "--notebooks", str(BOOK_NOTEBOOKS),
+                "--params-dir", str(BOOK_PARAMS), "--root", str(BOOK_ROOT),
+                "--set", f"artifacts_dir={tmp / 'artifacts'}", "--jobs", "2", "--keep-going",
+            ]
+            script = ('"$@" > "$LOG" 2>&1; echo $? > "$RC.tmp" && mv "$RC.tmp" "$RC"')
+            proc = subprocess.Popen(["bash", "-c", script, "smoke", *cmd], cwd=BOOK_ROOT,
+                                    env={**os.environ, "LOG": str(tmp / "log"),
+                                         "RC": str(tmp / "rc")},
+                                    start_new_session=True)
+            (tmp / "started").write_text(str(time.time()))
+    return tmp, proc
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _smoke_in_background(request, tmp_path_factory):
+    """Start the smoke book at the session's first test when any selected test needs it, so it
+    runs while the unit tests do. At the end of this worker's session the book is waited for
+    (another worker may still need it), or killed when the session stops on a failure."""
+    if not any(_needs_smoke(it) for it in request.session.items):
+        yield
+        return
+    _, proc = _smoke_folder(tmp_path_factory, start=True)
+    yield
+    if proc is not None and proc.poll() is None:
+        if request.session.shouldfail or request.session.shouldstop:
+            os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait()
+
+
 @pytest.fixture(scope="session")
 def smoke_book(tmp_path_factory):
-    """Execute every notebook (smoke profile) with the runner's CLI in one call, two chapters
-    side by side (``--jobs 2``) and ``--keep-going``, so that each failing chapter reports its
-    own failure. Artifacts go to a temporary folder, so the run proves the chapters work from
-    scratch.
+    """Every notebook executed with the smoke profile by the runner's CLI in one call, two
+    chapters side by side (``--jobs 2``) and ``--keep-going``, so that each failing chapter
+    reports its own failure; once per session, started in the background
+    (:func:`_smoke_in_background`) and waited for here. Artifacts go to a temporary folder, so
+    the run proves the chapters work from scratch.
 
     Returns a namespace: ``out`` (executed notebooks), ``errors`` ({stem: log tail}),
     ``artifacts`` (the ``artifacts_dir`` used), ``params`` (the validated profile used),
-    ``seconds`` (wall time of the run).
+    ``seconds`` (wall time of the run, from its start to the end of this wait).
     """
-    import time
-
     from scconcepts import book as runner
     from scconcepts.config import load_config
 
     sources = sorted(BOOK_NOTEBOOKS.glob(runner.NOTEBOOK_GLOB))
-    tmp = tmp_path_factory.mktemp("smoke")
-    out = tmp / "executed"
-    artifacts = tmp / "artifacts"
-    profile = load_config(BOOK_PROFILE, {"artifacts_dir": str(artifacts)},
-                          params_dir=BOOK_PARAMS)
-    cmd = [
-        sys.executable, "-m", "scconcepts.book", "execute", "--profile", BOOK_PROFILE,
-        "--out", str(out), "--notebooks", str(BOOK_NOTEBOOKS), "--params-dir", str(BOOK_PARAMS),
-        "--root", str(BOOK_ROOT), "--set", f"artifacts_dir={artifacts}", "--jobs", "2",
-        "--keep-going",
-    ]
-    t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=BOOK_ROOT, capture_output=True, text=True)
-    seconds = time.perf_counter() - t0
-    log = proc.stdout + proc.stderr
+    tmp, _ = _smoke_folder(tmp_path_factory, start=True)
+    deadline = time.time() + 3600
+    while not (tmp / "rc").is_file():
+        if time.time() > deadline:
+            pytest.fail(f"the smoke book in {tmp} did not finish within an hour; see {tmp}/log")
+        time.sleep(0.5)
+    seconds = time.time() - float((tmp / "started").read_text())
+    log = (tmp / "log").read_text(errors="replace")
+    out, artifacts = tmp / "executed", tmp / "artifacts"
     errors: dict[str, str] = {}
     for src in sources:
         if not (out / f"{src.stem}.ipynb").is_file():
             lines = [ln for ln in log.splitlines() if src.stem in ln or src.name in ln]
             errors[src.stem] = "\n".join(lines[-20:]) + "\n--- log tail ---\n" + log[-3000:]
+    profile = load_config(BOOK_PROFILE, {"artifacts_dir": str(artifacts)},
+                          params_dir=BOOK_PARAMS)
     return SimpleNamespace(out=out, errors=errors, artifacts=artifacts, params=profile,
                            sources=sources, seconds=seconds)
 
 
 @pytest.fixture(scope="session")
 def smoke_site(smoke_book, tmp_path_factory):
-    """A copy of the book sources with the smoke-executed chapters, built strictly."""
+    """A copy of the book sources with the smoke-executed chapters, built strictly (once per
+    session, shared by the xdist workers)."""
     from scconcepts import book as runner
 
     if smoke_book.errors:
         pytest.fail(f"not built: notebooks failed to execute: {', '.join(smoke_book.errors)}")
-    if not runner.mathjax_vendored(BOOK_ROOT):
-        runner.vendor_mathjax(BOOK_ROOT)
-    src = tmp_path_factory.mktemp("site")
-    shutil.copy2(BOOK_ROOT / "_config.yml", src / "_config.yml")
-    shutil.copy2(BOOK_ROOT / "_toc.yml", src / "_toc.yml")
-    shutil.copytree(BOOK_ROOT / "book", src / "book",
-                    ignore=shutil.ignore_patterns("_executed", "_build", ".ipynb_checkpoints"))
-    (src / "book" / "_executed").mkdir()
-    for nb in smoke_book.out.glob("*.ipynb"):
-        if not nb.name.endswith(".failed.ipynb"):
-            shutil.copy2(nb, src / "book" / "_executed" / nb.name)
-    proc = subprocess.run(
-        [sys.executable, "-m", "scconcepts.book", "build", "--strict", "--root", str(src)],
-        cwd=src, capture_output=True, text=True,
-    )
-    html = src / "_build" / "html"
-    return {"root": src, "html": html, "proc": proc}
+
+    def make(src):
+        if not runner.mathjax_vendored(BOOK_ROOT):
+            runner.vendor_mathjax(BOOK_ROOT)
+        shutil.copy2(BOOK_ROOT / "_config.yml", src / "_config.yml")
+        shutil.copy2(BOOK_ROOT / "_toc.yml", src / "_toc.yml")
+        shutil.copytree(BOOK_ROOT / "book", src / "book",
+                        ignore=shutil.ignore_patterns("_executed", "_build",
+                                                      ".ipynb_checkpoints"))
+        (src / "book" / "_executed").mkdir()
+        for nb in smoke_book.out.glob("*.ipynb"):
+            if not nb.name.endswith(".failed.ipynb"):
+                shutil.copy2(nb, src / "book" / "_executed" / nb.name)
+        proc = subprocess.run(
+            [sys.executable, "-m", "scconcepts.book", "build", "--strict", "--root", str(src)],
+            cwd=src, capture_output=True, text=True,
+        )
+        return {"root": str(src), "returncode": proc.returncode, "stdout": proc.stdout,
+                "stderr": proc.stderr, "args": proc.args}
+
+    done = _once(tmp_path_factory, "site", make)
+    proc = subprocess.CompletedProcess(done["args"], done["returncode"], done["stdout"],
+                                       done["stderr"])
+    root = Path(done["root"])
+    return {"root": root, "html": root / "_build" / "html", "proc": proc}

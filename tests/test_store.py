@@ -146,3 +146,17 @@ def test_blocks_defer_to_a_run_that_assembled_the_artefact(tmp_path):
                        ArtifactStore.save_npy, ArtifactStore.load_npy, ".npy",
                        finished=lambda: True)
     assert out is None and calls == []
+
+
+def test_an_unlocked_look_never_deletes_a_file_being_written(tmp_path):
+    """Another run renames its data file before it writes the sidecar: a look without the lock
+    skips such a file (it may be half-published); only a look under the lock deletes it."""
+    store = ArtifactStore(tmp_path)
+    key = store.key("embedding", {"x": 1})
+    path = store.path(key, ".npy")
+    path.parent.mkdir(parents=True)
+    ArtifactStore.save_npy(np.arange(3), str(path))                  # data, no sidecar yet
+    assert store._load(path, ArtifactStore.load_npy, locked=False) is None
+    assert path.exists()
+    assert store._load(path, ArtifactStore.load_npy) is None         # under the lock: corrupt
+    assert not path.exists()

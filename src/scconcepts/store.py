@@ -177,7 +177,7 @@ class ArtifactStore:
         if memo and key in self._memo:
             return self._memo[key]
         path = self.path(key, suffix)
-        value = self._load(path, load)
+        value = self._load(path, load, locked=False)
         if value is None:
             with self.lock(key):
                 value = self._load(path, load)  # another run may have made it meanwhile
@@ -190,18 +190,24 @@ class ArtifactStore:
             self._memo[key] = value
         return value
 
-    def _load(self, path: Path, load: Callable[[str], Any]) -> Any:
-        """The artefact at ``path`` if present, intact and readable, else None (a bad one is
-        deleted)."""
+    def _load(self, path: Path, load: Callable[[str], Any], locked: bool = True) -> Any:
+        """The artefact at ``path`` if present, intact and readable, else None.
+
+        ``locked``: the caller holds the artefact's lock, so a file that fails its check is
+        corrupt and deleted. Without the lock it may be one another run is writing (data file
+        renamed, sidecar not yet): then it is only skipped, never deleted.
+        """
         if not path.exists():
             return None
         if not self.verify(path):
-            self._discard(path, "failed its integrity check")
+            if locked:
+                self._discard(path, "failed its integrity check")
             return None
         try:
             return load(str(path))
         except Exception as exc:  # noqa: BLE001 - any reader error means unusable
-            self._discard(path, f"could not be read ({type(exc).__name__}: {exc})")
+            if locked:
+                self._discard(path, f"could not be read ({type(exc).__name__}: {exc})")
             return None
 
     def folder(self, key: str, build: Callable[[Path], None], marker: str,
@@ -271,7 +277,7 @@ class ArtifactStore:
                 sub = np.asarray(items[start:start + block])
                 bkey = self.key("block", {"items": sub.tolist()}, [key])
                 path = self.root / "blocks" / key / f"{bkey}{suffix}"
-                part = self._load(path, load)
+                part = self._load(path, load, locked=False)
                 if part is None:
                     lock = self.lock(bkey)
                     try:  # a block another run is computing: do the others first
@@ -307,12 +313,13 @@ class ArtifactStore:
         if key in self._memo:
             return self._memo[key]
         path = self.path(key, suffix)
-        value = self._load(path, load)
+        value = self._load(path, load, locked=False)
         if value is None:
             parts = self.blocks(key, items, block, compute, save, load, suffix, progress,
                                 finished=lambda: self.verify(path))
             if parts is None:  # another run assembled it meanwhile
-                value = self._load(path, load)
+                with self.lock(key):
+                    value = self._load(path, load)
             if value is None:
                 parts = parts if parts is not None else self.blocks(
                     key, items, block, compute, save, load, suffix, progress)
