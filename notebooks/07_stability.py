@@ -36,12 +36,15 @@
 #   the Cross-tissue Immune Cell Atlas (329,762 cells). The second dataset is 6 times smaller
 #   than the main one (the paper's ratio is 2), so its SAE sees fewer optimisation steps.
 # * **Models**: scVI trained by the project on the main dataset (the second is mapped as query
-#   data) and the small project-pretrained scGPT; the scVI input is the main dataset's 1,287
-#   genes for both datasets, while scGPT reads every gene of its vocabulary a cell expresses.
+#   data) and the small project-pretrained scGPT. Each model reads one gene panel on both
+#   datasets: scVI the main dataset's 1,287 genes, scGPT the main dataset's genes in its
+#   vocabulary (`models.scgpt.gene_panel: main`; genes the second dataset lacks count as
+#   unexpressed, as in scVI's query mapping). The paper's scGPT read HVGs chosen per dataset, so
+#   its cross-dataset comparison mixed the change of cells with a change of genes; `gene_panel:
+#   own` restores that setting.
 # * **Matching over active atoms**: dead atoms (never active on their own training data) carry no
 #   concept, so they are left out of the matching; the table gives both counts.
-# * **scGPT genes**: scGPT attribution is costly on a CPU, most of all on the second dataset,
-#   whose cells express about twice as many vocabulary genes as the main one's; Fig 4C shows,
+# * **Pairs attributed**: scGPT attribution is costly on a CPU; Fig 4C shows,
 #   per model, the `models.<model>.stability_pairs` best pairs among the concepts attributed in
 #   chapter 04 (every active concept for scVI, the interpretation sample for scGPT; the paper
 #   shows a handful of hand-picked pairs).
@@ -150,8 +153,9 @@ _ = glue_sentences("ch07_gap_text", gap_claims)
 # %% [markdown]
 # The paper finds R² slightly lower on the other dataset for every SAE, a smaller gap for the
 # SAEs trained on the larger dataset, and a larger drop for scGPT than for scVI, which it relates
-# to the different gene sets of the two datasets (here the second dataset measures many genes the
-# main one lacks, which scGPT reads and scVI does not). Here:
+# to the different gene sets of the two datasets. Here both models read one panel on both
+# datasets (above), so a gap measures the change of cells alone, and a larger scGPT drop cannot
+# come from a change of genes. Here:
 #
 # {glue:md}`ch07_gap_text`
 
@@ -223,9 +227,9 @@ glue("ch07_shared_any", float(share.value), display=False)
 
 # %% [markdown]
 # The paper's well-matched concepts "often" have a few of their top-10 genes in common (Fig 4C).
-# Note that the scVI input of both datasets is the same 1,287 genes, while scGPT sees different
-# gene sets in the two datasets; a model with `models.<model>.stability_pairs` = 0 has no pair
-# attributed.
+# Both datasets are attributed on the same genes per model (the panel above), so shared genes
+# are not limited by genes one dataset lacks; a model with `models.<model>.stability_pairs` = 0
+# has no pair attributed.
 #
 # {glue:md}`ch07_shared_sentence`
 

@@ -63,8 +63,10 @@ def test_subsample_of_main_changes_what_depends_on_main(art, base):
     downstream_of_main = {"dataset:main", "model:scvi", "model:pca",       # fitted on main
                           *{f"embedding:{m}:main" for m in wf.models},
                           "embedding:scvi:second", "embedding:pca:second",
+                          # the smoke scGPT reads the main dataset's HVGs on every dataset
+                          "embedding:scgpt:second",
                           *{f"sae:{m}" for m in wf.models}, *{f"umap:{m}" for m in wf.models}}
-    assert got == downstream_of_main          # scGPT's weights and second-dataset embedding stay
+    assert got == downstream_of_main          # scGPT's weights stay
     for m in wf.models:                       # every model's SAE is trained on the new cells
         assert wf.embeddings("main", m).shape[0] == wf.dataset("main").n_obs < 300
 
@@ -82,7 +84,7 @@ def test_another_main_dataset_retrains_every_models_sae(art, base, tmp_path):
     keys = _keys(wf)
     got = _changed(base, keys)
     assert {f"sae:{m}" for m in wf.models} <= got and "dataset:second" not in got
-    assert "model:scgpt" not in got and "embedding:scgpt:second" not in got
+    assert "model:scgpt" not in got          # (the second embedding follows the main HVGs)
     for m in wf.models:
         sae, meta = wf.sae(m)
         assert wf.store.exists(keys[f"sae:{m}"], ".pt")
@@ -156,3 +158,26 @@ def test_counts_layer_and_scgpt_hvgs(art, base, tmp_path):
     X, genes = hv.model("scgpt").inputs(hv.dataset("main"), "main")
     assert len(genes) == 200 and X.shape == (hv.dataset("main").n_obs, 200)
     assert hv.embedding_key("main", "scgpt") != base["embedding:scgpt:main"]
+
+
+def test_scgpt_reads_every_dataset_on_the_main_panel(art, base):
+    """Issue 13, cross-dataset confound: with ``gene_panel: main`` (default) the second dataset
+    is tokenised on the main dataset's genes it has; ``own`` keeps its own vocabulary genes.
+    The main embedding's key is the same either way; the second's follows the panel."""
+    wf = _wf(art)
+    m = wf.model("scgpt")
+    main_genes = m.genes(wf.dataset("main"), "main")
+    second = wf.dataset("second")
+    X, genes = m.inputs(second, "second")
+    assert genes == [g for g in main_genes if g in set(second.var_names)]
+    assert X.shape == (second.n_obs, len(genes))
+    own = _wf(art, **{"models.scgpt.gene_panel": "own"})
+    own_genes = own.model("scgpt").genes(own.dataset("second"), "second")
+    assert set(own_genes) - set(main_genes)                 # PBMC 4k has genes Kang lacks
+    assert own.embedding_key("main", "scgpt") == base["embedding:scgpt:main"]
+    assert own.embedding_key("second", "scgpt") != base["embedding:scgpt:second"]
+    hv = _wf(art, **{"models.scgpt.n_hvgs": 150})
+    assert hv.model("scgpt").genes(hv.dataset("second"), "second") == \
+        [g for g in hv.model("scgpt").genes(hv.dataset("main"), "main")
+         if g in set(hv.dataset("second").var_names)]
+    assert hv.embedding_key("second", "scgpt") != base["embedding:scgpt:second"]

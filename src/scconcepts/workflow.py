@@ -145,7 +145,7 @@ class Workflow(AttributionSteps):
         m = self.model(model)
         params = {"seed": int(self.cfg.seed)}
         if hasattr(m, "embed_params"):
-            params.update(m.embed_params())
+            params.update(m.embed_params(role))
         return self.store.key("embedding", params, [m.fingerprint(), self.dataset_key(role)])
 
     def embeddings(self, role: str = "main", model: str = "scvi") -> np.ndarray:

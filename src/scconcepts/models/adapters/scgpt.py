@@ -3,7 +3,8 @@
 
 Embeddings are CLS embeddings (:func:`scconcepts.models.scgpt.embed`) of the cell's genes found
 in the vocabulary, or of ``n_hvgs`` highly variable genes among them (paper Table 2: 1,200 HVGs,
-:func:`scconcepts.models.scgpt.select_hvgs`, chosen per dataset). The model is keyed by a SHA-1
+:func:`scconcepts.models.scgpt.select_hvgs`), on the main dataset's panel for every dataset
+(``gene_panel: main``, the default) or on each dataset's own (``own``, the paper's choice). The model is keyed by a SHA-1
 of its three files, so a retrained model never reuses another's embeddings. f (Eq 1) for
 attribution is :class:`scconcepts.models.scgpt_occlusion.ScGPTOcclusion`, which computes the
 occlusion forward passes exactly and reuses the prototype's cached attention inputs.
@@ -12,7 +13,7 @@ occlusion forward passes exactly and reuses the prototype's cached attention inp
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -25,6 +26,12 @@ class ScGPTSpec(ModelSpec):
     checkpoint: str = "models/scgpt_pbmc_small"
     #: highly variable genes fed to the model (paper: 1200); null = every vocabulary gene
     n_hvgs: int | None = Field(None, gt=0)
+    #: genes every dataset is tokenised on. ``main``: the main dataset's panel (its vocabulary
+    #: genes or HVGs) for every dataset role, a gene a dataset lacks counting as unexpressed
+    #: (scGPT tokenises expressed genes only, so this is scVI's zero-filled query mapping), so
+    #: that a comparison across datasets (chapter 07) measures the cells, not a change of panel.
+    #: ``own``: each dataset's own vocabulary genes or HVGs (the paper chose HVGs per dataset).
+    gene_panel: Literal["main", "own"] = "main"
 
 
 @register
@@ -68,21 +75,39 @@ class ScGPTModel(FoundationModel):
         return self._loaded
 
     def genes(self, adata, role: str) -> list[str]:
-        """Genes of ``adata`` the model reads: vocabulary matches, or their ``n_hvgs`` HVGs."""
+        """Genes of ``adata`` the model reads: vocabulary matches, or their ``n_hvgs`` HVGs; for
+        a role other than ``main`` with ``gene_panel: main``, the main dataset's genes it has."""
         from .. import scgpt as ms
 
         memo = (role, id(adata))
         if memo not in self._genes:
             _, vocab, _ = self.loaded()
-            if self.settings.n_hvgs:
+            if role != "main" and self.settings.gene_panel == "main":
+                present = set(map(str, adata.var_names))
+                genes = [g for g in self.genes(self.ctx.reference()[0], "main") if g in present]
+            elif self.settings.n_hvgs:
                 genes = ms.select_hvgs(adata, int(self.settings.n_hvgs), vocab=vocab)
             else:
                 genes = ms.match_genes(adata, vocab)["found"]
             self._genes[memo] = list(genes)
         return self._genes[memo]
 
-    def embed_params(self) -> dict:
-        return {"n_hvgs": self.settings.n_hvgs}
+    def _panel(self, adata, role: str) -> list[str] | None:
+        """Genes to embed ``adata`` on, or None for every vocabulary gene it has."""
+        if self.settings.n_hvgs or (role != "main" and self.settings.gene_panel == "main"):
+            return self.genes(adata, role)
+        return None
+
+    def embed_params(self, role: str) -> dict:
+        """What the embeddings of ``role`` depend on besides weights, data and seed: the panel
+        (for another role on the main panel, a hash of the main panel's genes as well)."""
+        from ...store import content_key
+
+        params = {"n_hvgs": self.settings.n_hvgs}
+        if role != "main" and self.settings.gene_panel == "main":
+            panel = self.genes(self.ctx.reference()[0], "main")
+            params.update(gene_panel="main", panel=content_key(panel)[:16])
+        return params
 
     def inputs(self, adata, role: str):
         genes = self.genes(adata, role)
@@ -94,7 +119,7 @@ class ScGPTModel(FoundationModel):
         from ... import scale
 
         net, vocab, _ = self.loaded()
-        genes = self.genes(adata, role) if (adata is not None and self.settings.n_hvgs) else None
+        genes = self._panel(adata, role) if adata is not None else None
         return scale.scgpt_chunk_encoder(net, vocab, genes, seed=int(self.ctx.seed),
                                          amp=self.ctx.amp, device=self.ctx.device)
 
@@ -102,7 +127,7 @@ class ScGPTModel(FoundationModel):
         from .. import scgpt as ms
 
         net, vocab, _ = self.loaded()
-        genes = self.genes(adata, role) if self.settings.n_hvgs else None
+        genes = self._panel(adata, role)
         return ms.embed(net, vocab, adata, genes=genes, seed=int(self.ctx.seed))
 
     def encoder(self, genes):
