@@ -6,17 +6,19 @@ against GO Biological Process (Enrichr 2023 library bundled offline; the paper u
 The label is the pathway with the highest NES among positively enriched sets; it is a *weak*
 annotation when its nominal p ≤ 5e-3 and a *strong* one when p ≤ 5e-5.
 
-**p-value resolution.** gseapy's nominal p is an empirical fraction of ``permutations`` gene-set
-permutations; with P permutations the smallest non-zero p is 1/P, and "0 of P" only means
-p < 1/P. With the default P = 500, 5e-3 is resolvable but 5e-5 is not. We therefore re-test the
+**p-value resolution.** gseapy's nominal p (Subramanian et al. 2005) is the fraction of the
+gene-set permutations whose null enrichment score has the observed score's sign that reach it;
+about half of the ``permutations`` have that sign, so the smallest non-zero p is about 2/P (not
+1/P), and "0" only means p below that. With the default P = 500 (≈ 4e-3), 5e-3 is resolvable —
+at most one same-sign null score may reach the observed one — but 5e-5 is not. We therefore re-test the
 best pathway of every weakly annotated unit alone and call it strong only when that test gives
 p ≤ 5e-5. By default (``strong_method="multilevel"``) the re-test is gseapy's port of fgsea's
 adaptive multilevel splitting (Korotkevich et al. 2021, *bioRxiv* 060012), which estimates the
 same gene-permutation p-value down to 1e-50 from ``strong_permutations`` simple permutations
 plus Monte-Carlo levels, about 50 times faster than brute force on one set. With
 ``strong_method="permutation"`` it is the brute-force test with ``strong_permutations``
-permutations (20,000 give resolution 5e-5: strong then means none of them reaches the
-enrichment score, p = 0).
+permutations (40,000 give about 20,000 same-sign null scores, resolution 5e-5: strong then
+means none of them reaches the enrichment score, p = 0).
 """
 
 from __future__ import annotations
@@ -68,7 +70,7 @@ def prerank(
     gene_sets
         Name → upper-case symbols (e.g. :func:`scconcepts.data.load_gene_sets`).
     permutations
-        Gene-set permutations (p resolution 1/permutations).
+        Gene-set permutations (p resolution about 2/permutations: same-sign null scores).
     min_size, max_size
         Gene-set size limits after restricting to the ranked genes.
     seed
