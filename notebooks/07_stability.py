@@ -38,10 +38,10 @@
 # * **Models**: scVI trained by the project on the main dataset (the second is mapped as query
 #   data) and the small project-pretrained scGPT. Each model reads one gene panel on both
 #   datasets: scVI the main dataset's 1,287 genes, scGPT the main dataset's genes in its
-#   vocabulary (`models.scgpt.gene_panel: main`; genes the second dataset lacks count as
+#   vocabulary (`models.scgpt.shared_panel_roles`; genes the second dataset lacks count as
 #   unexpressed, as in scVI's query mapping). The paper's scGPT read HVGs chosen per dataset, so
-#   its cross-dataset comparison mixed the change of cells with a change of genes; `gene_panel:
-#   own` restores that setting.
+#   its cross-dataset comparison mixed the change of cells with a change of genes; an empty
+#   `shared_panel_roles` restores that setting.
 # * **Matching over active atoms**: dead atoms (never active on their own training data) carry no
 #   concept, so they are left out of the matching; the table gives both counts.
 # * **Pairs attributed**: scGPT attribution is costly on a CPU; Fig 4C shows,

@@ -34,7 +34,8 @@
 #   the S and G2M "phases" are mostly assigned by weak scores.
 # * **Genes seen by the models**: the scVI input is the main dataset's 1,287 genes on both
 #   datasets, so scVI sees very few cell-cycle genes (the paper notes that its scGPT sees 8 of
-#   the 97); the project scGPT reads the genes of its vocabulary.
+#   the 97); the project scGPT reads the main dataset's genes of its vocabulary there too
+#   (chapter 07's shared panel, `models.scgpt.shared_panel_roles`).
 # * **Size**: `usefulness.celltype_per_class` cells per class (paper: 6,000 + 2,000) and the
 #   rarest phase's count per phase (paper: 10,000 + 1,000); 25 % of each class is held out.
 # * **Attribution of top-coefficient units**: `usefulness.top_units` per class. A model whose

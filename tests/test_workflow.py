@@ -161,8 +161,8 @@ def test_counts_layer_and_scgpt_hvgs(art, base, tmp_path):
 
 
 def test_scgpt_reads_every_dataset_on_the_main_panel(art, base):
-    """Issue 13, cross-dataset confound: with ``gene_panel: main`` (default) the second dataset
-    is tokenised on the main dataset's genes it has; ``own`` keeps its own vocabulary genes.
+    """Issue 13, cross-dataset confound: the second dataset (default ``shared_panel_roles``) is
+    tokenised on the main dataset's genes it has; without it, on its own vocabulary genes.
     The main embedding's key is the same either way; the second's follows the panel."""
     wf = _wf(art)
     m = wf.model("scgpt")
@@ -171,7 +171,7 @@ def test_scgpt_reads_every_dataset_on_the_main_panel(art, base):
     X, genes = m.inputs(second, "second")
     assert genes == [g for g in main_genes if g in set(second.var_names)]
     assert X.shape == (second.n_obs, len(genes))
-    own = _wf(art, **{"models.scgpt.gene_panel": "own"})
+    own = _wf(art, **{"models.scgpt.shared_panel_roles": []})
     own_genes = own.model("scgpt").genes(own.dataset("second"), "second")
     assert set(own_genes) - set(main_genes)                 # PBMC 4k has genes Kang lacks
     assert own.embedding_key("main", "scgpt") == base["embedding:scgpt:main"]

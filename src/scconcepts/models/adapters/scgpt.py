@@ -3,17 +3,17 @@
 
 Embeddings are CLS embeddings (:func:`scconcepts.models.scgpt.embed`) of the cell's genes found
 in the vocabulary, or of ``n_hvgs`` highly variable genes among them (paper Table 2: 1,200 HVGs,
-:func:`scconcepts.models.scgpt.select_hvgs`), on the main dataset's panel for every dataset
-(``gene_panel: main``, the default) or on each dataset's own (``own``, the paper's choice). The model is keyed by a SHA-1
-of its three files, so a retrained model never reuses another's embeddings. f (Eq 1) for
-attribution is :class:`scconcepts.models.scgpt_occlusion.ScGPTOcclusion`, which computes the
+:func:`scconcepts.models.scgpt.select_hvgs`): a dataset role's own, or the main dataset's for the
+roles of ``shared_panel_roles`` (default: the second dataset, compared with the main one in
+chapter 07). The model is keyed by a SHA-1 of its three files, so a retrained model never
+reuses another's embeddings. f (Eq 1) for attribution is :class:`scconcepts.models.scgpt_occlusion.ScGPTOcclusion`, which computes the
 occlusion forward passes exactly and reuses the prototype's cached attention inputs.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar, Literal
+from typing import ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -26,12 +26,13 @@ class ScGPTSpec(ModelSpec):
     checkpoint: str = "models/scgpt_pbmc_small"
     #: highly variable genes fed to the model (paper: 1200); null = every vocabulary gene
     n_hvgs: int | None = Field(None, gt=0)
-    #: genes every dataset is tokenised on. ``main``: the main dataset's panel (its vocabulary
-    #: genes or HVGs) for every dataset role, a gene a dataset lacks counting as unexpressed
-    #: (scGPT tokenises expressed genes only, so this is scVI's zero-filled query mapping), so
-    #: that a comparison across datasets (chapter 07) measures the cells, not a change of panel.
-    #: ``own``: each dataset's own vocabulary genes or HVGs (the paper chose HVGs per dataset).
-    gene_panel: Literal["main", "own"] = "main"
+    #: dataset roles tokenised on the main dataset's panel (its vocabulary genes or HVGs), a
+    #: gene a role lacks counting as unexpressed (scGPT tokenises expressed genes only, so this
+    #: is scVI's zero-filled query mapping): comparing such a role with the main dataset
+    #: (chapter 07) then measures the cells, not a change of genes. Other roles read their own
+    #: vocabulary genes or HVGs, as the paper did for every dataset; chapter 11's perturbation
+    #: cells keep the interferon genes the main dataset lacks, and compare only among themselves.
+    shared_panel_roles: list[str] = ["second"]
 
 
 @register
@@ -76,13 +77,13 @@ class ScGPTModel(FoundationModel):
 
     def genes(self, adata, role: str) -> list[str]:
         """Genes of ``adata`` the model reads: vocabulary matches, or their ``n_hvgs`` HVGs; for
-        a role other than ``main`` with ``gene_panel: main``, the main dataset's genes it has."""
+        a role of ``shared_panel_roles``, the main dataset's genes it has."""
         from .. import scgpt as ms
 
         memo = (role, id(adata))
         if memo not in self._genes:
             _, vocab, _ = self.loaded()
-            if role != "main" and self.settings.gene_panel == "main":
+            if self._shared_panel(role):
                 present = set(map(str, adata.var_names))
                 genes = [g for g in self.genes(self.ctx.reference()[0], "main") if g in present]
             elif self.settings.n_hvgs:
@@ -92,9 +93,12 @@ class ScGPTModel(FoundationModel):
             self._genes[memo] = list(genes)
         return self._genes[memo]
 
+    def _shared_panel(self, role: str) -> bool:
+        return role != "main" and role in self.settings.shared_panel_roles
+
     def _panel(self, adata, role: str) -> list[str] | None:
         """Genes to embed ``adata`` on, or None for every vocabulary gene it has."""
-        if self.settings.n_hvgs or (role != "main" and self.settings.gene_panel == "main"):
+        if self.settings.n_hvgs or (self._shared_panel(role)):
             return self.genes(adata, role)
         return None
 
@@ -104,9 +108,9 @@ class ScGPTModel(FoundationModel):
         from ...store import content_key
 
         params = {"n_hvgs": self.settings.n_hvgs}
-        if role != "main" and self.settings.gene_panel == "main":
+        if self._shared_panel(role):
             panel = self.genes(self.ctx.reference()[0], "main")
-            params.update(gene_panel="main", panel=content_key(panel)[:16])
+            params.update(panel=content_key(panel)[:16])
         return params
 
     def inputs(self, adata, role: str):
