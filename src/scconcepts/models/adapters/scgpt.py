@@ -6,8 +6,9 @@ in the vocabulary, or of ``n_hvgs`` highly variable genes among them (paper Tabl
 :func:`scconcepts.models.scgpt.select_hvgs`): a dataset role's own, or the main dataset's for the
 roles of ``shared_panel_roles`` (default: the second dataset, compared with the main one in
 chapter 07). The model is keyed by a SHA-1 of its three files, so a retrained model never
-reuses another's embeddings. f (Eq 1) for attribution is :class:`scconcepts.models.scgpt_occlusion.ScGPTOcclusion`, which computes the
-occlusion forward passes exactly and reuses the prototype's cached attention inputs.
+reuses another's embeddings. f (Eq 1) for attribution is
+:class:`scconcepts.models.scgpt_occlusion.ScGPTOcclusion`, which computes the occlusion forward
+passes exactly and reuses the prototype's cached attention inputs.
 """
 
 from __future__ import annotations
