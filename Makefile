@@ -3,7 +3,7 @@
 #   make book     create .venv if needed, execute every chapter (profile "default"), build the
 #                 book strictly and print the path of _build/html/index.html
 #   make test     unit tests + smoke execution of every notebook + strict build checks (both
-#                 cores: pytest-xdist; the smoke book runs once, shared by the workers)
+#                 cores: pytest-xdist by file; the smoke book runs once, in the background)
 #   make test-fast  unit tests only (no notebook, no book build), both cores
 #   make smoke    execute and build the book with the tiny "smoke" profile
 #   make paper    the paper's settings (params/paper.yaml: Census atlases, Census scVI, scGPT
@@ -69,10 +69,10 @@ paper: $(STAMP)
 	$(PY) -m scconcepts.book all --profile paper
 
 test: $(STAMP) $(MATHJAX_STAMP)
-	$(PY) -m pytest -x -q -n 2
+	$(PY) -m pytest -x -q -n 2 --dist loadfile
 
 test-fast: $(STAMP)
-	$(PY) -m pytest -x -q -n 2 -m "not slow"
+	$(PY) -m pytest -x -q -n 2 --dist loadfile -m "not slow"
 
 clean:
 	rm -rf _build book/_executed

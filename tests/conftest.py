@@ -96,13 +96,9 @@ def _needs_smoke(item) -> bool:
 def pytest_collection_modifyitems(config, items):
     """Tests that need the smoke book last (stable order otherwise): the xdist workers run the
     unit tests while the book executes in the background (:func:`_smoke_in_background`).
-    Among them, those that execute chapters again (they also ask for ``tmp_path``) come first,
-    so that the longest ones do not end the session alone on one worker."""
-    def order(item):
-        smoke = _needs_smoke(item)
-        return (smoke, smoke and "tmp_path" not in getattr(item, "fixturenames", ()))
-
-    items.sort(key=order)
+    ``make test`` distributes whole files (``--dist loadfile``): the browser tests build on one
+    another's state (exports, saved files) in file order."""
+    items.sort(key=_needs_smoke)
 
 
 def _shared(tmp_path_factory) -> Path:
