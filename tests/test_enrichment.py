@@ -229,3 +229,15 @@ def test_strong_retest_falls_back_when_most_scores_are_zero(go, universe):
     assert p0 == 0 or p0 >= 1 / 20000  # the fallback's brute-force resolution
     assert (s.loc[0, "annotation"] == "strong") == (p0 <= STRONG_P)
     assert s.loc[1, "annotation"] == "strong" and 0 < s.loc[1, "pval_strong"] < STRONG_P
+
+
+def test_testable_sets_counts_sets_with_enough_genes_in_the_panel():
+    """Constructed case: a set counts when min_size to max_size of its genes are in the panel."""
+    from scconcepts.enrichment import testable_sets
+
+    genes = [f"G{i}" for i in range(30)]
+    sets = {"all_in": genes[:20], "half_in": genes[20:] + [f"X{i}" for i in range(10)],
+            "none_in": [f"X{i}" for i in range(40)], "too_big": genes}
+    assert testable_sets(sets, genes, min_size=10, max_size=25) == 2      # all_in, half_in
+    assert testable_sets(sets, genes, min_size=11, max_size=25) == 1      # half_in has 10
+    assert testable_sets(sets, genes, min_size=10, max_size=500) == 3     # too_big allowed

@@ -50,6 +50,22 @@ def _restrict(gene_sets: dict[str, list[str]], genes: Sequence[str], min_size: i
     return out
 
 
+def testable_sets(gene_sets: dict[str, list[str]], genes: Sequence[str], min_size: int = 15,
+                  max_size: int = 500) -> int:
+    """Number of gene sets GSEA can test on a ranking of ``genes``: those with ``min_size`` to
+    ``max_size`` members among them (gseapy's filter, applied by :func:`prerank`). A unit's
+    label is the best of these, so the count sizes the multiple-testing burden of a label.
+
+    Parameters
+    ----------
+    gene_sets
+        {name: gene symbols} (e.g. GO Biological Process).
+    genes
+        The genes of the attribution ranking (the model's input panel), length m.
+    """
+    return len(_restrict(gene_sets, genes, min_size, max_size))
+
+
 def prerank(
     ranking: pd.Series,
     gene_sets: dict[str, list[str]],

@@ -164,6 +164,14 @@ class AttributionSteps:
 
         return load_gene_sets(census.resolve_gene_sets(self.cfg))
 
+    def testable_gene_sets(self, model: str) -> int:
+        """GO sets testable on the model's attribution genes (:func:`scconcepts.enrichment.
+        testable_sets` with ``gsea.min_size``): the sets a unit's best term is chosen from."""
+        from .enrichment import testable_sets
+
+        genes = self.attribution(model, "concept").genes
+        return testable_sets(self.gene_sets(), list(map(str, genes)), int(self.cfg.gsea.min_size))
+
     def gsea_units(self, kind: str, attribution) -> np.ndarray:
         """Units sent to GSEA: a seeded random sample of ``gsea.n_units`` attributed units."""
         ok = attribution.units[~np.isnan(attribution.scores).all(1)]
