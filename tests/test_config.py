@@ -133,3 +133,11 @@ def test_param_key_is_stable_and_order_free():
     a = param_key({"x": 1, "y": [1, 2]})
     assert a == param_key({"y": [1, 2], "x": 1}) and len(a) == 10
     assert a != param_key({"x": 2, "y": [1, 2]})
+
+
+def test_shared_panel_roles_must_name_a_dataset_role():
+    """A typo in ``models.scgpt.shared_panel_roles`` is an error naming the allowed roles."""
+    with pytest.raises(Exception, match="second"):
+        load_config("smoke", {"models.scgpt.shared_panel_roles": ["secnd"]})
+    assert load_config("smoke", {"models.scgpt.shared_panel_roles": []}).models[
+        "scgpt"].shared_panel_roles == []

@@ -14,7 +14,7 @@ passes exactly and reuses the prototype's cached attention inputs.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import numpy as np
 import scipy.sparse as sp
@@ -33,7 +33,7 @@ class ScGPTSpec(ModelSpec):
     #: (chapter 07) then measures the cells, not a change of genes. Other roles read their own
     #: vocabulary genes or HVGs, as the paper did for every dataset; chapter 11's perturbation
     #: cells keep the interferon genes the main dataset lacks, and compare only among themselves.
-    shared_panel_roles: list[str] = ["second"]
+    shared_panel_roles: list[Literal["second", "perturbation"]] = ["second"]
 
 
 @register
