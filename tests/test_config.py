@@ -137,7 +137,7 @@ def test_param_key_is_stable_and_order_free():
 
 def test_shared_panel_roles_must_name_a_dataset_role():
     """A typo in ``models.scgpt.shared_panel_roles`` is an error naming the allowed roles."""
-    with pytest.raises(Exception, match="second"):
+    with pytest.raises(ConfigError, match=r"models\.scgpt\.shared_panel_roles: .*'second'"):
         load_config("smoke", {"models.scgpt.shared_panel_roles": ["secnd"]})
     assert load_config("smoke", {"models.scgpt.shared_panel_roles": []}).models[
         "scgpt"].shared_panel_roles == []

@@ -208,7 +208,16 @@ class Profile(Traced):
                 spec = spec_class(str(name))
             except KeyError as err:
                 raise ValueError(str(err).strip('"')) from None
-            out[str(name)] = block if isinstance(block, spec) else spec.model_validate(block)
+            if isinstance(block, spec):
+                out[str(name)] = block
+                continue
+            try:
+                out[str(name)] = spec.model_validate(block)
+            except ValidationError as err:  # name the model block in the message
+                first = err.errors()[0]
+                where = ".".join(str(p) for p in first["loc"] if not isinstance(p, int))
+                raise ValueError(f"models.{name}.{where}: {first['msg']} (got "
+                                 f"{first.get('input')!r})") from None
         return out
 
     @model_validator(mode="after")
@@ -426,6 +435,8 @@ def _error_message(err: ValidationError, profile: str, valid: list[str]) -> str:
         loc = ".".join(str(p) for p in e["loc"] if not isinstance(p, int))
         if e["type"] == "extra_forbidden":
             lines.append(f"unknown parameter {loc!r}.{_suggest(loc, valid)}")
+        elif e["msg"].startswith(f"Value error, {loc}."):   # already names its full key
+            lines.append(e["msg"].removeprefix("Value error, "))
         else:
             got = e.get("input")
             shown = f" (got {got!r})" if not isinstance(got, (dict, list)) or len(repr(got)) < 80 else ""
