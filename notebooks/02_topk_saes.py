@@ -190,9 +190,10 @@ for m in wf.models:
     paper, pgrid = paper_default(label), paper_grid(label)
     (sae, meta), dflt = saes[m][(ms.c, ms.k)], grid.set_index(["c", "k"]).loc[(ms.c, ms.k)]
     a = wf.embeddings("main", m)
-    a = a[sae_mod.cell_split(meta["history"], len(a))[0]]  # the training cells of dflt["r2"]
+    a = a[sae_mod.cell_split(meta["history"], len(a))[1]]  # the held-out cells of dflt["r2_val"]
     interval = claims.bootstrap_r2(a, sae_mod.reconstruct(sae, a), seed=int(cfg.seed))
-    found["r2"].append(claims.r2_default(m, label, ms.c, ms.k, dflt["r2"], interval, paper))
+    found["r2"].append(claims.r2_default(m, label, ms.c, ms.k, dflt["r2_val"], interval, paper,
+                                         held_out=len(a)))
     found["trend"].append(claims.r2_trend(m, label, grid, pgrid))
     found["active"].append(claims.active_share(m, label, ms.c, ms.k, dflt["active_concepts"],
                                                paper))

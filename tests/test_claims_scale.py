@@ -67,6 +67,11 @@ def test_r2_default(r2, interval, paper, expected):
     assert c.paper == (0.988 if paper else None)
 
 
+def test_r2_default_on_held_out_cells_states_n():
+    c = cs.r2_default("scvi", "scVI", 500, 8, 0.97, (0.96, 0.98), SCVI, held_out=1226)
+    assert c.n == 1226 and "1226 held-out cells (never trained on)" in c.sentence
+
+
 def test_bootstrap_r2_brackets_the_r2():
     rng = np.random.default_rng(0)
     a = rng.normal(size=(500, 5))

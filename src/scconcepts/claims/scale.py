@@ -77,10 +77,13 @@ def page_values(model: str, table: pd.DataFrame, c: int, k: int) -> dict:
 
 
 def r2_default(model: str, label: str, c: int, k: int, r2: float,
-               interval: tuple[float, float] | None = None, paper: dict | None = None) -> Claim:
+               interval: tuple[float, float] | None = None, paper: dict | None = None,
+               held_out: int | None = None) -> Claim:
     """Fig 2A / Table 3: the default SAE reconstructs the embeddings with R² > :data:`R2_MIN`.
 
-    Inconclusive when the paper has no value for the model (``paper`` None, else
+    ``held_out``: R² and ``interval`` are measured on this many cells the SAE never trained on
+    (the stopping rule's split, as the paper's 10 %); it is the claim's n. Inconclusive when the
+    paper has no value for the model (``paper`` None, else
     :func:`scconcepts.reference.scale.paper_default`) or ``interval`` (e.g.
     :func:`bootstrap_r2`) contains the threshold."""
     holds = r2 > R2_MIN
@@ -91,11 +94,13 @@ def r2_default(model: str, label: str, c: int, k: int, r2: float,
            if paper else "no paper value for this model")
     reason = ("no paper value for this model" if paper is None
               else f"the interval contains {R2_MIN}")
+    cells = (f"the embeddings of {held_out} held-out cells (never trained on)" if held_out
+             else "the embeddings")
     sentence = (f"**{label}.** At the default size (*c* = {c}, *k* = {k}) the SAE reconstructs "
-                f"the embeddings with R² = {r2:.3f}{ci}, {'above' if holds else 'not above'} the "
+                f"{cells} with R² = {r2:.3f}{ci}, {'above' if holds else 'not above'} the "
                 f"{R2_MIN} that every SAE of the paper reaches ({ref}): "
                 f"{_conclusion(v, reason)}.")
-    return Claim(key=f"ch02_{model}_r2_default", value=float(r2), n=None,
+    return Claim(key=f"ch02_{model}_r2_default", value=float(r2), n=held_out,
                  test=f"R² > {R2_MIN}", verdict=v, sentence=sentence, interval=interval,
                  paper=paper["r2"] if paper else None)
 
