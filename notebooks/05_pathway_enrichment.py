@@ -42,8 +42,8 @@
 # $P/2$ null scores have that sign, so the smallest non-zero p is about $2/P$ ($4 \cdot 10^{-3}$,
 # not $1/P$): the weak threshold ($5 \cdot 10^{-3}$) is resolved, barely — it allows at most one
 # same-sign null score at or above the observed one — and the strong one ($5 \cdot 10^{-5}$) is
-# not; "p = 0" only means $p \lesssim 2/P$. We therefore re-test the best pathway of every weakly annotated unit on its
-# own and call it strong only when that p-value is $\le 5 \cdot 10^{-5}$. The re-test uses
+# not; "p = 0" only means $p \lesssim 2/P$. We therefore re-test the best pathway of every
+# weakly annotated unit on its own and call it strong only when that p-value is $\le 5 \cdot 10^{-5}$. The re-test uses
 # GSEApy's port of fgsea's multilevel splitting (Korotkevich et al. 2021;
 # `gsea.strong_method: multilevel`), which estimates the same gene-permutation p-value far below
 # $1/P$ from `gsea.strong_permutations` simple permutations plus Monte-Carlo levels; a
@@ -109,8 +109,8 @@ pd.DataFrame({key: {"units": len(t), "testable GO sets": testable[key[0]],
 
 # %% [markdown]
 # Units per model and kind, the GO sets testable on the model's genes, and how the best pathway
-# of each weakly annotated unit was re-tested for a strong annotation (`gsea.strong_method`; `permutation` also marks the multilevel
-# fall-backs). The p-value resolution of the full run is about 2/`gsea.permutations` =
+# of each weakly annotated unit was re-tested for a strong annotation (`gsea.strong_method`;
+# `permutation` also marks the multilevel fall-backs). The p-value resolution of the full run is about 2/`gsea.permutations` =
 # {glue:text}`ch05_resolution:.0e` (half of the null scores have the observed sign). Of the
 # library's {glue:text}`ch05_library_sets` GO sets, only those with at least `gsea.min_size`
 # genes in a model's input panel can be tested (column "testable GO sets"); a unit's label is

@@ -306,28 +306,26 @@ class ArtifactStore:
                 recipe: Mapping[str, Any] | None = None, progress: str | None = None) -> Any:
         """Artefact ``key`` assembled by ``combine`` from :meth:`blocks` of ``items`` (cached).
 
-        The whole artefact is loaded when present; otherwise its blocks are computed (shared
-        with any other run on the same store, see :meth:`blocks`), combined, saved under the
-        key's lock, and the blocks dropped. Parts and the whole use the same ``save``/``load``.
+        Unless the whole artefact is on disk, its blocks are computed first, outside the key's
+        lock, so that other runs on the store share them (:meth:`blocks`); the whole is then
+        saved (or loaded, when another run assembled it meanwhile, or recomputed from blocks,
+        when it is corrupt) through :meth:`cached`, and the blocks dropped. Parts and the whole
+        use the same ``save``/``load``.
         """
         if key in self._memo:
             return self._memo[key]
         path = self.path(key, suffix)
-        value = self._load(path, load, locked=False)
-        if value is None:
+        parts = None  # None after blocks(): another run assembled the whole meanwhile
+        if not path.exists():
             parts = self.blocks(key, items, block, compute, save, load, suffix, progress,
                                 finished=lambda: self.verify(path))
-            if parts is None:  # another run assembled it meanwhile
-                with self.lock(key):
-                    value = self._load(path, load)
-            if value is None:
-                parts = parts if parts is not None else self.blocks(
-                    key, items, block, compute, save, load, suffix, progress)
-                value = self.cached(key, suffix, lambda: combine(parts), save, load, recipe,
-                                    memo=False)
-            self.drop_blocks(key)
-        trace.record("artifact", key=key)
-        self._memo[key] = value
+
+        def assemble():
+            return combine(parts if parts is not None else self.blocks(
+                key, items, block, compute, save, load, suffix, progress))
+
+        value = self.cached(key, suffix, assemble, save, load, recipe)
+        self.drop_blocks(key)
         return value
 
     def drop_blocks(self, key: str) -> None:

@@ -95,11 +95,11 @@ class ScGPTModel(FoundationModel):
         return self._genes[memo]
 
     def _shared_panel(self, role: str) -> bool:
-        return role != "main" and role in self.settings.shared_panel_roles
+        return role in self.settings.shared_panel_roles      # never "main" (the type)
 
     def _panel(self, adata, role: str) -> list[str] | None:
         """Genes to embed ``adata`` on, or None for every vocabulary gene it has."""
-        if self.settings.n_hvgs or (self._shared_panel(role)):
+        if self.settings.n_hvgs or self._shared_panel(role):
             return self.genes(adata, role)
         return None
 
