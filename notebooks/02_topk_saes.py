@@ -194,7 +194,9 @@ for m in wf.models:
     interval = claims.bootstrap_r2(a, sae_mod.reconstruct(sae, a), seed=int(cfg.seed))
     found["r2"].append(claims.r2_default(m, label, ms.c, ms.k, dflt["r2_val"], interval, paper,
                                          held_out=len(a)))
-    found["trend"].append(claims.r2_trend(m, label, grid, pgrid))
+    a_val, recons = wf.sae_grid_held_out(m)  # cells no SAE of the grid trained on, by c
+    steps = claims.r2_step_replicates(a_val, recons, seed=int(cfg.seed))
+    found["trend"].append(claims.r2_trend(m, label, grid, pgrid, steps, held_out=len(a_val)))
     found["active"].append(claims.active_share(m, label, ms.c, ms.k, dflt["active_concepts"],
                                                paper))
     found["dead"].append(claims.dead_growth(m, label, grid, pgrid))
@@ -228,7 +230,10 @@ for m in wf.models:
 # :format: myst
 # ```
 #
-# **R² grows with the number of concepts** in the paper, at every step of its grid:
+# **R² grows with the number of concepts** in the paper, at every step of its grid. We measure
+# each SAE of the grid on the same held-out cells (the stopping rule's split, which no SAE
+# trained on) and test the smallest step between consecutive sizes with a paired bootstrap over
+# those cells (every replicate resamples the cells once for all sizes):
 #
 # ```{glue:md} ch02_trend_text
 # :format: myst
@@ -249,7 +254,8 @@ for m in wf.models:
 # by a small model give the SAE less to spread over its concepts.
 #
 # **Dead concepts.** The paper's larger dictionaries keep more dead concepts; we compare the
-# whole grid of each model (not the default size with itself):
+# whole grid of each model (not the default size with itself) and test the share of dead concepts
+# at the largest against the smallest size (Newcombe's interval of the difference):
 #
 # ```{glue:md} ch02_dead_text
 # :format: myst

@@ -143,6 +143,7 @@ null = claims.RateComparison(*hits[(wf.label(null_model), "concept")],
                              *hits[(wf.label(null_model), "concept (shuffled genes)")])
 results.append(claims.above_null(null_model, wf.label(null_model), null,
                                  ref.FIG3A_B.get(null_model)))
+glue(f"ch05_{null_model}_null_annotated", null.rate2, display=False)
 glue_sentences("ch05_text", results)
 
 # %%
@@ -150,8 +151,9 @@ pd.DataFrame([c.as_row() for c in results]).set_index("key")[["value", "n", "ver
 
 # %% [markdown]
 # **Results.** A unit counts as annotated with at least a weak annotation. Two rates are
-# compared by Fisher's exact test; with `gsea.n_units` units per group only a large difference is
-# significant, and a difference within chance neither confirms nor contradicts the paper:
+# compared by the 95 % interval of their difference (Newcombe's), with Fisher's exact p beside
+# it; with `gsea.n_units` units per group only a large difference is clear of 0, and a
+# difference within chance neither confirms nor contradicts the paper:
 #
 # {glue:md}`ch05_text`
 #

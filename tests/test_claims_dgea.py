@@ -92,19 +92,23 @@ def test_deletion_agrees_disagrees_inconclusive():
 def test_enriched_agrees_disagrees_inconclusive():
     m = _metrics([1] * 2 + [0] * 8, [1] * 10)   # DGEA alone in 8 concepts: McNemar p < 0.01
     c = cd.enriched_claim("scvi", "scVI", m, SCVI)
-    _check(c, "agrees", 10, "d")
-    assert c.value == 8 and "paper: 89 vs 72 of 100" in c.sentence and c.paper == (89, 72)
+    _check(c, "agrees", 10, "+.0%")
+    assert c.value == pytest.approx(0.8) and c.interval[0] > 0
+    assert "paper: 89 vs 72 of 100" in c.sentence and c.paper == (89, 72)
     c = cd.enriched_claim("scvi", "scVI", _metrics([1] * 10, [1] * 2 + [0] * 8), SCVI)
-    _check(c, "disagrees", 10, "d")
-    assert c.value == -8
+    _check(c, "disagrees", 10, "+.0%")
+    assert c.value == pytest.approx(-0.8) and c.interval[1] < 0
     c = cd.enriched_claim("scvi", "scVI", _metrics([1, 0, 1, 0], [1, 1, 0, 1]), SCVI)
-    _check(c, "inconclusive", 4, "d")            # 2 vs 1 discordant concepts: p = 1
-    assert "McNemar" in c.sentence
+    _check(c, "inconclusive", 4, "+.0%")         # 2 vs 1 discordant concepts: holds 0
+    assert "McNemar" in c.sentence and c.interval[0] < 0 < c.interval[1]
     c = cd.enriched_claim("scgpt", "scGPT", _metrics([0, 0], [1, 1]), SCGPT)
-    _check(c, "inconclusive", 2, "d")
+    _check(c, "inconclusive", 2, "+.0%")
     assert "n = 2 concepts, fewer than 3" in c.sentence and "62 vs 32" in c.sentence
     c = cd.enriched_claim("pca", "PCA", _metrics([1] * 2 + [0] * 8, [1] * 10), None)
-    _check(c, "inconclusive", 10, "d")
+    _check(c, "inconclusive", 10, "+.0%")
+    # seeded: the same interval twice
+    assert cd.enriched_claim("scvi", "scVI", m, SCVI).interval == \
+        cd.enriched_claim("scvi", "scVI", m, SCVI).interval
 
 
 @pytest.mark.parametrize("fn, name, good, bad", [
@@ -219,21 +223,21 @@ def _evidence(isg, ifn, best=None, top_genes=("ISG15", "IFI6", "MX1")):
 
 
 def test_interferon_claim_outcomes():
-    c = cp.interferon_claim("scvi", "scVI", _evidence([3, 2, 0], [True, True, False]))
-    _check(c, "agrees", 3, "d")
-    assert c.key == "ch11_scvi" and c.value == 2 and "2 of the 3" in c.sentence
+    c = cp.interferon_claim("scvi", "scVI", _evidence([3] * 9 + [0], [True] * 9 + [False]))
+    _check(c, "agrees", 10, ".0%")
+    assert c.key == "ch11_scvi" and c.value == 0.9 and "9 of the 10" in c.sentence
     assert "ISG15, IFI6, MX1" in c.sentence and "top-20" in c.sentence
-    c = cp.interferon_claim("scvi", "scVI", _evidence([0, 0, 0], [False, False, False]))
-    _check(c, "disagrees", 3, "d")
-    assert c.value == 0
-    # ISGs in one concept, an interferon term in another: not the same concept, a partial signal
-    c = cp.interferon_claim("scvi", "scVI", _evidence([2, 0, 0], [False, True, False]))
-    _check(c, "inconclusive", 3, "d")
-    assert c.value == 0 and "partial signal" in c.sentence
+    c = cp.interferon_claim("scvi", "scVI", _evidence([0] * 10, [False] * 10))
+    _check(c, "disagrees", 10, ".0%")
+    assert c.value == 0 and c.interval[1] < 0.5
+    # 2 of 3: the exact interval (9 % to 99 %) holds 50 %
+    c = cp.interferon_claim("scvi", "scVI", _evidence([3, 2, 0], [True, True, False]))
+    _check(c, "inconclusive", 3, ".0%")
+    assert "2 of 3, 95 % interval" in c.sentence
     # the scGPT case of the default profile: two concepts, best concept's genes not ISGs
     c = cp.interferon_claim("scgpt", "scGPT", _evidence([1, 0], [True, True],
                                                         top_genes=("GZMB", "LTB", "GNLY")))
-    _check(c, "inconclusive", 2, "d")
+    _check(c, "inconclusive", 2, ".0%")
     assert "n = 2 concepts, fewer than 3" in c.sentence and "is found" not in c.sentence
     c = cp.interferon_claim("pca", "PCA", _evidence([], []))
     assert c.verdict == "inconclusive" and c.n == 0

@@ -3,6 +3,8 @@ inputs: every outcome (agrees, disagrees, inconclusive), value, n and the senten
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -57,19 +59,24 @@ def test_neurons_vs_concepts():
     assert "too few units" in few.sentence and few.n == 2
 
 
-@pytest.mark.parametrize("grid,paper,expected,held", [
-    ({"c=100, k=4": _sizes(45, 5), "c=200, k=8": _sizes(40, 10)}, PAPER, "agrees", 2),
-    ({"c=100, k=4": _sizes(45, 5), "c=200, k=8": _sizes(5, 45)}, PAPER, "disagrees", 1),
-    ({"c=100, k=4": _sizes(45, 5), "c=200, k=8": _sizes(2, 0)}, PAPER, "inconclusive", 1),
-    ({"c=100, k=4": _sizes(45, 5), "c=200, k=8": _sizes(40, 10)}, None, "inconclusive", 2),
-    ({}, PAPER, "inconclusive", 0),
+@pytest.mark.parametrize("grid,paper,expected,held,smallest", [
+    ({"c=100, k=4": _sizes(45, 5), "c=200, k=8": _sizes(40, 10)}, PAPER, "agrees", 2, 0.8),
+    ({"c=100, k=4": _sizes(45, 5), "c=200, k=8": _sizes(5, 45)}, PAPER, "disagrees", 1, 0.1),
+    ({"c=100, k=4": _sizes(45, 5), "c=200, k=8": _sizes(2, 0)}, PAPER, "inconclusive", 1, 0.9),
+    ({"c=100, k=4": _sizes(45, 5), "c=200, k=8": _sizes(40, 10)}, None, "inconclusive", 2, 0.8),
+    ({}, PAPER, "inconclusive", 0, None),
 ])
-def test_sizes_most(grid, paper, expected, held):
+def test_sizes_most(grid, paper, expected, held, smallest):
     c = ca.sizes_most("scgpt", "scGPT", grid, 0.05, 3, paper)
     assert c.key == "ch04_scgpt_sizes"
-    assert c.value == held and c.n == len(grid)
+    assert c.n == sum(len(s) for s in grid.values())
     assert c.verdict == expected
     assert f"at {held} of {len(grid)} SAE sizes" in c.sentence
+    if smallest is None:
+        assert math.isnan(c.value) and c.interval is None
+    else:   # the smallest share, inside its simultaneous (Bonferroni) interval
+        assert c.value == pytest.approx(smallest)
+        assert c.interval[0] <= smallest <= c.interval[1]
 
 
 def _report(rows):
@@ -138,10 +145,10 @@ def test_annotation_vs_neurons(cmp, paper, expected):
 ])
 def test_above_null(cmp, expected):
     c = ci.above_null("scvi", "scVI", cmp, ref.FIG3A_B["scvi"])
-    assert c.key == "ch05_scvi_null_annotated"
-    assert c.value == pytest.approx(cmp.rate2) and c.n == 40
-    assert c.verdict == expected
-    assert f"{c.value:.0%}" in c.sentence
+    assert c.key == "ch05_scvi_null"
+    assert c.value == pytest.approx(cmp.diff) and c.n == 40
+    assert c.verdict == expected and c.interval == pytest.approx(cmp.interval)
+    assert f"{cmp.rate2:.0%}" in c.sentence and f"{c.value:+.0%}" in c.sentence
 
 
 @pytest.mark.parametrize("cmp,paper,expected", [

@@ -81,21 +81,46 @@ def test_bootstrap_r2_brackets_the_r2():
     assert lo < r2 < hi and hi - lo < 0.02
 
 
-@pytest.mark.parametrize("r2, paper, expected", [
-    ([0.93, 0.97, 0.98], paper_grid("scVI"), "agrees"),
-    ([0.93, 0.98, 0.97], paper_grid("scVI"), "disagrees"),
-    ([0.93, 0.98], paper_grid("scVI"), "inconclusive"),          # two sizes only
-    ([0.93, 0.97, 0.98], None, "inconclusive"),                  # no paper values
+def _held_out(noise, n=800, d=6, seed=0):
+    """Held-out cells and reconstructions whose error shrinks (or not) with c: R² ≈ 1 − σ²."""
+    rng = np.random.default_rng(seed)
+    a = rng.normal(size=(n, d))
+    return a, [a + s * rng.normal(size=a.shape) for s in noise]
+
+
+@pytest.mark.parametrize("noise, paper, expected", [
+    ([0.5, 0.3, 0.1], paper_grid("scVI"), "agrees"),          # R² 0.75 → 0.91 → 0.99
+    ([0.5, 0.1, 0.3], paper_grid("scVI"), "disagrees"),       # the last step clearly falls
+    ([0.5, 0.3, 0.3], paper_grid("scVI"), "inconclusive"),    # a flat step: interval holds 0
+    ([0.5, 0.3], paper_grid("scVI"), "inconclusive"),         # two sizes only
+    ([0.5, 0.3, 0.1], None, "inconclusive"),                  # no paper values
 ])
-def test_r2_trend(r2, paper, expected):
-    sizes = [200, 500, 1000][:len(r2)]
-    t = _grid(sizes, r2, [0] * len(r2)).iloc[::-1]   # unsorted input: the claim sorts by c
-    c = cs.r2_trend("scvi", "scVI", t, paper)
-    assert c.key == "ch02_scvi_r2_trend" and c.n == len(r2)
-    assert c.value == pytest.approx(r2[-1] - r2[0])
-    assert c.verdict == expected and f"{r2[-1] - r2[0]:+.3f}" in c.sentence
-    if paper is not None:   # shared sizes with the paper are compared in the sentence
+def test_r2_trend_paired_bootstrap_on_held_out_cells(noise, paper, expected):
+    a, recons = _held_out(noise)
+    r2 = [1 - ((a - r) ** 2).sum() / ((a - a.mean(0)) ** 2).sum() for r in recons]
+    sizes = [200, 500, 1000][:len(noise)]
+    t = _grid(sizes, r2, [0] * len(r2)).assign(r2_val=r2).iloc[::-1]  # the claim sorts by c
+    steps = cs.r2_step_replicates(a, recons, n_boot=300, seed=1)
+    c = cs.r2_trend("scvi", "scVI", t, paper, steps, held_out=len(a))
+    assert c.key == "ch02_scvi_r2_trend" and c.n == len(a)
+    assert c.value == pytest.approx(min(np.diff(r2)))
+    assert c.interval[0] <= c.value <= c.interval[1]
+    assert c.verdict == expected and "held-out cells" in c.sentence
+    if paper is not None and len(noise) > 2:   # shared sizes with the paper are compared
         assert "sizes both have" in c.sentence
+
+
+def test_r2_step_replicates_are_paired_and_seeded():
+    a, (r,) = _held_out([0.3])
+    recons = [r, a + 0.98 * (r - a)]   # the second SAE errs like the first, slightly less
+    steps = cs.r2_step_replicates(a, recons, n_boot=200, seed=3)
+    # paired: the same cells for both fits, so the step varies far less than it would with the
+    # two R² resampled independently
+    from scconcepts.claims import stats
+    r2 = [stats.r2_replicates(a, r, stats.bootstrap_weights(len(a), 200, seed))
+          for seed, r in enumerate(recons)]
+    assert steps.std() < 0.2 * (r2[1] - r2[0]).std()
+    assert np.array_equal(steps, cs.r2_step_replicates(a, recons, n_boot=200, seed=3))
 
 
 @pytest.mark.parametrize("active, paper, expected", [
@@ -112,15 +137,17 @@ def test_active_share(active, paper, expected):
 
 @pytest.mark.parametrize("dead, expected", [
     ([104, 181, 432], "agrees"),         # the scGPT grid: the default (largest) is compared
-    ([150, 150, 150], "disagrees"),      # the old bug compared the default with itself
-    ([200, 100, 300], "disagrees"),
-    ([104, 181], "inconclusive"),
+    ([150, 150, 152], "inconclusive"),   # +2 of 640: within the binomial interval
+    ([150, 150, 100], "disagrees"),      # fewer dead in the largest dictionary
+    ([104, 181], "inconclusive"),        # two sizes only
 ])
 def test_dead_growth(dead, expected):
     t = _grid([128, 256, 640][:len(dead)], [0.9] * len(dead), dead)
     c = cs.dead_growth("scgpt", "scGPT", t, paper_grid("scGPT"))
-    assert c.key == "ch02_scgpt_dead" and c.n == len(dead)
+    last = 640 if len(dead) == 3 else 256
+    assert c.key == "ch02_scgpt_dead" and c.n == 128 + last
     assert c.value == dead[-1] - dead[0] and c.verdict == expected
+    assert c.interval[0] <= c.value <= c.interval[1]
     assert f"{dead[-1] - dead[0]:+d}" in c.sentence and "1201" in c.sentence
 
 
@@ -161,6 +188,7 @@ def test_celltype_share_without_characterised_concepts():
 
 def test_claim_glue_keys_match_the_reproduction_page():
     glued = {}
-    cs.dead_growth("scgpt", "scGPT", _grid([128, 256, 640], [0.9] * 3, [1, 2, 3]),
+    cs.dead_growth("scgpt", "scGPT", _grid([128, 256, 640], [0.9] * 3, [1, 2, 300]),
                    paper_grid("scGPT")).glue(lambda k, v, display: glued.__setitem__(k, v))
-    assert glued["ch02_scgpt_dead_agree"] == "agrees" and glued["ch02_scgpt_dead_n"] == 3
+    assert glued["ch02_scgpt_dead_agree"] == "agrees" and glued["ch02_scgpt_dead_n"] == 768
+    assert glued["ch02_scgpt_dead_evidence"].startswith("n = 768 concepts of the smallest")

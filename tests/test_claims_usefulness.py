@@ -3,6 +3,8 @@ and the paper's numbers (scconcepts.reference.usefulness)."""
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 
@@ -49,21 +51,25 @@ def test_concepts_vs_neurons_inconclusive():
 # --- Fig 5 markers ----------------------------------------------------------------------------
 
 def test_fig5_outcomes():
-    c = cu.fig5("k", "scgpt", "scGPT", 3, 2, 0, 2)
-    assert (c.verdict, c.value, c.n) == ("agrees", 3, 4) and "3 Regev" in c.sentence
-    c = cu.fig5("k", "scgpt", "scGPT", 0, 2, 1, 2)
-    assert (c.verdict, c.value, c.n) == ("disagrees", 0, 4) and "0 Regev" in c.sentence
-    c = cu.fig5("k", "scgpt", "scGPT", 1, 1, 0, 1)  # 2 units < 3
-    assert (c.verdict, c.value, c.n) == ("inconclusive", 1, 2)
-    c = cu.fig5("k", "scvi", "scVI", 3, 2, 0, 2)  # the paper's Fig 5 is scGPT only
-    assert (c.verdict, c.value) == ("inconclusive", 3) and "3 Regev" in c.sentence
+    # 12 markers in 8 concepts' top-10 genes (15 % of 80 slots) vs none in 8 neurons'
+    c = cu.fig5("k", "scgpt", "scGPT", 12, 8, 0, 8)
+    assert (c.verdict, c.n) == ("agrees", 16) and "12 Regev" in c.sentence
+    assert c.value == pytest.approx(0.15) and c.interval[0] > 0 and c.region == (0, math.inf)
+    c = cu.fig5("k", "scgpt", "scGPT", 0, 8, 12, 8)
+    assert (c.verdict, c.n) == ("disagrees", 16) and c.interval[1] < 0
+    c = cu.fig5("k", "scgpt", "scGPT", 3, 2, 0, 2)   # 3 of 20 vs 0 of 20: interval holds 0
+    assert c.verdict == "inconclusive" and c.interval[0] < 0 < c.interval[1]
+    c = cu.fig5("k", "scgpt", "scGPT", 5, 1, 0, 1)   # 2 units < 3, whatever the interval
+    assert (c.verdict, c.n) == ("inconclusive", 2) and "fewer than 3" in c.sentence
+    c = cu.fig5("k", "scvi", "scVI", 12, 8, 0, 8)    # the paper's Fig 5 is scGPT only
+    assert c.verdict == "inconclusive" and "12 Regev" in c.sentence
     c = cu.fig5("k", "scgpt", "scGPT", 0, 0, 0, 4)
     assert c.verdict == "inconclusive" and "no top-coefficient unit" in c.sentence
 
 
 def test_any_agrees_outcomes():
-    yes = cu.fig5("a", "scgpt", "scGPT", 3, 2, 0, 2)
-    no = cu.fig5("b", "scgpt", "scGPT", 0, 2, 1, 2)
+    yes = cu.fig5("a", "scgpt", "scGPT", 12, 8, 0, 8)
+    no = cu.fig5("b", "scgpt", "scGPT", 0, 8, 12, 8)
     unk = cu.fig5("c", "scvi", "scVI", 3, 2, 0, 2)
     c = cu.any_agrees("all", [yes, no, unk], "concepts carry markers")
     assert (c.verdict, c.value, c.n) == ("agrees", 1, 3) and "1 of 3" in c.sentence
@@ -75,18 +81,60 @@ def test_any_agrees_outcomes():
 
 # --- App B (Tables 4-5) -----------------------------------------------------------------------
 
+def _paired_r2(a, b, n=500, spread=0.01, seed=0, n_boot=1000):
+    """Paired replicates of two R² around a and b: shared noise plus a small own part."""
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(0, spread, n_boot)
+    return (a + shared + rng.normal(0, spread / 4, n_boot),
+            b + shared + rng.normal(0, spread / 4, n_boot))
+
+
 def test_r2_greater_outcomes():
-    c = cu.r2_greater("k", "scvi", "scVI", "Top-K SAE", 0.98, "semi-NMF (c > d)", 0.85, 500)
+    reps = _paired_r2(0.98, 0.85)
+    c = cu.r2_greater("k", "scvi", "scVI", "Top-K SAE", 0.98, "semi-NMF (c > d)", 0.85, 500,
+                      replicates=reps)
     assert (c.verdict, c.n) == ("agrees", 500) and c.value == pytest.approx(0.13)
+    assert c.interval[0] > 0 and c.interval[0] < 0.13 < c.interval[1]
+    assert c.region == (0, float("inf"))  # R² a − b > 0
+    assert (c.unit, c.fmt) == ("held-out cells", ".3f")
     assert "+0.130" in c.sentence and "paper 0.980 vs 0.849" in c.sentence
+    assert f"95 % interval {c.interval[0]:+.3f} to {c.interval[1]:+.3f}" in c.sentence
+    assert "500 held-out cells" in c.sentence and "**agrees**" in c.sentence
     assert c.paper == pytest.approx(0.131)
     c = cu.r2_greater("k", "scgpt", "scGPT", "semi-NMF (c > d)", 0.80,
-                      "semi-NMF (c < d)", 0.90, 500)
-    assert c.verdict == "disagrees" and "-0.100" in c.sentence and "unlike" in c.sentence
-    c = cu.r2_greater("k", "scvi", "scVI", "Top-K SAE", 0.9801, "semi-NMF (c > d)", 0.9800, 500)
-    assert c.verdict == "inconclusive" and "+0.000" in c.sentence and "tie" in c.sentence
-    c = cu.r2_greater("k", "pca", "PCA", "Top-K SAE", 0.98, "semi-NMF (c > d)", 0.5, 500)
+                      "semi-NMF (c < d)", 0.90, 500, replicates=_paired_r2(0.80, 0.90))
+    assert c.verdict == "disagrees" and c.interval[1] < 0
+    assert "-0.100" in c.sentence and "**disagrees**" in c.sentence
+
+
+def test_r2_greater_inconclusive():
+    # the interval holds 0 although the point difference is positive (no tie rule any more)
+    reps = _paired_r2(0.985, 0.98, spread=0.02)
+    reps = (reps[0], reps[1] + np.random.default_rng(1).normal(0, 0.02, reps[1].size))
+    c = cu.r2_greater("k", "scvi", "scVI", "Top-K SAE", 0.985, "semi-NMF (c > d)", 0.98, 500,
+                      replicates=reps)
+    assert c.interval[0] < 0 < c.interval[1]
+    assert c.verdict == "inconclusive" and "reaches the boundary" in c.sentence
+    # a tiny difference with a tight paired interval is ordered: the tie rule is gone
+    c = cu.r2_greater("k", "scvi", "scVI", "Top-K SAE", 0.9801, "semi-NMF (c > d)", 0.9800,
+                      500, replicates=(np.full(200, 0.9801) + np.linspace(0, 1e-5, 200),
+                                       np.full(200, 0.9800)))
+    assert c.verdict == "agrees" and "+0.000" in c.sentence
+    # no paper value, too few cells, no replicates, NaN replicates
+    c = cu.r2_greater("k", "pca", "PCA", "Top-K SAE", 0.98, "semi-NMF (c > d)", 0.5, 500,
+                      replicates=_paired_r2(0.98, 0.5))
     assert c.verdict == "inconclusive" and "+0.480" in c.sentence and "no paper" in c.sentence
+    c = cu.r2_greater("k", "scvi", "scVI", "Top-K SAE", 0.98, "semi-NMF (c > d)", 0.85, 2,
+                      replicates=_paired_r2(0.98, 0.85))
+    assert c.verdict == "inconclusive" and "fewer than" in c.sentence
+    c = cu.r2_greater("k", "scvi", "scVI", "Top-K SAE", 0.98, "semi-NMF (c > d)", 0.85, 500)
+    assert c.verdict == "inconclusive" and c.interval is None and "no interval" in c.sentence
+    c = cu.r2_greater("k", "scvi", "scVI", "Top-K SAE", float("nan"), "semi-NMF (c > d)", 0.85,
+                      1, replicates=(np.full(10, np.nan), np.full(10, 0.85)))
+    assert c.verdict == "inconclusive"
+    with pytest.raises(ValueError, match="paired"):
+        cu.r2_greater("k", "scvi", "scVI", "Top-K SAE", 0.98, "semi-NMF (c > d)", 0.85, 500,
+                      replicates=(np.zeros(10), np.zeros(11)))
 
 
 def test_accuracy_at_least_outcomes():

@@ -60,10 +60,13 @@ def test_page_source_is_in_the_toc_and_uses_glue_only():
     assert len(rows) >= 30
     for row in rows:
         cells = [c.strip() for c in row.strip().strip("|").split(" | ")]
-        assert len(cells) == 4, row
-        # "this book" and "agrees?" hold glued values only, never typed numbers or verdicts
+        assert len(cells) == 5, row
+        # "this book", the evidence and "agrees?" hold glued values only, never typed numbers
+        # or verdicts; the evidence is the verdict's own claim (same key)
         assert "{glue:text}" in cells[2], row
-        assert re.fullmatch(r"\{glue:text\}`[^`]+_agree:s`", cells[3]), row
+        agree = re.fullmatch(r"\{glue:text\}`([^`]+)_agree:s`", cells[4])
+        assert agree, row
+        assert cells[3] == f"{{glue:text}}`{agree.group(1)}_evidence:s`", row
         assert not re.search(r"\d", ROLE.sub("", cells[2])), row
 
 
@@ -126,8 +129,12 @@ def test_built_page_shows_every_row_with_a_number_and_a_verdict(smoke_site):
     expected = _source_rows(PAGE.read_text(encoding="utf-8"))
     assert len(parser.rows) == len(expected)
     for row in parser.rows:
-        assert len(row) == 4, row
-        claim, _, ours, agrees = row
+        assert len(row) == 5, row
+        claim, _, ours, evidence, agrees = row
         assert re.search(r"\d", ours), f"no number for: {claim} ({ours!r})"
+        # every row states n and the value with its interval (or why there is none)
+        assert re.match(r"n = [\d,]+", evidence), f"no n for: {claim} ({evidence!r})"
+        assert "95 % interval" in evidence or agrees == "inconclusive", \
+            f"a verdict without an interval: {claim} ({evidence!r})"
         assert agrees in {"agrees", "disagrees", "inconclusive"}, \
             f"no verdict for: {claim} ({agrees!r})"

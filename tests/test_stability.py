@@ -69,3 +69,93 @@ def test_dataset_comparison_and_attributed_units():
     assert stability.attributed_units(Att()).tolist() == [3, 9]
     pairs = stability.top_pairs(comp["matching"], 3, allowed_1=comp["matching"].rows[:2])
     assert len(pairs) <= 2 and set(pairs["atom_1"]) <= set(comp["matching"].rows[:2])
+
+
+# --- Fig 4A: own data on held-out cells, paired seeded bootstrap ------------------------------
+
+def _fig4a_setup():
+    import torch
+
+    from scconcepts.sae import TopKSAE
+
+    rng = np.random.default_rng(4)
+    emb = {"main": rng.normal(size=(200, 6)).astype(np.float32),
+           "second": rng.normal(size=(120, 6)).astype(np.float32)}
+    torch.manual_seed(0)
+    saes = {r: TopKSAE(6, 12, 3) for r in emb}
+    hist = {"main": {"val_cells": list(range(0, 200, 5))},     # 40 held-out cells
+            "second": {"val_cells": list(range(100, 120))}}    # 20 held-out cells
+    return saes, emb, hist
+
+
+def test_cross_r2_own_data_uses_only_held_out_cells():
+    from scconcepts.sae import r2_score, reconstruct
+
+    saes, emb, hist = _fig4a_setup()
+    t = stability.cross_r2_table(saes, emb, hist).set_index(["trained on", "evaluated on"])
+    assert list(t.columns) == ["own data", "held_out", "r2", "cells"]
+    assert t.loc[("main", "main"), "cells"] == 40 and t.loc[("second", "second"), "cells"] == 20
+    assert t.loc[("main", "second"), "cells"] == 120 and t.loc[("second", "main"), "cells"] == 200
+    assert t["held_out"].tolist() == [True, False, False, True]
+    val = np.arange(0, 200, 5)
+    a = emb["main"][val]
+    assert t.loc[("main", "main"), "r2"] == pytest.approx(r2_score(a, reconstruct(saes["main"], a)))
+    # training cells do not count on own data: scrambling them leaves the own R² unchanged,
+    # while the other SAE (every cell of this dataset) sees the change
+    scrambled = dict(emb, main=emb["main"].copy())
+    train = np.setdiff1d(np.arange(200), val)
+    scrambled["main"][train] *= 50
+    t2 = stability.cross_r2_table(saes, scrambled, hist).set_index(["trained on", "evaluated on"])
+    assert t2.loc[("main", "main"), "r2"] == t.loc[("main", "main"), "r2"]
+    assert t2.loc[("second", "main"), "r2"] != t.loc[("second", "main"), "r2"]
+    # without histories: every cell, flagged as not held out
+    t3 = stability.cross_r2_table(saes, emb)
+    assert not t3["held_out"].any() and t3["cells"].tolist() == [200, 120, 200, 120]
+
+
+def test_cross_r2_replicates_paired_and_seeded():
+    from scconcepts.claims import stats
+    from scconcepts.sae import reconstruct
+
+    saes, emb, hist = _fig4a_setup()
+    b = stability.cross_r2_replicates(saes, emb, hist, n_boot=300, seed=7)
+    assert b.shape == (300, 4)
+    assert list(b.columns) == [("main", "main"), ("main", "second"), ("second", "main"),
+                               ("second", "second")]
+    # seeded: bit-identical for the same seed, different for another
+    assert b.equals(stability.cross_r2_replicates(saes, emb, hist, n_boot=300, seed=7))
+    assert not b.equals(stability.cross_r2_replicates(saes, emb, hist, n_boot=300, seed=8))
+    # paired: one weight matrix per evaluated dataset (seed + rank of its sorted name), shared
+    # by the own SAE (its held-out columns) and the other SAE (every column)
+    w = stats.bootstrap_weights(200, 300, 7 + 0)  # "main" is first in sorted order
+    val = np.arange(0, 200, 5)
+    a, ah = emb["main"], reconstruct(saes["second"], emb["main"])
+    assert np.allclose(b[("second", "main")], stats.r2_replicates(a, ah, w))
+    av = a[val]
+    assert np.allclose(b[("main", "main")],
+                       stats.r2_replicates(av, reconstruct(saes["main"], av), w[:, val]))
+    w2 = stats.bootstrap_weights(120, 300, 7 + 1)
+    a2 = emb["second"]
+    assert np.allclose(b[("main", "second")],
+                       stats.r2_replicates(a2, reconstruct(saes["main"], a2), w2))
+    # the replicates centre on the table's values
+    t = stability.cross_r2_table(saes, emb, hist).set_index(["trained on", "evaluated on"])["r2"]
+    for col in b.columns:
+        lo, hi = stats.percentile(b[col])
+        assert lo < t[col] < hi
+
+
+def test_gap_claims_from_dataset_comparison():
+    from scconcepts.claims import stability as cs
+
+    saes, emb, hist = _fig4a_setup()
+    comp = stability.dataset_comparison(saes, emb, {"main": 0, "second": 0}, n_null=1,
+                                        histories=hist, n_boot=200)
+    assert comp["r2_boot"].shape == (200, 4) and comp["r2"]["held_out"].sum() == 2
+    gaps = {"scvi": cs.r2_gaps(comp["r2"])}
+    kw = {"replicates": {"scvi": cs.r2_gap_replicates(comp["r2_boot"])},
+          "cells": {"scvi": cs.r2_gap_cells(comp["r2"])}}
+    c = cs.all_lower(gaps, {"scvi": "scVI"}, **kw)
+    assert c.value == pytest.approx(gaps["scvi"].min()) and c.interval is not None
+    assert c.n in (40 + 120, 20 + 200)
+    assert cs.main_smaller(gaps, {"scvi": "scVI"}, **kw).n == 320

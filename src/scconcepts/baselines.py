@@ -234,15 +234,30 @@ def decomposition_metrics(A: np.ndarray, codes, A_hat: np.ndarray, zero_tol: flo
 
 
 def baseline_table(embeddings: dict, saes: dict, tasks: dict, n_iter: int, fit_cells: int,
-                   low_rank_c: int, zero_tol: float = 1e-3, seed: int = 0
+                   low_rank_c: int, zero_tol: float = 1e-3, seed: int = 0, *,
+                   sae_held_out: dict, n_boot: int | None = None
                    ) -> tuple[pd.DataFrame, dict]:
     """Table 4/5 analogue for one model: neurons, Top-K SAE, semi-NMF (c > d, c < d), PCA, ICA.
 
     Every decomposition is fitted, for each task, on the task dataset's training cells (at most
-    ``fit_cells`` of them, seeded) and evaluated on its held-out test cells; the SAE is the
-    default-size SAE of that dataset (trained on all its cells). The over-complete semi-NMF has
-    the SAE's c concepts, its sparse variant keeps the SAE's k codes per cell. Reconstruction
-    and sparsity columns come from the cell-type task's dataset (the main one), as in the paper.
+    ``fit_cells`` of them, seeded); the SAE is the default-size SAE of that dataset, trained by
+    :func:`scconcepts.sae.train_sae` on all its cells but a seeded held-out share
+    (``sae_held_out``). The over-complete semi-NMF has the SAE's c concepts, its sparse variant
+    keeps the SAE's k codes per cell. Reconstruction and sparsity columns come from the cell-type
+    task's dataset (the main one), as in the paper:
+
+    * **R² (held-out cells)** is measured, for every method, on the same cells: the cell-type
+      task's test cells that the SAE also held out, i.e. cells none of the methods was fitted
+      or trained on. Their number is ``details[method]["metrics"]["n_r2_cells"]`` (about the
+      SAE's ``val_fraction`` × the task's test cells) and their indices
+      ``details[method]["r2_cells"]``;
+    * **active concepts** and **sparsity** are measured on all the task's test cells (the
+      number of concepts active in at least one cell grows with the number of cells, so fewer
+      cells would understate it).
+
+    Accuracies use the logistic regressions of :func:`scconcepts.downstream.fit_task` on the
+    task's training and test cells (the SAE codes of the training cells, and of test cells the
+    SAE was trained on without labels, are used as they are).
 
     Parameters
     ----------
@@ -261,27 +276,46 @@ def baseline_table(embeddings: dict, saes: dict, tasks: dict, n_iter: int, fit_c
         c of the under-complete semi-NMF, PCA and ICA (paper: 20 for scVI d = 50, 200 for
         scGPT d = 512).
     seed
-        Seed of the fitting-cell draw and of every decomposition.
+        Seed of the fitting-cell draw, of every decomposition and of the bootstrap.
+    sae_held_out
+        Role → indices of the cells the role's SAE held out from training
+        (``scconcepts.sae.cell_split(meta["history"], n_cells)[1]``); needed for the cell-type
+        task's role.
+    n_boot
+        Bootstrap replicates of the R² (default :data:`scconcepts.claims.stats.N_BOOT`).
 
     Returns
     -------
     (table, details)
         ``table``: rows = Tables 4/5 rows, columns = methods; ``details``: method → per-task
-        :class:`scconcepts.downstream.TaskResult` and ``metrics``.
+        :class:`scconcepts.downstream.TaskResult` and ``metrics`` (:func:`decomposition_metrics`
+        with ``r2`` on the R² cells and ``n_r2_cells``; None for the neurons); for the methods
+        with an R², also ``r2_cells`` (the cell indices) and ``r2_replicates`` ((n_boot,) R²
+        replicates, all methods weighted by one :func:`scconcepts.claims.stats.bootstrap_weights`
+        matrix seeded by ``seed``: a paired bootstrap, so differences of two methods' replicates
+        give the interval of their R² difference; NaN when fewer than 2 cells).
 
     Raises
     ------
     KeyError
-        If a task's role has no embeddings or SAE.
+        If a task's role has no embeddings or SAE, or the cell-type role has no SAE held-out
+        cells.
+    ValueError
+        If an R² cell is among the task's training cells.
     """
     from . import sae as sae_mod
+    from .claims import stats
     from .downstream import fit_task
 
     seed = int(seed)
+    n_boot = stats.N_BOOT if n_boot is None else int(n_boot)
     roles = [t["role"] for t in tasks.values()]
     missing = [r for r in roles if r not in embeddings or r not in saes]
     if missing:
         raise KeyError(f"No embeddings or SAE for task role(s) {missing}; pass both per role.")
+    if "cell type" in tasks and tasks["cell type"]["role"] not in sae_held_out:
+        raise KeyError(f"No SAE held-out cells for role {tasks['cell type']['role']!r}; pass "
+                       "sae_held_out[role] = scconcepts.sae.cell_split(history, n)[1].")
     c_over, k = int(saes[roles[0]].c), int(saes[roles[0]].k)
     topk_name = f"semi-NMF (c > d), top {k} codes"
     methods = ["neurons", "Top-K SAE", "semi-NMF (c > d)", topk_name, "semi-NMF (c < d)", "PCA",
@@ -289,12 +323,17 @@ def baseline_table(embeddings: dict, saes: dict, tasks: dict, n_iter: int, fit_c
     acc = {m: {} for m in methods}
     metrics: dict[str, dict] = {}
     details: dict[str, dict] = {m: {} for m in methods}
+    r2_cells, r2_rec = None, {}  # cells of the R² and each method's reconstruction of them
     for task, t in tasks.items():
         A, sae = embeddings[t["role"]], saes[t["role"]]
         train, test = t["train"], t["test"]
         rng = np.random.default_rng(seed)
         fit_idx = train if len(train) <= fit_cells else np.sort(rng.choice(train, fit_cells,
                                                                             replace=False))
+        if task == "cell type":
+            r2_cells = np.intersect1d(test, np.asarray(sae_held_out[t["role"]], dtype=np.int64))
+            if np.intersect1d(r2_cells, train).size:
+                raise ValueError("Cells of the R² are among the task's training cells.")
         decomps = {
             "semi-NMF (c > d)": semi_nmf(A[fit_idx], c_over, n_iter, seed),
             "semi-NMF (c < d)": semi_nmf(A[fit_idx], low_rank_c, n_iter, seed),
@@ -316,14 +355,26 @@ def baseline_table(embeddings: dict, saes: dict, tasks: dict, n_iter: int, fit_c
                 for nm, V in decomps_eval.items():
                     metrics[nm] = decomposition_metrics(A[test], V[test],
                                                         dec.reconstruct(V[test]), zero_tol)
+                    r2_rec[nm] = dec.reconstruct(V[r2_cells])
         if task == "cell type":
             codes = feats["Top-K SAE"][test]
             metrics["Top-K SAE"] = decomposition_metrics(
                 A[test], codes, sae_mod.reconstruct(sae, A[test]), zero_tol)
+            r2_rec["Top-K SAE"] = sae_mod.reconstruct(sae, A[r2_cells])
         for name, X in feats.items():
             res = fit_task(X, t["labels"], train, test, t["max_iter"], seed)
             acc[name][task] = res.accuracy
             details[name][task] = res
+    if r2_rec:  # R² of every method on the same cells, one bootstrap weight matrix for all
+        A_r2 = embeddings[tasks["cell type"]["role"]][r2_cells]
+        n_r2 = int(r2_cells.size)
+        W = stats.bootstrap_weights(n_r2, n_boot, seed) if n_r2 >= 2 else None
+        for nm, rec in r2_rec.items():
+            metrics[nm]["r2"] = r2_score(A_r2, rec) if n_r2 >= 2 else float("nan")
+            metrics[nm]["n_r2_cells"] = n_r2
+            details[nm]["r2_cells"] = r2_cells
+            details[nm]["r2_replicates"] = (stats.r2_replicates(A_r2, rec, W) if W is not None
+                                            else np.full(n_boot, np.nan))
     d = embeddings[roles[0]].shape[1]
     rows = {}
     for m in methods:

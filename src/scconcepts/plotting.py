@@ -250,7 +250,7 @@ def cross_r2_bars(tables: dict[str, pd.DataFrame]):
         for j, own in enumerate((True, False)):
             sub = t[t["own data"] == own].set_index("trained on").reindex(trains)
             ax.bar(x + (j - 0.5) * 0.38, sub["r2"], 0.38,
-                   label="own (training) data" if own else "the other dataset",
+                   label="own data (held-out cells)" if own else "the other dataset",
                    color="#4C72B0" if own else "#DD8452")
             for xi, v in zip(x, sub["r2"]):
                 ax.text(xi + (j - 0.5) * 0.38, v + 0.005, f"{v:.3f}", ha="center", fontsize=7)

@@ -3,7 +3,9 @@
 Three questions, as in Sec 4.4 of Claye et al. (2025), plus the reviewers' seed question:
 
 * **Generalisation** (Fig 4A): an SAE trained on dataset X reconstructs the embeddings of dataset
-  Y with R² (:func:`cross_r2_table`), next to its R² on its own training data.
+  Y with R² (:func:`cross_r2_table`), next to its R² on its own dataset's held-out cells (cells
+  its training never saw); :func:`cross_r2_replicates` gives paired bootstrap replicates of
+  every R² for the 95 % intervals of the claims.
 * **Dictionary matching** (Fig 4B): the decoder atoms (concept vectors, columns of D, unit norm)
   of two SAEs are paired one-to-one by the Hungarian algorithm on their cosine similarity, the
   procedure of Fel et al. (2025, "Archetypal SAE" / "Sparks of instability"), and the mean cosine
@@ -29,7 +31,8 @@ from scipy.optimize import linear_sum_assignment
 from . import sae as sae_mod
 
 __all__ = ["Matching", "decoder_atoms", "cosine_matrix", "match_dictionaries",
-           "random_dictionary", "random_dictionary_null", "cross_r2_table", "seed_stability",
+           "random_dictionary", "random_dictionary_null", "cross_r2_table", "cross_r2_replicates",
+           "seed_stability",
            "matched_gene_table", "top_pairs", "attributed_units", "dataset_comparison",
            "initial_dictionary", "moved_from_init"]
 
@@ -156,8 +159,25 @@ def random_dictionary_null(D1: np.ndarray, c2: int, n_repeats: int = 3, seed: in
                      for i in range(n_repeats)])
 
 
-def cross_r2_table(saes: dict[str, object], embeddings: dict[str, np.ndarray]) -> pd.DataFrame:
+def _eval_cells(train: str, test: str, n: int, histories) -> tuple[np.ndarray, bool]:
+    """Cells of dataset ``test`` (n cells) on which the SAE trained on ``train`` is evaluated:
+    its held-out cells when ``test`` is its own dataset and its history has them, else all."""
+    if train == test and histories is not None and train in histories:
+        val = sae_mod.cell_split(histories[train], n)[1]
+        if val.size > 1:
+            return val, True
+    return np.arange(n), False
+
+
+def cross_r2_table(saes: dict[str, object], embeddings: dict[str, np.ndarray],
+                   histories: dict[str, dict] | None = None) -> pd.DataFrame:
     """R² of every SAE on every dataset's embeddings (Fig 4A).
+
+    On its own dataset an SAE is evaluated on the cells its training held out (the validation
+    split of its :func:`scconcepts.sae.train_sae` history, see :func:`scconcepts.sae.cell_split`)
+    — cells it never trained on, like every cell of the other dataset — so that "own" and
+    "other" are both out-of-sample. Without a history (or with no held-out cells) the own-data
+    R² falls back to every cell, in-sample, and the row says so (``held_out`` False).
 
     Parameters
     ----------
@@ -165,20 +185,76 @@ def cross_r2_table(saes: dict[str, object], embeddings: dict[str, np.ndarray]) -
         Training-dataset name → SAE trained on it.
     embeddings
         Dataset name → embeddings (n_cells, d) of the same model.
+    histories
+        Training-dataset name → the SAE's training history (``meta["history"]`` of
+        :meth:`scconcepts.workflow.Workflow.sae`), holding ``val_cells``.
 
     Returns
     -------
     DataFrame
         One row per (trained on, evaluated on): ``trained on``, ``evaluated on``, ``own data``
-        (bool), ``r2`` (variance-weighted, :func:`scconcepts.sae.r2_score`), ``cells``.
+        (bool), ``held_out`` (bool: own data evaluated on held-out cells only), ``r2``
+        (variance-weighted, :func:`scconcepts.sae.r2_score`), ``cells`` (cells evaluated).
     """
     rows = []
     for train, sae in saes.items():
         for test, A in embeddings.items():
+            A = np.asarray(A, dtype=np.float32)
+            idx, held = _eval_cells(train, test, A.shape[0], histories)
+            a = A[idx]
             rows.append({"trained on": train, "evaluated on": test, "own data": train == test,
-                         "r2": sae_mod.r2_score(A, sae_mod.reconstruct(sae, A)),
-                         "cells": int(A.shape[0])})
+                         "held_out": held,
+                         "r2": sae_mod.r2_score(a, sae_mod.reconstruct(sae, a)),
+                         "cells": int(idx.size)})
     return pd.DataFrame(rows)
+
+
+def cross_r2_replicates(saes: dict[str, object], embeddings: dict[str, np.ndarray],
+                        histories: dict[str, dict] | None = None, n_boot: int | None = None,
+                        seed: int = 0) -> pd.DataFrame:
+    """Bootstrap replicates of every R² of :func:`cross_r2_table` (paired over cells).
+
+    Each evaluated dataset gets **one** multinomial weight matrix over all its cells
+    (:func:`scconcepts.claims.stats.bootstrap_weights`, seed ``seed + i`` for the i-th dataset
+    in sorted name order); every SAE evaluated on that dataset is scored on the same replicate,
+    the own SAE on the replicate's held-out cells (the weights of those columns), the other SAEs
+    on all of them. Differences of R² on one dataset are thus resampled jointly (a paired
+    bootstrap), and the embeddings of another model of the same cells, given the same ``seed``,
+    get the same weights, so models are paired too.
+
+    Parameters
+    ----------
+    saes, embeddings, histories
+        As :func:`cross_r2_table`.
+    n_boot
+        Replicates (default :data:`scconcepts.claims.stats.N_BOOT`).
+    seed
+        Base seed; the same seed gives bit-identical replicates.
+
+    Returns
+    -------
+    DataFrame
+        Shape (n_boot, n_saes × n_datasets): rows are replicates, columns a MultiIndex
+        (``trained on``, ``evaluated on``) in the order of :func:`cross_r2_table`'s rows;
+        values are R² (:func:`scconcepts.claims.stats.r2_replicates`).
+    """
+    from .claims import stats
+
+    n_boot = stats.N_BOOT if n_boot is None else int(n_boot)
+    order = {name: i for i, name in enumerate(sorted(embeddings))}
+    weights = {test: stats.bootstrap_weights(int(np.shape(A)[0]), n_boot, seed + order[test])
+               for test, A in embeddings.items()}
+    cols = {}
+    for train, sae in saes.items():
+        for test, A in embeddings.items():
+            A = np.asarray(A, dtype=np.float32)
+            idx, _ = _eval_cells(train, test, A.shape[0], histories)
+            a = A[idx]
+            w = weights[test] if idx.size == A.shape[0] else weights[test][:, idx]
+            cols[(train, test)] = stats.r2_replicates(a, sae_mod.reconstruct(sae, a), w)
+    out = pd.DataFrame(cols)
+    out.columns = pd.MultiIndex.from_tuples(list(cols), names=["trained on", "evaluated on"])
+    return out
 
 
 def seed_stability(saes: dict[int, object], A: np.ndarray, n_null: int = 3, seed: int = 0
@@ -307,7 +383,8 @@ def moved_from_init(sae, seed: int, active=None) -> float:
 
 
 def dataset_comparison(saes: dict, embeddings: dict, seeds: dict, n_null: int = 3,
-                       seed: int = 0) -> dict:
+                       seed: int = 0, histories: dict | None = None,
+                       n_boot: int | None = None) -> dict:
     """Fig 4A/4B: the default-size SAEs of the main and second datasets compared.
 
     Parameters
@@ -323,12 +400,18 @@ def dataset_comparison(saes: dict, embeddings: dict, seeds: dict, n_null: int = 
     n_null
         Random dictionaries drawn for the null.
     seed
-        Seed of the random dictionaries.
+        Seed of the random dictionaries and of the bootstrap.
+    histories
+        Role → the SAE's training history (``meta["history"]``): its held-out cells are the
+        "own data" of :func:`cross_r2_table`. Without it, own data is every cell (in-sample).
+    n_boot
+        Bootstrap replicates (default :data:`scconcepts.claims.stats.N_BOOT`).
 
     Returns
     -------
     dict
-        ``saes``, ``seeds``, ``r2`` (:func:`cross_r2_table`), ``matching`` (:class:`Matching`
+        ``saes``, ``seeds``, ``r2`` (:func:`cross_r2_table`), ``r2_boot``
+        (:func:`cross_r2_replicates`, (n_boot, 4)), ``matching`` (:class:`Matching`
         of main vs second over the atoms active on their own data), ``null`` (matching scores
         of the main dictionary against ``n_null`` random dictionaries with as many atoms as the
         second's active ones), ``null_cosine`` (matched cosines of the first random dictionary,
@@ -343,7 +426,9 @@ def dataset_comparison(saes: dict, embeddings: dict, seeds: dict, n_null: int = 
     null = random_dictionary_null(D["main"], n2, n_null, seed, active["main"])
     null_cos = match_dictionaries(D["main"], random_dictionary(D["main"].shape[0], n2, seed),
                                   active["main"]).cosine
-    return {"saes": dict(saes), "seeds": dict(seeds), "r2": cross_r2_table(saes, embeddings),
+    return {"saes": dict(saes), "seeds": dict(seeds),
+            "r2": cross_r2_table(saes, embeddings, histories),
+            "r2_boot": cross_r2_replicates(saes, embeddings, histories, n_boot, seed),
             "matching": match, "null": null, "null_cosine": null_cos, "active": active,
             "moved": {r: moved_from_init(saes[r], seeds[r], active[r]) for r in saes}}
 

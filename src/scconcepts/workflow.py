@@ -313,6 +313,23 @@ class Workflow(AttributionSteps):
         return pd.DataFrame([sae_row(meta) for meta in
                              (m for _, m in self.sae_grid(model, role).values())])
 
+    def sae_grid_held_out(self, model: str, role: str = "main"
+                          ) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The cells held out by the stopping rule of every SAE of the grid (the same split for
+        one seed; their intersection otherwise) and each SAE's reconstruction of them, ordered
+        by c: ``(A_val (n_val, d), [Â_val (n_val, d), ...])`` for
+        :func:`scconcepts.claims.scale.r2_step_replicates`."""
+        from . import sae as sae_mod
+
+        A = self.embeddings(role, model)
+        grid = sorted(self.sae_grid(model, role).items())
+        val = None
+        for _, (_, meta) in grid:
+            v = sae_mod.cell_split(meta["history"], len(A))[1]
+            val = v if val is None else np.intersect1d(val, v)
+        a = A[val]
+        return a, [sae_mod.reconstruct(sae, a) for _, (sae, _) in grid]
+
     def codes(self, model: str, c: int | None = None, k: int | None = None, role: str = "main",
               sae_role: str | None = None, seed=None, epochs=None) -> sp.csr_matrix:
         """Concept activations U = ψ(A) of ``role``'s cells, (n_cells, c), by the SAE trained on

@@ -15,10 +15,14 @@ Modules: :mod:`.models` (chapter 01), :mod:`.scale` (02–03), :mod:`.attributio
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-__all__ = ["Claim", "Verdict", "verdict", "conclusion", "glue_claim", "glue_sentences"]
+from .stats import ABOVE, BELOW, decide
+
+__all__ = ["Claim", "Verdict", "verdict", "conclusion", "glue_claim", "glue_sentences", "decide",
+           "ABOVE", "BELOW"]
 
 Verdict = Literal["agrees", "disagrees", "inconclusive"]
 
@@ -46,6 +50,15 @@ class Claim:
         The sentence the chapter prints (markdown, no trailing space).
     paper
         The paper's value for the same claim (from :mod:`scconcepts.reference`), if it has one.
+    region
+        The values of ``value`` that agree with the paper, (low, high) with ±inf for a half-line
+        (see :mod:`scconcepts.claims.stats`). With ``interval`` it fixes the verdict:
+        "agrees" only with the interval inside the region, "disagrees" only with the interval
+        wholly outside it; anything else raises :class:`ValueError` (a bug in a claim function).
+    unit
+        What n counts, in words ("held-out cells", "concepts + neurons", "SAE sizes").
+    fmt
+        Format spec of ``value`` and ``interval`` for :attr:`evidence` (e.g. ``".3f"``, ``".0%"``).
     """
 
     key: str
@@ -56,15 +69,57 @@ class Claim:
     sentence: str
     interval: tuple[float, float] | None = None
     paper: Any = None
+    region: tuple[float, float] | None = None
+    unit: str = ""
+    fmt: str = ".3g"
+
+    def __post_init__(self):
+        if self.verdict not in ("agrees", "disagrees", "inconclusive"):
+            raise ValueError(f"{self.key}: verdict {self.verdict!r} is not agrees / disagrees / "
+                             "inconclusive")
+        if self.interval is not None:
+            object.__setattr__(self, "interval", tuple(float(x) for x in self.interval))
+        if self.region is None or self.interval is None or self.verdict == "inconclusive":
+            return
+        lo, hi = self.interval
+        a, b = self.region
+        if not (math.isfinite(lo) and math.isfinite(hi)):
+            raise ValueError(f"{self.key}: a verdict {self.verdict!r} needs a finite interval")
+        if self.verdict == "agrees" and not (a < lo and hi < b):
+            raise ValueError(f"{self.key}: 'agrees' but the interval ({lo:g}, {hi:g}) is not "
+                             f"inside the paper's region ({a:g}, {b:g})")
+        if self.verdict == "disagrees" and not (hi < a or lo > b):
+            raise ValueError(f"{self.key}: 'disagrees' but the interval ({lo:g}, {hi:g}) "
+                             f"reaches the paper's region ({a:g}, {b:g})")
+
+    @property
+    def evidence(self) -> str:
+        """n, the value with its 95 % interval, and the test, as one line of plain text (the
+        reproduction page's "evidence" column), e.g. ``"n = 1,211 held-out cells; 0.912 (95 %
+        interval 0.910 to 0.915); R² > 0.95"``."""
+        def fmt(x):
+            try:
+                return format(x, self.fmt)
+            except (TypeError, ValueError):
+                return str(x)
+        parts = [f"n = {self.n:,}" + (f" {self.unit}" if self.unit else "")
+                 if self.n is not None else "n: not a sample"]
+        ci = (f" (95 % interval {fmt(self.interval[0])} to {fmt(self.interval[1])})"
+              if self.interval is not None and all(map(math.isfinite, self.interval))
+              else " (no interval)")
+        parts.append(f"{fmt(self.value)}{ci}")
+        parts.append(self.test)
+        return "; ".join(parts)
 
     def glue(self, glue_fn=None) -> dict[str, Any]:
         """Glue ``<key>`` (value), ``<key>_n``, ``<key>_agree`` (verdict), ``<key>_low`` /
-        ``<key>_high`` (interval) and ``<key>_sentence`` (markdown, for ``{glue:md}``) with
+        ``<key>_high`` (interval), ``<key>_evidence`` (:attr:`evidence`) and ``<key>_sentence`` (markdown, for ``{glue:md}``) with
         myst-nb (``display=False``); returns what was glued."""
         from IPython.display import Markdown
 
         out: dict[str, Any] = {self.key: self.value, f"{self.key}_agree": self.verdict,
-                               f"{self.key}_sentence": Markdown(self.sentence)}
+                               f"{self.key}_sentence": Markdown(self.sentence),
+                               f"{self.key}_evidence": self.evidence}
         if self.n is not None:
             out[f"{self.key}_n"] = int(self.n)
         if self.interval is not None:

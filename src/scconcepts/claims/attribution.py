@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 import pandas as pd
-from scipy.stats import binomtest, fisher_exact
+from scipy.stats import fisher_exact
 
-from . import Claim, verdict
+from . import ABOVE, Claim, decide, stats, verdict
 from . import conclusion as _conclusion
 
 __all__ = ["MOST", "MIN_UNITS", "ALPHA", "share_interval", "share_above", "neurons_vs_concepts",
@@ -35,13 +35,10 @@ def _pct(x: float) -> str:
     return "n/a" if x != x else f"{x:.0%}"
 
 
-def share_interval(k: int, n: int) -> tuple[float, float]:
-    """Exact (Clopper–Pearson) 1 − :data:`ALPHA` interval of the share ``k / n``; (nan, nan)
-    when n = 0."""
-    if n <= 0:
-        return (float("nan"), float("nan"))
-    ci = binomtest(int(k), int(n)).proportion_ci(1 - ALPHA, method="exact")
-    return (float(ci.low), float(ci.high))
+def share_interval(k: int, n: int, level: float = 1 - ALPHA) -> tuple[float, float]:
+    """Exact (Clopper–Pearson) interval of the share ``k / n`` (1 − :data:`ALPHA` by default);
+    (nan, nan) when n = 0."""
+    return stats.exact(k, n, level)
 
 
 def count_above(sizes, min_genes: int) -> tuple[int, int]:
@@ -52,16 +49,11 @@ def count_above(sizes, min_genes: int) -> tuple[int, int]:
     return int((s > min_genes).sum()), int(s.size)
 
 
-def _most(k: int, n: int) -> tuple[str, tuple[float, float]]:
+def _most(k: int, n: int, level: float = 1 - ALPHA) -> tuple[str, tuple[float, float]]:
     """'holds' / 'fails' / 'undecided' for "most of n units" with its interval."""
-    lo, hi = share_interval(k, n)
-    if n < MIN_UNITS:
-        return "undecided", (lo, hi)
-    if lo > MOST:
-        return "holds", (lo, hi)
-    if hi < MOST:
-        return "fails", (lo, hi)
-    return "undecided", (lo, hi)
+    lo, hi = share_interval(k, n, level)
+    v, _ = decide((lo, hi), (MOST, ABOVE), n=n, min_n=MIN_UNITS)
+    return {"agrees": "holds", "disagrees": "fails"}.get(v, "undecided"), (lo, hi)
 
 
 def share_above(model: str, label: str, sizes, threshold: float, min_genes: int,
@@ -76,7 +68,8 @@ def share_above(model: str, label: str, sizes, threshold: float, min_genes: int,
     k, n = count_above(sizes, min_genes)
     share = k / n if n else float("nan")
     state, (lo, hi) = _most(k, n)
-    v = verdict(state == "holds", uncertain=state == "undecided" or paper is None)
+    v = "inconclusive" if paper is None else {"holds": "agrees", "fails": "disagrees"}.get(
+        state, "inconclusive")
     reason = ("no paper result for this model" if paper is None else
               f"only {n} concept{'s' * (n != 1)}" if n < MIN_UNITS else
               f"the interval contains {MOST:.0%}")
@@ -86,7 +79,8 @@ def share_above(model: str, label: str, sizes, threshold: float, min_genes: int,
                 f"finds that most concepts do (Fig 2C): {_conclusion(v, reason)}.")
     return Claim(key=f"ch04_{model}_share3", value=float(share), n=n,
                  test=f"exact 95 % interval of the share above {MOST:.0%}", verdict=v,
-                 sentence=sentence, interval=(lo, hi) if n else None, paper=paper)
+                 sentence=sentence, interval=(lo, hi) if n else None, paper=paper,
+                 region=(MOST, ABOVE), unit="attributed concepts", fmt=".0%")
 
 
 def neurons_vs_concepts(model: str, label: str, concept_sizes, neuron_sizes, threshold: float,
@@ -116,7 +110,7 @@ def neurons_vs_concepts(model: str, label: str, concept_sizes, neuron_sizes, thr
                 f"{_conclusion('inconclusive', 'nothing to compare with')}.")
     return Claim(key=f"ch04_{model}_neurons_share3", value=float(share), n=nn,
                  test="Fisher's exact test (two-sided), concepts vs neurons",
-                 verdict="inconclusive",
+                 verdict="inconclusive", unit="neurons", fmt=".0%",
                  sentence=sentence, interval=(lo, hi) if nn else None, paper=None)
 
 
@@ -126,31 +120,47 @@ def sizes_most(model: str, label: str, sizes: Mapping[str, Sequence[float]], thr
     SAE size.
 
     ``sizes``: SAE size name (e.g. ``"c=200, k=8"``) → genes above the threshold per attributed
-    concept of that SAE. Each size is decided as in :func:`share_above` (interval above / below
-    :data:`MOST`; undecided with fewer than :data:`MIN_UNITS` concepts or an interval containing
-    it). Value: sizes where most concepts clearly do; n: sizes. Agrees when every size holds,
-    disagrees when one fails, inconclusive otherwise or without a paper statement."""
-    parts, states = [], []
+    concept of that SAE. Value: the smallest share over the sizes, with a simultaneous interval
+    (exact intervals at level 1 − :data:`ALPHA`/sizes, Bonferroni; the minimum's interval runs
+    from the smallest lower to the smallest upper bound); region (:data:`MOST`, ∞): agrees when
+    every size clearly holds, disagrees when one clearly fails, inconclusive otherwise (or with
+    fewer than :data:`MIN_UNITS` concepts at a size, or without a paper statement). n: concepts
+    over all sizes."""
+    parts, states, shares, intervals, n_total = [], [], [], [], 0
+    level = 1 - ALPHA / max(len(sizes), 1)
     for name, s in sizes.items():
         k, n = count_above(s, min_genes)
-        state, _ = _most(k, n)
+        state, ci = _most(k, n, level)
         states.append(state)
+        n_total += n
+        if n:
+            shares.append(k / n)
+            intervals.append(ci)
         parts.append(f"{name}: {_pct(k / n if n else float('nan'))} of {n}"
                      + ("" if state != "undecided" else " (undecided)"))
     held, n_sizes = states.count("holds"), len(states)
-    v = ("inconclusive" if paper is None or not n_sizes else "disagrees" if "fails" in states
-         else verdict(True, uncertain="undecided" in states))
+    interval = stats.min_of(intervals) if intervals else None
+    value = min(shares) if shares else float("nan")
+    if paper is None or not n_sizes:
+        v = "inconclusive"
+    elif "undecided" in states and "fails" not in states:
+        v = "inconclusive"
+    else:
+        v, _ = decide(interval, (MOST, ABOVE))
     reason = ("no paper result for this model" if paper is None else
               "no SAE size" if not n_sizes else
               f"undecided at {states.count('undecided')} size(s): fewer than {MIN_UNITS} "
               f"concepts or an interval containing {MOST:.0%}")
-    sentence = (f"**{label}.** Most attributed concepts clearly (95 % interval above "
-                f"{MOST:.0%}) have more than {min_genes} genes with attribution > {threshold} "
-                f"at {held} of {n_sizes} SAE sizes ({'; '.join(parts)}); the paper finds most "
-                f"concepts do at every size (Fig 2C): {_conclusion(v, reason)}.")
-    return Claim(key=f"ch04_{model}_sizes", value=held, n=n_sizes,
-                 test=f"exact 95 % interval of the share above {MOST:.0%} at every size",
-                 verdict=v, sentence=sentence, paper=paper)
+    sentence = (f"**{label}.** Most attributed concepts clearly (simultaneous 95 % interval "
+                f"above {MOST:.0%}) have more than {min_genes} genes with attribution > "
+                f"{threshold} at {held} of {n_sizes} SAE sizes ({'; '.join(parts)}); the paper "
+                f"finds most concepts do at every size (Fig 2C): {_conclusion(v, reason)}.")
+    return Claim(key=f"ch04_{model}_sizes", value=value, n=n_total,
+                 test=f"smallest share over the sizes above {MOST:.0%} (exact intervals, "
+                      "Bonferroni over sizes)",
+                 verdict=v, sentence=sentence, paper=paper, interval=interval,
+                 region=(MOST, ABOVE), unit=f"attributed concepts over {n_sizes} SAE sizes",
+                 fmt=".0%")
 
 
 _OWN, _HITS = "specific concepts", "with a marker in top 10"

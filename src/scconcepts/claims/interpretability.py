@@ -5,9 +5,10 @@ Every function takes counts (annotated units / units, interpretable ratings / ra
 paper's statement from :mod:`scconcepts.reference.interpretability` (None for a model the paper
 does not study: the claim is then inconclusive), and returns a
 :class:`~scconcepts.claims.Claim` whose key is the glue prefix the reproduction page reads
-(``ch05_<model>...``, ``ch06_<model>...``). Two rates are compared by Fisher's exact test
-(:class:`RateComparison`, computed once and shown next to the verdict); thresholds are the module
-constants below, written nowhere else.
+(``ch05_<model>...``, ``ch06_<model>...``). Two rates are compared by Newcombe's 95 % interval of
+their difference (:class:`RateComparison`); the verdict comes from that interval (region: a
+difference above 0), Fisher's exact p is shown beside it; thresholds are the module constants
+below, written nowhere else.
 """
 
 from __future__ import annotations
@@ -16,12 +17,12 @@ from dataclasses import dataclass
 
 from scipy.stats import fisher_exact
 
-from . import Claim, conclusion
+from . import ABOVE, Claim, conclusion, decide, stats
 
 __all__ = ["ALPHA", "MIN_UNITS", "RateComparison", "annotation_vs_neurons", "above_null",
            "expert_vs_neurons"]
 
-#: level of Fisher's exact test
+#: 1 − the level of the intervals (and the level of Fisher's exact test, reported beside them)
 ALPHA = 0.05
 #: each rate needs at least this many units to be compared
 MIN_UNITS = 3
@@ -59,6 +60,12 @@ class RateComparison:
         return self.rate1 - self.rate2
 
     @property
+    def interval(self) -> tuple[float, float]:
+        """Newcombe's hybrid score 95 % interval of rate1 − rate2
+        (:func:`scconcepts.claims.stats.newcombe`)."""
+        return stats.newcombe(self.k1, self.n1, self.k2, self.n2)
+
+    @property
     def p(self) -> float:
         """Two-sided Fisher exact p (nan when a group is empty)."""
         if not (self.n1 and self.n2):
@@ -67,22 +74,25 @@ class RateComparison:
                                    [self.k2, self.n2 - self.k2]]).pvalue)
 
     def decide(self) -> tuple[str, str]:
-        """(verdict for "rate1 > rate2", reason when inconclusive)."""
+        """(verdict for "rate1 > rate2", reason when inconclusive): from :attr:`interval` and the
+        region (0, ∞), with at least :data:`MIN_UNITS` units per group."""
         if min(self.n1, self.n2) < MIN_UNITS:
             return "inconclusive", f"fewer than {MIN_UNITS} units in a group"
-        if self.p >= ALPHA:
-            return "inconclusive", f"the difference is within chance, p ≥ {ALPHA}"
-        return ("agrees" if self.diff > 0 else "disagrees"), ""
+        v, _ = decide(self.interval, (0.0, ABOVE))
+        lo, hi = self.interval
+        return v, ("" if v != "inconclusive" else
+                   f"the 95 % interval of the difference, {lo:+.0%} to {hi:+.0%}, holds 0")
 
 
 def _claim(key: str, cmp: RateComparison, paper: str | None, text: str, test: str,
-           value: float | None = None) -> Claim:
+           unit: str) -> Claim:
     v, reason = cmp.decide()
     if paper is None:
         v, reason = "inconclusive", "no paper result for this model"
     sentence = text + " " + conclusion(v, reason) + "."
-    return Claim(key=key, value=float(cmp.diff if value is None else value),
-                 n=cmp.n1 + cmp.n2, test=test, verdict=v, sentence=sentence, paper=paper)
+    return Claim(key=key, value=float(cmp.diff), n=cmp.n1 + cmp.n2, test=test, verdict=v,
+                 sentence=sentence, paper=paper, interval=cmp.interval, region=(0.0, ABOVE),
+                 unit=unit, fmt="+.0%")
 
 
 def annotation_vs_neurons(model: str, label: str, cmp: RateComparison, paper: str | None = None,
@@ -91,19 +101,21 @@ def annotation_vs_neurons(model: str, label: str, cmp: RateComparison, paper: st
     neurons.
 
     ``cmp``: annotated concepts / concepts vs annotated neurons / neurons. Value: the difference
-    of the two rates (concepts − neurons); n: concepts + neurons. Agrees when concepts are ahead
-    and Fisher's exact p < :data:`ALPHA`, disagrees when neurons are ahead with p < ALPHA,
-    inconclusive within chance, with fewer than :data:`MIN_UNITS` units per group or without a
+    of the two rates (concepts − neurons) with Newcombe's 95 % interval; n: concepts + neurons.
+    Agrees when the interval is above 0, disagrees when it is below 0, inconclusive when it
+    holds 0, with fewer than :data:`MIN_UNITS` units per group or without a
     paper statement. ``fdr``: shares of concepts / neurons whose best term has FDR ≤ 0.05, for
     the sentence."""
     extra = ("" if fdr is None else f" With the FDR q-value of the best term (≤ 0.05) instead: "
              f"{_pct(fdr[0])} of the concepts, {_pct(fdr[1])} of the neurons.")
     text = (f"**{label}.** {_pct(cmp.rate1)} of {cmp.n1} sampled concepts and {_pct(cmp.rate2)} "
             f"of {cmp.n2} neurons get at least a weak GO annotation, a difference of "
-            f"{cmp.diff:+.0%} (Fisher's exact test p = {cmp.p:.2g}).{extra} The paper finds "
+            f"{cmp.diff:+.0%} (95 % interval {cmp.interval[0]:+.0%} to {cmp.interval[1]:+.0%}; "
+            f"Fisher's exact test p = {cmp.p:.2g}).{extra} The paper finds "
             f"concepts more aligned with pathways than neurons (Fig 3A.b):")
     return _claim(f"ch05_{model}", cmp, paper, text,
-                  f"Fisher's exact test (two-sided) of the two rates, p < {ALPHA}")
+                  "concepts − neurons annotation rate > 0 (Newcombe interval)",
+                  "concepts + neurons")
 
 
 def above_null(model: str, label: str, cmp: RateComparison, paper: str | None = None) -> Claim:
@@ -112,16 +124,19 @@ def above_null(model: str, label: str, cmp: RateComparison, paper: str | None = 
     best of many pathways by nominal p. Fig 3A.b reads annotations as biology, so this is its
     premise.
 
-    ``cmp``: annotated concepts / concepts vs annotated shuffled / shuffled. Value: the null's
-    annotation rate; n: concepts + shuffled. Decided as :func:`annotation_vs_neurons`."""
+    ``cmp``: annotated concepts / concepts vs annotated shuffled / shuffled. Value: the real
+    minus the null's annotation rate; n: concepts + shuffled. Decided as
+    :func:`annotation_vs_neurons`."""
     text = (f"**{label}, shuffled null.** The same procedure on the {cmp.n2} concepts with "
             f"shuffled rankings annotates {_pct(cmp.rate2)} of them, against {_pct(cmp.rate1)} "
-            f"with the real rankings (Fisher's exact test p = {cmp.p:.2g}), the false-positive "
+            f"with the real rankings (difference {cmp.diff:+.0%}, 95 % interval "
+            f"{cmp.interval[0]:+.0%} to {cmp.interval[1]:+.0%}; Fisher's exact test p = "
+            f"{cmp.p:.2g}), the false-positive "
             "baseline of nominal p-values on the best of many pathways. Reading the annotations "
             "as biology, as the paper does, needs the real rate above it:")
-    return _claim(f"ch05_{model}_null_annotated", cmp, paper, text,
-                  f"Fisher's exact test (two-sided), real vs shuffled rankings, p < {ALPHA}",
-                  value=cmp.rate2)
+    return _claim(f"ch05_{model}_null", cmp, paper, text,
+                  "real − shuffled annotation rate > 0 (Newcombe interval)",
+                  "concepts + shuffled concepts")
 
 
 def expert_vs_neurons(model: str, label: str, cmp: RateComparison,
@@ -134,7 +149,8 @@ def expert_vs_neurons(model: str, label: str, cmp: RateComparison,
     :func:`annotation_vs_neurons`."""
     text = (f"**{label}.** {_pct(cmp.rate1)} of {cmp.n1} concept ratings and {_pct(cmp.rate2)} "
             f"of {cmp.n2} neuron ratings are interpretable, a difference of {cmp.diff:+.0%} "
-            f"(Fisher's exact test p = {cmp.p:.2g}). The paper's expert finds concepts more "
+            f"(95 % interval {cmp.interval[0]:+.0%} to {cmp.interval[1]:+.0%}; Fisher's exact "
+            f"test p = {cmp.p:.2g}). The paper's expert finds concepts more "
             "interpretable than neurons (Fig 3A.a):")
     return _claim(f"ch06_{model}_interpretable", cmp, paper, text,
-                  f"Fisher's exact test (two-sided) of the two rates, p < {ALPHA}")
+                  "concepts − neurons interpretable rate > 0 (Newcombe interval)", "ratings")

@@ -7,7 +7,7 @@ embeddings of every model, the project-pretrained scGPT included; the paper has 
 
 from __future__ import annotations
 
-from . import Claim, verdict
+from . import ABOVE, Claim, decide
 from .scale import wilson_interval
 
 __all__ = ["KNN_TARGET", "MIN_CELLS", "knn_accuracy"]
@@ -26,9 +26,7 @@ def knn_accuracy(model: str, label: str, accuracy: float, n_cells: int,
     Wilson's; inconclusive when it contains the target or fewer than :data:`MIN_CELLS` cells.
     ``baseline``: the accuracy of PCA of log-normalised counts, quoted for scale."""
     interval = wilson_interval(accuracy * n_cells, n_cells)
-    holds = accuracy >= KNN_TARGET
-    uncertain = n_cells > 0 and interval[0] <= KNN_TARGET <= interval[1]
-    v = verdict(holds, n=n_cells, min_n=MIN_CELLS, uncertain=uncertain)
+    v, _ = decide(interval, (KNN_TARGET, ABOVE), n=n_cells, min_n=MIN_CELLS)
     target = f"the book's target of {KNN_TARGET:.2f}"
     conclusion = {
         "agrees": f"meets {target} (**agrees**)",
@@ -40,5 +38,6 @@ def knn_accuracy(model: str, label: str, accuracy: float, n_cells: int,
                 f"(95 % interval {interval[0]:.3f}–{interval[1]:.3f}, {n_cells:,} cells{base}): "
                 f"{conclusion}.")
     return Claim(key=f"ch01_knn_{model}", value=float(accuracy), n=int(n_cells),
-                 test=f"15-NN cell-type accuracy ≥ {KNN_TARGET}", verdict=v, sentence=sentence,
-                 interval=interval, paper=None)
+                 test=f"15-NN cell-type accuracy ≥ {KNN_TARGET} (Wilson interval above it)",
+                 verdict=v, sentence=sentence, interval=interval, paper=None,
+                 region=(KNN_TARGET, ABOVE), unit="cells", fmt=".3f")

@@ -14,7 +14,7 @@ import math
 
 import pandas as pd
 
-from . import Claim, verdict
+from . import ABOVE, Claim, decide, stats
 
 __all__ = ["MIN_CONCEPTS", "MAJORITY", "AUROC_ALONE", "auroc_interval", "separation_claim",
            "interferon_claim"]
@@ -60,7 +60,7 @@ def separation_claim(model: str, label: str, ranked: pd.DataFrame, shift: pd.Ser
     best = top.iloc[0]
     a = float(best["auroc"])
     ci = auroc_interval(a, n_pos, n_neg)
-    v = verdict(a >= AUROC_ALONE, uncertain=ci[0] <= AUROC_ALONE <= ci[1])
+    v, _ = decide(ci, (AUROC_ALONE, ABOVE))
     overlap = len(set(shift.head(n_top).index) & set(top.index))
     s = (f"**{label}** (n = {n_pos} stimulated and {n_neg} control cells): of {len(ranked)} "
          f"ranked concepts, the best, C{top.index[0]}, has AUROC {a:.2f} (95 % interval {ci[0]:.2f} to {ci[1]:.2f}) and "
@@ -80,18 +80,19 @@ def separation_claim(model: str, label: str, ranked: pd.DataFrame, shift: pd.Ser
          + f" {overlap} of the top {len(top)} are also among the top {len(top)} of the "
          "label-free ranking (largest rise in activation frequency from the main dataset to the "
          "perturbation dataset).")
-    return Claim(key, a, n_pos + n_neg, test, v, s, ci)
+    return Claim(key, a, n_pos + n_neg, test, v, s, ci, region=(AUROC_ALONE, ABOVE),
+                 unit="stimulated + control cells", fmt=".2f")
 
 
 def interferon_claim(model: str, label: str, evidence: dict) -> Claim:
     """Concepts learned on control cells find the interferon response without labels.
 
-    Value: the number of explained (best-separating) concepts that carry, in the *same*
+    Value: the share of the n explained (best-separating) concepts that carry, in the *same*
     concept, an interferon-stimulated gene among their top attribution genes and an
     interferon/virus GO term among their top terms (``evidence``:
-    :func:`scconcepts.perturbation.interferon_evidence`), out of n. Agrees when at least
-    :data:`MAJORITY` of n ≥ :data:`MIN_CONCEPTS` concepts do; disagrees when no concept has an
-    ISG or an interferon/virus term; inconclusive otherwise (n too small, or a partial signal).
+    :func:`scconcepts.perturbation.interferon_evidence`), with its exact (Clopper–Pearson) 95 %
+    interval; region (:data:`MAJORITY`, ∞): agrees when the interval lies above MAJORITY,
+    disagrees when below, inconclusive when it holds MAJORITY or n < :data:`MIN_CONCEPTS`.
     """
     ev = evidence
     n, k = int(ev["n_concepts"]), int(ev["with_both"])
@@ -99,15 +100,15 @@ def interferon_claim(model: str, label: str, evidence: dict) -> Claim:
     test = (f"≥ {MAJORITY:.0%} of n ≥ {MIN_CONCEPTS} best-separating concepts carry ISGs and an "
             "interferon/virus GO term (same concept)")
     if n == 0:
-        return Claim(key, 0, 0, test, "inconclusive",
+        return Claim(key, math.nan, 0, test, "inconclusive",
                      f"**{label}**: no concept was explained (**inconclusive**).")
-    none = ev["with_isg"] == 0 and ev["ifn_any"] == 0
-    v = verdict(k >= MAJORITY * n, n, MIN_CONCEPTS,
-                uncertain=not none and k < MAJORITY * n)
+    ci = stats.exact(k, n)
+    v, _ = decide(ci, (MAJORITY, ABOVE), n=n, min_n=MIN_CONCEPTS)
     reason = (f"n = {n} concept{'s' if n != 1 else ''}, fewer than {MIN_CONCEPTS}"
-              if n < MIN_CONCEPTS else "a partial signal, in fewer than half of the concepts")
+              if n < MIN_CONCEPTS else f"{k} of {n}, 95 % interval {ci[0]:.0%} to {ci[1]:.0%}, "
+              f"holds {MAJORITY:.0%}")
     s = (f"**{label}** (n = {n} best-separating concept{'s' if n != 1 else ''}): {k} of the {n} "
-         f"carry both an interferon-stimulated gene among their top-{ev['n_genes']} attribution "
+         f"({k / n:.0%}, 95 % interval {ci[0]:.0%} to {ci[1]:.0%}) carry both an interferon-stimulated gene among their top-{ev['n_genes']} attribution "
          "genes and an "
          f"interferon/virus GO term among their top 5. ISGs are among the top genes of "
          f"{ev['with_isg']} (up to {max(ev['isg'])} of the {ev['n_markers']} ISGs the model "
@@ -117,8 +118,9 @@ def interferon_claim(model: str, label: str, evidence: dict) -> Claim:
          f"top-3 genes of the best concept are {', '.join(ev['top_genes'])}. "
          + {"agrees": "**An interferon signal is found without labels**, as expected "
                       "(**agrees**).",
-            "disagrees": "**No interferon signature** is found among these concepts, against "
-                         "the expectation (**disagrees**).",
+            "disagrees": f"**Fewer than {MAJORITY:.0%}** of these concepts carry the "
+                         "interferon signature, against the expectation (**disagrees**).",
             "inconclusive": f"Whether they find the interferon response is **inconclusive** "
                             f"({reason})."}[v])
-    return Claim(key, k, n, test, v, s)
+    return Claim(key, k / n, n, test, v, s, ci, region=(MAJORITY, ABOVE),
+                 unit="best-separating concepts", fmt=".0%")

@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..reference.usefulness import PAPER_FIG5, paper_accuracy, paper_baseline
-from . import Claim, verdict
+from . import ABOVE, Claim, decide, stats, verdict
 
 __all__ = ["WITHIN", "R2_TIE", "LOWRANK_DENSE", "concepts_vs_neurons", "markers_vs_neurons",
            "fig5", "any_agrees", "r2_greater", "accuracy_at_least", "lowrank_baselines"]
@@ -48,8 +48,7 @@ def concepts_vs_neurons(key: str, model: str, label: str, task: str, concepts: f
     diff = c - u
     lo, hi = _diff_interval(c, u, n)
     paper = paper_accuracy(model, task)
-    crosses = any(lo <= t <= hi for t in (-WITHIN, WITHIN)) or not np.isfinite(diff)
-    v = verdict(abs(diff) <= WITHIN, n, MIN_UNITS, uncertain=crosses or paper is None)
+    v, _ = decide((lo, hi), (-WITHIN, WITHIN), n=n, min_n=MIN_UNITS, paper=paper is not None)
     ptxt = ("" if paper is None else
             f"; paper {paper['concepts']:.3f} vs {paper['neurons']:.3f}")
     tail = {"agrees": f"within {WITHIN}, as in the paper",
@@ -61,39 +60,52 @@ def concepts_vs_neurons(key: str, model: str, label: str, task: str, concepts: f
                 f"{tail}.")
     return Claim(key=key, value=diff, n=n, interval=(float(lo), float(hi)),
                  test=f"|{features} − neurons| ≤ {WITHIN} (95 % interval inside ±{WITHIN})",
-                 verdict=v, sentence=sentence,
+                 verdict=v, sentence=sentence, region=(-WITHIN, WITHIN),
+                 unit="held-out cells", fmt="+.3f",
                  paper=None if paper is None else paper["concepts"] - paper["neurons"])
 
 
 def markers_vs_neurons(key: str, model: str, label: str, concept_markers: int,
                        concept_units: int, neuron_markers: int, neuron_units: int,
-                       marker_list: str = "Regev cell-cycle markers", paper: str | None = None
-                       ) -> Claim:
+                       marker_list: str = "Regev cell-cycle markers", paper: str | None = None,
+                       n_genes: int = 10) -> Claim:
     """Fig 5: the top-coefficient concepts' top genes hold more known markers than the top
     neurons'.
 
-    ``*_markers``: markers among the units' top-10 attribution genes; ``*_units``: units with a
-    marker list and attribution genes. Value: concept markers; n: units of both kinds.
-    Inconclusive with fewer than 3 units, with no unit of one kind, or when the paper has no
+    ``*_markers``: markers among the units' top-``n_genes`` attribution genes; ``*_units``:
+    units with a marker list and attribution genes. Value: the share of marker genes among the
+    concepts' top-gene slots minus among the neurons' (``markers / (units × n_genes)``), with
+    Newcombe's 95 % interval; region (0, ∞). n: units of both kinds. Inconclusive with fewer
+    than 3 units, with no unit of one kind, when the interval holds 0, or when the paper has no
     value for the model (``paper`` None: :data:`~scconcepts.reference.usefulness.PAPER_FIG5`).
     """
     cm, nm, cu, nu = int(concept_markers), int(neuron_markers), int(concept_units), \
         int(neuron_units)
     n = cu + nu
-    v = verdict(cm > nm, n, MIN_UNITS, uncertain=paper is None or cu == 0 or nu == 0)
+    slots_c, slots_n = cu * n_genes, nu * n_genes
+    interval = stats.newcombe(cm, slots_c, nm, slots_n)
+    diff = (cm / slots_c - nm / slots_n) if slots_c and slots_n else float("nan")
+    v, reason = decide(interval, (0.0, ABOVE), n=min(cu, nu), min_n=1,
+                       paper=paper is not None, fmt="+.0%")
+    if n < MIN_UNITS and v != "inconclusive":
+        v, reason = "inconclusive", f"n = {n} units, fewer than {MIN_UNITS}"
     plural = lambda k: f"{k} unit{'s' if k != 1 else ''}"  # noqa: E731
     if cu == 0 or nu == 0:
         tail = "no top-coefficient unit of one kind has attribution genes in this profile"
     else:
         tail = {"agrees": f"the top concepts carry more markers, as in the paper ({paper})",
-                "disagrees": f"**not** more among the concepts, unlike the paper ({paper})",
-                "inconclusive": "too few units to decide" if paper is not None
-                else "the paper reports no such count for this model"}[v]
-    return Claim(key=key, value=cm, n=n, test="markers among top concepts' genes > among top "
-                 "neurons' genes", verdict=v, paper=paper,
+                "disagrees": f"**fewer** among the concepts, unlike the paper ({paper})",
+                "inconclusive": (f"**inconclusive** ({reason})" if paper is not None
+                                 else "the paper reports no such count for this model")}[v]
+    ci = (f"; marker share {diff:+.0%}, 95 % interval {interval[0]:+.0%} to {interval[1]:+.0%}"
+          if np.isfinite(diff) else "")
+    return Claim(key=key, value=diff, n=n, test="marker share among top concepts' genes − among "
+                 "top neurons' genes > 0 (Newcombe interval)", verdict=v, paper=paper,
+                 interval=interval if np.isfinite(diff) else None, region=(0.0, ABOVE),
+                 unit="top units (concepts + neurons)", fmt="+.0%",
                  sentence=f"{label}: {cm} {marker_list} among the top concepts' genes "
-                          f"({plural(cu)}) vs {nm} among the top neurons' genes ({plural(nu)}): "
-                          f"{tail}.")
+                          f"({plural(cu)}) vs {nm} among the top neurons' genes ({plural(nu)}"
+                          f"{ci}): {tail}.")
 
 
 def fig5(key: str, model: str, label: str, concept_markers: int, concept_units: int,
@@ -116,27 +128,47 @@ def any_agrees(key: str, claims, what: str) -> Claim:
 
 
 def r2_greater(key: str, model: str, label: str, name_a: str, r2_a: float, name_b: str,
-               r2_b: float, n_test: int | None = None) -> Claim:
+               r2_b: float, n_test: int | None = None, *,
+               replicates: tuple | None = None) -> Claim:
     """Tables 4–5: method ``a`` reconstructs the held-out cells better than method ``b``.
 
-    Value: R² a − b. Inconclusive when the difference is below :data:`R2_TIE` or the paper has
+    Value: R² a − b on the ``n_test`` cells held out from every method (from the baselines'
+    fitting and from the SAE's training; :func:`scconcepts.baselines.baseline_table`).
+    Interval: 95 % percentile bootstrap of the difference from ``replicates`` = (R² a, R² b)
+    replicates computed with one shared weight matrix (a paired bootstrap over those cells,
+    ``details[method]["r2_replicates"]`` of :func:`~scconcepts.baselines.baseline_table`).
+    Region: a − b > 0. Decided by :func:`scconcepts.claims.stats.decide`: agrees when the
+    interval lies above 0, disagrees when it lies below, inconclusive when it holds 0, when no
+    replicates are given, when fewer than :data:`MIN_UNITS` cells back it, or when the paper has
     no value for the model (its values of a and b are quoted)."""
+    from . import conclusion
+    from .stats import ABOVE, decide, percentile
+
     a, b = float(r2_a), float(r2_b)
     diff = a - b
     pa, pb = paper_baseline(model, name_a, "R² (held-out cells)"), paper_baseline(
         model, name_b, "R² (held-out cells)")
     no_paper = pa is None or pb is None
-    v = verdict(diff > 0, n_test, MIN_UNITS if n_test is not None else 1,
-                uncertain=no_paper or not np.isfinite(diff) or abs(diff) < R2_TIE)
+    interval = None
+    if replicates is not None:
+        ra, rb = (np.asarray(r, dtype=float) for r in replicates)
+        if ra.shape != rb.shape:
+            raise ValueError(f"R² replicates of {name_a} and {name_b} must be paired (same "
+                             f"shape); got {ra.shape} and {rb.shape}.")
+        interval = percentile(ra - rb)
+    region = (0.0, ABOVE)
+    v, reason = decide(interval, region, n=n_test, min_n=MIN_UNITS, paper=not no_paper,
+                       fmt=".3f")
+    ci = ("no interval" if interval is None or not np.all(np.isfinite(interval))
+          else f"95 % interval {interval[0]:+.3f} to {interval[1]:+.3f}")
+    cells = "" if n_test is None else f", {int(n_test):,} held-out cells"
     ptxt = "" if no_paper else f"; paper {pa:.3f} vs {pb:.3f}"
-    tail = {"agrees": "as in the paper",
-            "disagrees": "**unlike the paper**",
-            "inconclusive": "no paper value" if no_paper else
-                            f"a tie within {R2_TIE}"}[v]
-    return Claim(key=key, value=diff, n=n_test, test=f"R² {name_a} > {name_b} (by ≥ {R2_TIE})",
-                 verdict=v, paper=None if no_paper else pa - pb,
-                 sentence=f"{label}: R² {name_a} {a:.3f} vs {name_b} {b:.3f} ({diff:+.3f}"
-                          f"{ptxt}): {tail}.")
+    return Claim(key=key, value=diff, n=n_test, interval=interval,
+                 test=f"R² {name_a} − {name_b} > 0 (95 % bootstrap interval above 0)",
+                 verdict=v, paper=None if no_paper else pa - pb, region=region,
+                 unit="held-out cells", fmt=".3f",
+                 sentence=f"{label}: R² {name_a} {a:.3f} vs {name_b} {b:.3f} (difference "
+                          f"{diff:+.3f}, {ci}{cells}{ptxt}): {conclusion(v, reason)}.")
 
 
 def accuracy_at_least(key: str, model: str, label: str, name_a: str, acc_a: float,
@@ -152,15 +184,15 @@ def accuracy_at_least(key: str, model: str, label: str, name_a: str, acc_a: floa
     row = f"{task} accuracy"
     pa, pb = paper_baseline(model, name_a, row), paper_baseline(model, name_b, row)
     no_paper = pa is None or pb is None
-    v = verdict(diff >= 0, n, MIN_UNITS, uncertain=no_paper or lo < 0 < hi
-                or not np.isfinite(diff))
+    v, _ = decide((lo, hi), (0.0, ABOVE), n=n, min_n=MIN_UNITS, paper=not no_paper)
     ptxt = "" if no_paper else f"; paper {pa:.3f} vs {pb:.3f}"
     tail = {"agrees": "as in the paper", "disagrees": "**unlike the paper**",
             "inconclusive": "no paper value" if no_paper else
-                            "the interval holds 0, too close to decide"}[v]
+                            "the interval reaches 0, too close to decide"}[v]
     return Claim(key=key, value=diff, n=n, interval=(float(lo), float(hi)),
-                 test=f"{task} accuracy {name_a} ≥ {name_b} (95 % interval clear of 0)",
-                 verdict=v, paper=None if no_paper else pa - pb,
+                 test=f"{task} accuracy {name_a} > {name_b} (95 % interval above 0)",
+                 verdict=v, paper=None if no_paper else pa - pb, region=(0.0, ABOVE),
+                 unit="held-out cells", fmt="+.3f",
                  sentence=f"{label}, {task}: {name_a} {a:.3f} vs {name_b} {b:.3f} ({diff:+.3f}, "
                           f"95 % interval {lo:+.3f} to {hi:+.3f}, {n} held-out cells{ptxt}): "
                           f"{tail}.")
