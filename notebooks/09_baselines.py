@@ -164,9 +164,6 @@ pd.DataFrame([c.as_row() for c in app_b]).set_index("key").assign(interval=[
 
 # %% tags=["remove-input"]
 _ = glue_sentences("ch09_appb_text", app_b)
-verdicts = {c.key: c.verdict for c in app_b}  # the page reads this claim's verdict as below
-for m in tables:
-    glue(f"ch09_{m}_ct_neurons_agree", verdicts[f"ch09_{m}_sae_neurons"], display=False)
 low = [claims.lowrank_baselines(f"ch09_{m}_lowrank", labels[m],
                                 wf.settings(m).baseline_low_rank_c, r2[m]["pca"][1],
                                 r2[m]["ica"][1], details[m]["PCA"]["metrics"]["sparsity"],
