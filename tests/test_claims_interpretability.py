@@ -179,3 +179,37 @@ def test_glue_keys_of_the_page():
 def test_reference():
     assert ref.paper_sizes("scvi")[0] == (200, 3) and (10000, 160) in ref.paper_sizes("scgpt")
     assert ref.paper_sizes("pca") == [] and ref.FIG2C.get("pca") is None
+
+
+def test_detectable_difference_shrinks_with_more_units():
+    from scconcepts.claims import stats
+
+    d20 = stats.detectable_difference(20, 20, 0.5)
+    d40 = stats.detectable_difference(40, 64, 0.5)
+    assert 0.35 < d20 < 0.45 and 0.25 < d40 < 0.29 and d40 < d20
+    assert math.isnan(stats.detectable_difference(0, 20, 0.5))
+    cmp = ci.RateComparison(20, 40, 32, 64)
+    assert cmp.detectable == pytest.approx(d40) and "80% power" in cmp.power_text()
+
+
+def test_fig3ab_claims_cover_both_kinds_fdr_and_nulls():
+    def table(annotated, n, fdr_ok):
+        return pd.DataFrame({"annotation": ["weak"] * annotated + ["none"] * (n - annotated),
+                             "fdr": [0.01] * fdr_ok + [0.5] * (n - fdr_ok)})
+
+    runs = {("concept", False): table(80, 100, 40), ("neuron", False): table(10, 50, 2),
+            ("concept", True): table(20, 100, 0), ("neuron", True): table(9, 50, 0)}
+    found, values = ci.fig3ab_claims("scvi", "scVI", runs, ref.FIG3A_B["scvi"])
+    by_key = {c.key: c for c in found}
+    assert set(by_key) == {"ch05_scvi", "ch05_scvi_fdr", "ch05_scvi_null",
+                           "ch05_scvi_neuron_null"}
+    assert by_key["ch05_scvi"].verdict == "agrees" and by_key["ch05_scvi"].n == 150
+    assert by_key["ch05_scvi_fdr"].value == pytest.approx(0.40 - 0.04)
+    assert by_key["ch05_scvi_null"].verdict == "agrees"            # 80 % vs 20 % shuffled
+    assert by_key["ch05_scvi_neuron_null"].verdict == "inconclusive"  # 20 % vs 18 %
+    assert values["ch05_scvi_neuron_null_annotated"] == pytest.approx(0.18)
+    assert values["ch05_scvi_n_concepts"] == 100 and values["ch05_scvi_n_neurons"] == 50
+    assert 0 < values["ch05_scvi_detectable"] < 0.3
+    # without the shuffled runs, no null claim
+    found, values = ci.fig3ab_claims("scvi", "scVI", {k: v for k, v in runs.items() if not k[1]})
+    assert len(found) == 2 and "ch05_scvi_null_annotated" not in values

@@ -7,6 +7,7 @@ from __future__ import annotations
 import shutil
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from scconcepts.config import load_config, repo_root
@@ -181,3 +182,28 @@ def test_scgpt_reads_every_dataset_on_the_main_panel(art, base):
         [g for g in hv.model("scgpt").genes(hv.dataset("main"), "main")
          if g in set(hv.dataset("second").var_names)]
     assert hv.embedding_key("second", "scgpt") != base["embedding:scgpt:second"]
+
+
+def test_units_of_the_concepts_vs_neurons_comparison(art):
+    """Chapter 05's Fig 3A.b units (issue 13, item 2): a concept sample drawn among concepts
+    with at least concepts.min_cells cells, every neuron with attribution_neurons: all, the
+    comparison on every attributed unit with enough cells, and the interpretation sample's
+    GSEA read from the comparison run (same rows, no second computation)."""
+    wf = _wf(art, **{"models.pca.attribution_units": 4, "models.pca.attribution_neurons": "all",
+                     "concepts.min_cells": 5, "gsea.n_units": 2, "gsea.permutations": 20,
+                     "gsea.strong_permutations": 40})
+    counts = wf.codes("pca").getnnz(axis=0)
+    concepts = wf.default_units("pca", "concept")
+    assert len(concepts) == 4 and (counts[concepts] >= 5).all()
+    assert list(wf.default_units("pca", "neuron")) == list(range(wf.embeddings("main",
+                                                                                "pca").shape[1]))
+    comp = wf.comparison_units("pca", "concept")
+    assert set(comp) <= set(concepts) and (counts[comp] >= 5).all()
+    whole = wf.gsea_comparison("pca", "concept")
+    sample = wf.gsea("pca", "concept")
+    assert set(sample["unit"]) <= set(whole["unit"]) and len(sample) == min(2, len(comp))
+    pd.testing.assert_frame_equal(
+        sample.reset_index(drop=True),
+        whole[whole["unit"].isin(sample["unit"])].reset_index(drop=True))
+    null = wf.gsea_comparison("pca", "neuron", shuffle=True)
+    assert null["shuffled"].all() and len(null) == len(wf.comparison_units("pca", "neuron"))

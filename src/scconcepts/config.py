@@ -93,6 +93,9 @@ class AttributionSettings(Section):
 class GseaSettings(Section):
     gene_sets: str = "GO_Biological_Process_2023"
     n_units: int = Field(20, gt=0)
+    #: Fig 3A.b on every attributed unit (concepts active in >= concepts.min_cells cells) or on
+    #: the n_units samples only
+    comparison: Literal["all", "sample"] = "all"
     permutations: int = Field(500, gt=0)
     strong_permutations: int = Field(1000, gt=0)
     strong_method: Literal["multilevel", "permutation"] = "multilevel"

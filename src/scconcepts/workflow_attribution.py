@@ -24,10 +24,14 @@ class AttributionSteps:
 
     # ------------------------------------------------------------------ units
     def sample_units(self, model: str, c: int, k: int, n: int | None = None,
-                     role: str = "main") -> np.ndarray:
-        """Seeded random sample of at most ``n`` active concepts of SAE (c, k)."""
+                     role: str = "main", min_cells: int = 1) -> np.ndarray:
+        """Seeded random sample of at most ``n`` concepts of SAE (c, k) active in at least
+        ``min_cells`` cells (in at least one cell when fewer than n qualify)."""
         codes = self.codes(model, c, k, role)
-        active = np.flatnonzero(codes.getnnz(axis=0) > 0)
+        counts = codes.getnnz(axis=0)
+        active = np.flatnonzero(counts >= max(int(min_cells), 1))
+        if len(active) < int(n if n is not None else 0):
+            active = np.flatnonzero(counts > 0)
         n = int(n if n is not None else self.settings(model).attribution_grid_units)
         if len(active) <= n:
             return active
@@ -43,17 +47,21 @@ class AttributionSteps:
         return np.sort(rng.choice(d, n, replace=False))
 
     def default_units(self, model: str, kind: str, c=None, k=None, role: str = "main"):
-        """The model's attribution units: every active concept / neuron (``"active"``), or the
-        seeded interpretation sample of ``attribution_units`` of each."""
+        """The model's attribution units: every active concept (``attribution_units:
+        active``) or a seeded sample of ``attribution_units`` concepts active in at least
+        ``concepts.min_cells`` cells; every neuron or a seeded sample, as
+        ``attribution_neurons`` says (default: as ``attribution_units``)."""
         ms = self.settings(model)
         c, k = int(c or ms.c), int(k or ms.k)
         if kind == "concept":
             if ms.attribution_units == "active":
                 return np.flatnonzero(self.codes(model, c, k, role).getnnz(axis=0) > 0)
-            return self.sample_units(model, c, k, int(ms.attribution_units), role)
-        if ms.attribution_units == "active":
+            return self.sample_units(model, c, k, int(ms.attribution_units), role,
+                                     min_cells=int(self.cfg.concepts.min_cells))
+        n = ms.attribution_units if ms.attribution_neurons is None else ms.attribution_neurons
+        if n in ("active", "all"):
             return np.arange(self.embeddings(role, model).shape[1])
-        return self.sample_neurons(model, int(ms.attribution_units), role)
+        return self.sample_neurons(model, int(n), role)
 
     # ------------------------------------------------------------------ attribution
     def attribution(self, model: str, kind: str = "concept", role: str = "main",
@@ -172,18 +180,44 @@ class AttributionSteps:
         genes = self.attribution(model, "concept").genes
         return testable_sets(self.gene_sets(), list(map(str, genes)), int(self.cfg.gsea.min_size))
 
-    def gsea_units(self, kind: str, attribution) -> np.ndarray:
-        """Units sent to GSEA: a seeded random sample of ``gsea.n_units`` attributed units."""
-        ok = attribution.units[~np.isnan(attribution.scores).all(1)]
+    def comparison_units(self, model: str, kind: str) -> np.ndarray:
+        """Units of the concepts-vs-neurons comparison (Fig 3A.b, chapter 05): every attributed
+        unit (scores not all NaN) and, for concepts, active in at least ``concepts.min_cells``
+        cells of the main dataset, so that prototypes are the top of a population and not a
+        handful of cells. ``gsea.comparison: sample`` restricts it to the ``gsea.n_units``
+        sample (:meth:`gsea_units`)."""
+        att = self.attribution(model, kind)
+        ok = att.units[~np.isnan(att.scores).all(1)]
+        if kind == "concept":
+            counts = self.codes(model).getnnz(axis=0)
+            ok = ok[counts[ok] >= int(self.cfg.concepts.min_cells)]
+        if self.cfg.gsea.comparison == "sample":
+            return self.gsea_units(model, kind)
+        return ok
+
+    def gsea_units(self, model: str, kind: str) -> np.ndarray:
+        """The interpretation sample sent to GSEA (examples, viewer, expert study): a seeded
+        random sample of ``gsea.n_units`` attributed units (concepts active in at least
+        ``concepts.min_cells`` cells where enough are attributed)."""
+        att = self.attribution(model, kind)
+        ok = att.units[~np.isnan(att.scores).all(1)]
+        if kind == "concept":
+            counts = self.codes(model).getnnz(axis=0)
+            big = ok[counts[ok] >= int(self.cfg.concepts.min_cells)]
+            ok = big if len(big) >= int(self.cfg.gsea.n_units) else ok
         n = int(self.cfg.gsea.n_units)
         if len(ok) <= n:
             return ok
         rng = np.random.default_rng(int(self.cfg.seed) + (0 if kind == "concept" else 1))
         return np.sort(rng.choice(ok, n, replace=False))
 
-    def gsea(self, model: str, kind: str = "concept", shuffle: bool = False) -> pd.DataFrame:
-        """Attribution-based GSEA summary (Sec 3.4) of the sampled units (cached parquet).
+    def gsea(self, model: str, kind: str = "concept", shuffle: bool = False,
+             units=None) -> pd.DataFrame:
+        """Attribution-based GSEA summary (Sec 3.4) of ``units`` (cached parquet, in blocks).
 
+        ``units``: None = the interpretation sample (:meth:`gsea_units`); with
+        ``gsea.comparison: all`` it is read from the comparison run (:meth:`gsea_comparison`),
+        of which it is a subset (GSEA of a unit does not depend on the other units).
         ``shuffle=True`` runs the shuffled-ranking null on the same units.
 
         Raises
@@ -200,8 +234,14 @@ class AttributionSteps:
                 "GSEA needs the whole attribution, but scale.attribution_shard_count > 1 makes "
                 "attribution compute one shard. Run the shard jobs of chapter 04, then this step "
                 "without --set scale.attribution_shard_count (the shards are merged).")
+        if units is None:
+            units = self.gsea_units(model, kind)
+            whole = self.comparison_units(model, kind)
+            if g.comparison == "all" and np.isin(units, whole).all():
+                full = self.gsea(model, kind, shuffle, units=whole)
+                return full[full["unit"].isin(units)].reset_index(drop=True)
+        units = np.asarray(units, dtype=np.int64)
         att = self.attribution(model, kind)
-        units = self.gsea_units(kind, att)
         library = census.resolve_gene_sets(self.cfg)
         lib_key = (file_fingerprint(library) if Path(str(library)).is_file() else str(library))
         att_key = att.digest()
@@ -223,6 +263,11 @@ class AttributionSteps:
                                   ArtifactStore.save_parquet, ArtifactStore.load_parquet,
                                   recipe={"step": "gsea", "model": model, "kind": kind},
                                   progress=f"GSEA {model} {kind}")
+
+    def gsea_comparison(self, model: str, kind: str, shuffle: bool = False) -> pd.DataFrame:
+        """GSEA of the concepts-vs-neurons comparison units (:meth:`comparison_units`), with
+        the shuffled-ranking null when ``shuffle``."""
+        return self.gsea(model, kind, shuffle, units=self.comparison_units(model, kind))
 
     # ------------------------------------------------------------------ DGEA (chapter 10)
     def dgea_comparison(self, model: str) -> dict:

@@ -19,13 +19,16 @@ from scipy.stats import fisher_exact
 
 from . import ABOVE, Claim, conclusion, decide, stats
 
-__all__ = ["ALPHA", "MIN_UNITS", "RateComparison", "annotation_vs_neurons", "above_null",
+__all__ = ["ALPHA", "MIN_UNITS", "POWER", "RateComparison", "annotation_vs_neurons",
+           "fdr_vs_neurons", "above_null", "fig3ab_claims",
            "expert_vs_neurons"]
 
 #: 1 − the level of the intervals (and the level of Fisher's exact test, reported beside them)
 ALPHA = 0.05
 #: each rate needs at least this many units to be compared
 MIN_UNITS = 3
+#: the power at which a comparison's detectable difference is stated
+POWER = 0.8
 
 def _pct(x: float) -> str:
     return "n/a" if x != x else f"{x:.0%}"
@@ -64,6 +67,19 @@ class RateComparison:
         """Newcombe's hybrid score 95 % interval of rate1 − rate2
         (:func:`scconcepts.claims.stats.newcombe`)."""
         return stats.newcombe(self.k1, self.n1, self.k2, self.n2)
+
+    @property
+    def detectable(self) -> float:
+        """The smallest lead of rate1 over rate2 this comparison detects with :data:`POWER`
+        (two-sided, level :data:`ALPHA`, at rate2; :func:`scconcepts.claims.stats.
+        detectable_difference`)."""
+        return stats.detectable_difference(self.n1, self.n2, self.rate2, POWER, 1 - ALPHA)
+
+    def power_text(self) -> str:
+        d = self.detectable
+        return ("" if d != d else
+                f" With {self.n1} and {self.n2} units the comparison detects a lead of "
+                f"{d:.0%} or more with {POWER:.0%} power.")
 
     @property
     def p(self) -> float:
@@ -111,32 +127,85 @@ def annotation_vs_neurons(model: str, label: str, cmp: RateComparison, paper: st
     text = (f"**{label}.** {_pct(cmp.rate1)} of {cmp.n1} sampled concepts and {_pct(cmp.rate2)} "
             f"of {cmp.n2} neurons get at least a weak GO annotation, a difference of "
             f"{cmp.diff:+.0%} (95 % interval {cmp.interval[0]:+.0%} to {cmp.interval[1]:+.0%}; "
-            f"Fisher's exact test p = {cmp.p:.2g}).{extra} The paper finds "
+            f"Fisher's exact test p = {cmp.p:.2g}).{cmp.power_text()}{extra} The paper finds "
             f"concepts more aligned with pathways than neurons (Fig 3A.b):")
     return _claim(f"ch05_{model}", cmp, paper, text,
                   "concepts − neurons annotation rate > 0 (Newcombe interval)",
                   "concepts + neurons")
 
 
-def above_null(model: str, label: str, cmp: RateComparison, paper: str | None = None) -> Claim:
+def fdr_vs_neurons(model: str, label: str, cmp: RateComparison,
+                   paper: str | None = None) -> Claim:
+    """Fig 3A.b, FDR-controlled variant: a unit counts as annotated only when its best GO term
+    has a Benjamini–Hochberg q-value ≤ 0.05 over the testable sets (GSEApy's FDR), so that the
+    "best of many sets by nominal p" cannot make the label. ``cmp``: such concepts / concepts vs
+    such neurons / neurons; decided as :func:`annotation_vs_neurons`; key ``ch05_<model>_fdr``."""
+    text = (f"**{label}, FDR ≤ 0.05.** Counting a unit as annotated only when its best term "
+            f"survives the false-discovery control over the testable sets: {_pct(cmp.rate1)} of "
+            f"{cmp.n1} concepts and {_pct(cmp.rate2)} of {cmp.n2} neurons, a difference of "
+            f"{cmp.diff:+.0%} (95 % interval {cmp.interval[0]:+.0%} to {cmp.interval[1]:+.0%}; "
+            f"Fisher's exact test p = {cmp.p:.2g}):")
+    return _claim(f"ch05_{model}_fdr", cmp, paper, text,
+                  "concepts − neurons rate of best term FDR ≤ 0.05 > 0 (Newcombe interval)",
+                  "concepts + neurons")
+
+
+def above_null(model: str, label: str, cmp: RateComparison, paper: str | None = None,
+               kind: str = "concept") -> Claim:
     """Control (not in the paper): concepts are annotated more often than the same concepts
     with their attribution scores shuffled across genes, the false-positive baseline of the
     best of many pathways by nominal p. Fig 3A.b reads annotations as biology, so this is its
     premise.
 
-    ``cmp``: annotated concepts / concepts vs annotated shuffled / shuffled. Value: the real
-    minus the null's annotation rate; n: concepts + shuffled. Decided as
+    ``cmp``: annotated units / units vs annotated shuffled / shuffled, for ``kind``
+    (``"concept"``: key ``ch05_<model>_null``; ``"neuron"``: ``ch05_<model>_neuron_null``).
+    Value: the real minus the null's annotation rate; n: units + shuffled. Decided as
     :func:`annotation_vs_neurons`."""
-    text = (f"**{label}, shuffled null.** The same procedure on the {cmp.n2} concepts with "
+    what = "concepts" if kind == "concept" else "neurons"
+    text = (f"**{label} {what}, shuffled null.** The same procedure on the {cmp.n2} {what} with "
             f"shuffled rankings annotates {_pct(cmp.rate2)} of them, against {_pct(cmp.rate1)} "
             f"with the real rankings (difference {cmp.diff:+.0%}, 95 % interval "
             f"{cmp.interval[0]:+.0%} to {cmp.interval[1]:+.0%}; Fisher's exact test p = "
             f"{cmp.p:.2g}), the false-positive "
             "baseline of nominal p-values on the best of many pathways. Reading the annotations "
             "as biology, as the paper does, needs the real rate above it:")
-    return _claim(f"ch05_{model}_null", cmp, paper, text,
-                  "real − shuffled annotation rate > 0 (Newcombe interval)",
-                  "concepts + shuffled concepts")
+    return _claim(f"ch05_{model}_null" if kind == "concept" else f"ch05_{model}_neuron_null",
+                  cmp, paper, text, "real − shuffled annotation rate > 0 (Newcombe interval)",
+                  f"{what} + shuffled {what}")
+
+
+def fig3ab_claims(model: str, label: str, runs, paper: str | None = None
+                  ) -> tuple[list[Claim], dict]:
+    """Every Fig 3A.b claim of one model from its GSEA runs.
+
+    ``runs``: ``(kind, shuffled) → GSEA summary`` (:meth:`scconcepts.workflow.Workflow.
+    gsea_comparison`, columns ``annotation`` and ``fdr``) for kinds ``"concept"`` and
+    ``"neuron"``, real and shuffled. Returns the claims (:func:`annotation_vs_neurons`,
+    :func:`fdr_vs_neurons`, :func:`above_null` for both kinds, where the shuffled run exists)
+    and the page values ``ch05_<model>_{concepts, neurons}_annotated``, ``_{concepts,
+    neurons}_fdr`` (shares with best term FDR ≤ 0.05), ``_fisher_p``,
+    ``_n_concepts``, ``_n_neurons``, ``_detectable``, ``_null_annotated`` (concepts) and
+    ``_neuron_null_annotated``.
+    """
+    def rate(t, fdr=False):
+        hit = (t["fdr"] <= 0.05) if fdr else (t["annotation"] != "none")
+        return int(hit.sum()), len(t)
+
+    c, n = runs[("concept", False)], runs[("neuron", False)]
+    main = RateComparison(*rate(c), *rate(n))
+    strict = RateComparison(*rate(c, True), *rate(n, True))
+    out = [annotation_vs_neurons(model, label, main, paper),
+           fdr_vs_neurons(model, label, strict, paper)]
+    values = {"concepts_annotated": main.rate1, "neurons_annotated": main.rate2,
+              "concepts_fdr": strict.rate1, "neurons_fdr": strict.rate2,
+              "fisher_p": main.p, "n_concepts": main.n1, "n_neurons": main.n2,
+              "detectable": main.detectable}
+    for kind, name in (("concept", "null_annotated"), ("neuron", "neuron_null_annotated")):
+        if (kind, True) in runs:
+            null = RateComparison(*rate(runs[(kind, False)]), *rate(runs[(kind, True)]))
+            out.append(above_null(model, label, null, paper, kind))
+            values[name] = null.rate2
+    return out, {f"ch05_{model}_{k}": v for k, v in values.items()}
 
 
 def expert_vs_neurons(model: str, label: str, cmp: RateComparison,

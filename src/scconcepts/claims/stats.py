@@ -31,7 +31,7 @@ import numpy as np
 
 __all__ = ["LEVEL", "N_BOOT", "ABOVE", "BELOW", "decide", "wilson", "exact", "newcombe",
            "t_interval", "bootstrap_weights", "r2_replicates", "percentile", "paired_bootstrap",
-           "min_of", "region_text"]
+           "min_of", "region_text", "detectable_difference"]
 
 #: confidence level of every interval of the book
 LEVEL = 0.95
@@ -141,6 +141,23 @@ def t_interval(values, level: float = LEVEL) -> tuple[float, tuple[float, float]
         return m, None, 1
     h = float(stats.t.ppf(0.5 + level / 2, len(x) - 1) * x.std(ddof=1) / math.sqrt(len(x)))
     return m, (m - h, m + h), len(x)
+
+
+def detectable_difference(n1: int, n2: int, base: float, power: float = 0.8,
+                          level: float = LEVEL) -> float:
+    """The smallest rise of a proportion above ``base`` that a two-sided test of two
+    independent proportions (n1 and n2 units, level 1 − ``level``) detects with ``power``:
+    Cohen's effect size h solved with :class:`statsmodels.stats.power.NormalIndPower` and
+    turned back into a difference at ``base`` (p1 = sin²(asin √base + h/2)); nan when a group
+    is empty or the rise would pass 1."""
+    if n1 <= 0 or n2 <= 0:
+        return math.nan
+    from statsmodels.stats.power import NormalIndPower
+
+    h = NormalIndPower().solve_power(effect_size=None, nobs1=n1, alpha=1 - level, power=power,
+                                     ratio=n2 / n1)
+    angle = math.asin(math.sqrt(min(max(base, 0.0), 1.0))) + float(h) / 2
+    return math.sin(angle) ** 2 - base if angle <= math.pi / 2 else math.nan
 
 
 def bootstrap_weights(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:

@@ -112,8 +112,14 @@ class ModelSpec(Section):
         N_p and N_c of the counterfactual occlusion attribution (Sec 3.2).
     attribution_units
         ``"active"``: attribute every concept that fires at least once and every neuron;
-        an integer n: a seeded random sample of n active concepts and n neurons (the
-        interpretation sample of Sec 4.3, used where a forward pass is costly).
+        an integer n: a seeded random sample of n concepts among those active in at least
+        ``concepts.min_cells`` cells (the ones Sec 3.1 can characterise; all active concepts
+        when fewer qualify), and n neurons (the interpretation sample of Sec 4.3, used where a
+        forward pass is costly).
+    attribution_neurons
+        Neurons attributed: ``"all"``, an integer n (a seeded sample), or None (as
+        ``attribution_units``: every neuron with ``"active"``, else the same n). Chapter 05's
+        concepts-vs-neurons comparison uses every attributed neuron.
     attribution_grid_units
         Concepts sampled per non-default SAE size for Fig 2C.
     table3
@@ -129,6 +135,7 @@ class ModelSpec(Section):
     n_prototypes: int = Field(10, gt=0)
     n_counterfactuals: int = Field(3, gt=0)
     attribution_units: Literal["active"] | int = "active"
+    attribution_neurons: Literal["all"] | int | None = None
     attribution_grid_units: int = Field(150, ge=0)
     table3: dict[str, list[tuple[int, int, float, int]]] | None = None
     stability_pairs: int = Field(2, ge=0)
