@@ -183,22 +183,20 @@ glue("ch02_val_gap", float((conv["r2"] - conv["r2_val"]).abs().max()), display=F
 # differ by at most {glue:text}`ch02_val_gap:.3f`.
 
 # %% tags=["remove-input"]
-# the claims of this chapter for every model (scconcepts.claims.scale), glued below
-found = {"r2": [], "trend": [], "active": [], "dead": []}
+found = {"r2": [], "trend": [], "active": [], "dead": []}  # claims (scconcepts.claims.scale)
 for m in wf.models:
     ms, label, grid = wf.settings(m), wf.label(m), tables[m]
     paper, pgrid = paper_default(label), paper_grid(label)
-    (sae, meta), dflt = saes[m][(ms.c, ms.k)], grid.set_index(["c", "k"]).loc[(ms.c, ms.k)]
-    a = wf.embeddings("main", m)
-    a = a[sae_mod.cell_split(meta["history"], len(a))[1]]  # the held-out cells of dflt["r2_val"]
-    interval = claims.bootstrap_r2(a, sae_mod.reconstruct(sae, a), seed=int(cfg.seed))
-    found["r2"].append(claims.r2_default(m, label, ms.c, ms.k, dflt["r2_val"], interval, paper,
-                                         held_out=len(a)))
-    a_val, recons = wf.sae_grid_held_out(m)  # cells no SAE of the grid trained on, by c
-    steps = claims.r2_step_replicates(a_val, recons, seed=int(cfg.seed))
-    found["trend"].append(claims.r2_trend(m, label, grid, pgrid, steps, held_out=len(a_val)))
-    found["active"].append(claims.active_share(m, label, ms.c, ms.k, dflt["active_concepts"],
-                                               paper))
+    a, recons = wf.sae_grid_held_out(m)  # cells no SAE of the grid trained on, by (c, k)
+    dflt, active = recons[(ms.c, ms.k)], grid.set_index(["c", "k"]).loc[(ms.c, ms.k)]
+    found["r2"].append(claims.r2_default(
+        m, label, ms.c, ms.k, sae_mod.r2_score(a, dflt), held_out=len(a), paper=paper,
+        interval=claims.bootstrap_r2(a, dflt, seed=int(cfg.seed))))
+    steps = claims.r2_step_replicates(a, [recons[tuple(ck)] for ck in sorted(ms.grid)],
+                                      seed=int(cfg.seed))
+    found["trend"].append(claims.r2_trend(m, label, grid, pgrid, steps, held_out=len(a)))
+    found["active"].append(claims.active_share(m, label, ms.c, ms.k,
+                                               active["active_concepts"], paper))
     found["dead"].append(claims.dead_growth(m, label, grid, pgrid))
 
 # %% tags=["remove-input"]

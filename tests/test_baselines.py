@@ -152,3 +152,15 @@ def test_baseline_table_r2_difference_interval_decides():
                       "semi-NMF (c > d)", hi["metrics"]["r2"], n,
                       replicates=(lo["r2_replicates"], hi["r2_replicates"]))
     assert c.verdict == "disagrees" and c.interval[1] < 0
+
+
+def test_matched_rank_finds_the_planted_rank():
+    """Capacity-matched PCA (issue 13, item 8): data of rank 3 plus tiny noise reach R² 0.99 at
+    3 components, not before; an unreachable target returns the full rank."""
+    rng = np.random.default_rng(0)
+    Z = rng.normal(size=(600, 3)) * np.array([5.0, 3.0, 2.0])
+    A = Z @ rng.normal(size=(3, 8)) + 0.01 * rng.normal(size=(600, 8))
+    r, r2 = baselines.matched_rank(A[:400], A[400:], 0.99)
+    assert r == 3 and r2 >= 0.99
+    r, r2 = baselines.matched_rank(A[:400], A[400:], 1.5)
+    assert r == 8 and r2 < 1.5

@@ -282,3 +282,17 @@ def test_claims_glue_keys():
     assert got["ch07_all_lower_low"] > 0 and "held-out" in got["ch07_all_lower_evidence"]
     keys = {f(g, LABELS, **kw).key for f in (cs.all_lower, cs.main_smaller, cs.larger_drop)}
     assert keys == {"ch07_all_lower", "ch07_main_smaller", "ch07_scgpt_larger"}
+
+
+def test_atom_stability_against_the_null():
+    pairs = pd.DataFrame({"mean_best_cosine": [0.61, 0.62, 0.60],
+                          "null_mean_best_cosine": [0.41, 0.40, 0.41],
+                          "share_above": [0.0, 0.0, 0.0], "null_share_above": [0.0] * 3})
+    c = cs.atom_stability("ch07_scvi_atoms", "scVI", pairs, pairs.assign(share_above=0.14))
+    assert (c.verdict, c.n, c.unit) == ("agrees", 3, "seed pairs")
+    assert c.interval[0] > 0.41 and "above 0.7: 14%" in c.sentence
+    same = pairs.assign(mean_best_cosine=[0.40, 0.42, 0.41])
+    assert cs.atom_stability("k", "scVI", same).verdict == "inconclusive"
+    below = pairs.assign(mean_best_cosine=[0.20, 0.21, 0.20])
+    assert cs.atom_stability("k", "scVI", below).verdict == "disagrees"
+    assert cs.atom_stability("k", "scVI", pairs.head(1)).verdict == "inconclusive"  # 1 pair

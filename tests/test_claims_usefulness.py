@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from scconcepts.claims import usefulness as cu
@@ -167,3 +168,21 @@ def test_verdicts_are_words():
     got = {}
     c.glue(lambda k, v, display=False: got.__setitem__(k, v))
     assert got["k_agree"] in {"agrees", "disagrees", "inconclusive"} and np.isclose(got["k"], 0.13)
+
+
+def test_label_alignment_paired_over_labels():
+    labels = [f"L{i}" for i in range(8)]
+    per = pd.DataFrame({"method": ["concepts"] * 8 + ["neurons"] * 8,
+                        "label": labels * 2,
+                        "f1_test": [0.8, 0.7, 0.9, 0.6, 0.75, 0.85, 0.65, 0.7]
+                        + [0.4, 0.5, 0.45, 0.3, 0.5, 0.35, 0.4, 0.45]})
+    c = cu.label_alignment("k", "scVI", per)
+    assert (c.verdict, c.n) == ("agrees", 8) and c.value == pytest.approx(0.325)
+    assert c.interval[0] > 0 and "F1 > 0.5 for 8 vs 0 labels" in c.sentence
+    swapped = per.assign(method=per["method"].map({"concepts": "neurons",
+                                                   "neurons": "concepts"}))
+    assert cu.label_alignment("k", "scVI", swapped).verdict == "disagrees"
+    noisy = per.copy()
+    noisy.loc[noisy["method"] == "neurons", "f1_test"] = [0.9, 0.6, 0.95, 0.5, 0.8, 0.8, 0.7, 0.6]
+    assert cu.label_alignment("k", "scVI", noisy).verdict == "inconclusive"
+    assert cu.label_alignment("k", "scVI", per, "concepts", "PCA").verdict == "inconclusive"

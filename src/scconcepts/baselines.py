@@ -189,6 +189,38 @@ def fit_ica(A: np.ndarray, n: int, seed: int = 0, max_iter: int = 400) -> Linear
             np.asarray(A, dtype=np.float64)))
 
 
+def matched_rank(A_fit: np.ndarray, A_eval: np.ndarray, target_r2: float, seed: int = 0
+                 ) -> tuple[int, float]:
+    """Capacity-matched PCA: the smallest number of principal components whose reconstruction
+    of ``A_eval`` reaches ``target_r2`` (e.g. the SAE's held-out R²).
+
+    Parameters
+    ----------
+    A_fit
+        Cells PCA is fitted on, (n_fit, d) (the SAE's training cells).
+    A_eval
+        Held-out cells the R² is measured on, (n_eval, d).
+    target_r2
+        R² to reach (variance-weighted, :func:`scconcepts.sae.r2_score`).
+
+    Returns
+    -------
+    (rank, r2)
+        The rank and its R² on ``A_eval``; (d, R² at d) when even the full rank falls short.
+    """
+    from sklearn.decomposition import PCA
+
+    A_fit, A_eval = np.asarray(A_fit, np.float64), np.asarray(A_eval, np.float64)
+    pca = PCA(random_state=seed).fit(A_fit)
+    Z = (A_eval - pca.mean_) @ pca.components_.T
+    r2 = float("nan")
+    for r in range(1, pca.n_components_ + 1):
+        r2 = r2_score(A_eval, Z[:, :r] @ pca.components_[:r] + pca.mean_)
+        if r2 >= target_r2:
+            return r, float(r2)
+    return int(pca.n_components_), float(r2)
+
+
 def keep_top_k(U: np.ndarray, k: int) -> np.ndarray:
     """U (n, c) with all but the ``k`` largest codes of each row set to 0 (the SAE's sparsity)."""
     U = np.asarray(U)

@@ -314,21 +314,23 @@ class Workflow(AttributionSteps):
                              (m for _, m in self.sae_grid(model, role).values())])
 
     def sae_grid_held_out(self, model: str, role: str = "main"
-                          ) -> tuple[np.ndarray, list[np.ndarray]]:
-        """The cells held out by the stopping rule of every SAE of the grid (the same split for
-        one seed; their intersection otherwise) and each SAE's reconstruction of them, ordered
-        by c: ``(A_val (n_val, d), [Â_val (n_val, d), ...])`` for
-        :func:`scconcepts.claims.scale.r2_step_replicates`."""
+                          ) -> tuple[np.ndarray, dict[tuple[int, int], np.ndarray]]:
+        """The cells held out by the stopping rule of every SAE of the grid and of the default
+        SAE (the same split for one seed; their intersection otherwise) and each SAE's
+        reconstruction of them: ``(A_val (n_val, d), {(c, k): Â_val (n_val, d)})``, ordered by
+        c, for :func:`scconcepts.claims.scale.r2_step_replicates` and the default's R²."""
         from . import sae as sae_mod
 
         A = self.embeddings(role, model)
-        grid = sorted(self.sae_grid(model, role).items())
+        ms = self.settings(model)
+        fits = dict(self.sae_grid(model, role))
+        fits.setdefault((int(ms.c), int(ms.k)), self.sae(model, role=role))
         val = None
-        for _, (_, meta) in grid:
+        for _, meta in fits.values():
             v = sae_mod.cell_split(meta["history"], len(A))[1]
             val = v if val is None else np.intersect1d(val, v)
         a = A[val]
-        return a, [sae_mod.reconstruct(sae, a) for _, (sae, _) in grid]
+        return a, {ck: sae_mod.reconstruct(sae, a) for ck, (sae, _) in sorted(fits.items())}
 
     def codes(self, model: str, c: int | None = None, k: int | None = None, role: str = "main",
               sae_role: str | None = None, seed=None, epochs=None) -> sp.csr_matrix:

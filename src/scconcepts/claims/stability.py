@@ -22,7 +22,8 @@ import pandas as pd
 from ..reference.stability import PAPER_FIG4, PAPER_MODELS, PAPER_TRAINING
 from . import ABOVE, BELOW, Claim, conclusion, decide, stats, verdict
 
-__all__ = ["MOVED_COSINE", "SHARED_SHARE", "SEED_SPREAD", "r2_gaps", "r2_gap_replicates",
+__all__ = ["MOVED_COSINE", "SHARED_SHARE", "SEED_SPREAD", "atom_stability", "r2_gaps",
+           "r2_gap_replicates",
            "r2_gap_cells", "init_cosine",
            "all_lower", "main_smaller", "larger_drop", "matching_vs_null", "every",
            "more_stable", "shared_genes", "seed_vs_dataset"]
@@ -443,3 +444,34 @@ def seed_vs_dataset(key: str, label: str, summary: pd.DataFrame, n_seeds: int,
                           f"{mean:.3f} ± {std:.3f} (random "
                           f"{s.loc['null: random dictionaries', 'mean']:.3f}; across datasets "
                           f"{float(cross_score):.3f}): {tail}.")
+
+
+def atom_stability(key: str, label: str, pairs: pd.DataFrame, pairs_07: pd.DataFrame | None = None
+                   ) -> Claim:
+    """Atom-level seed stability (a reviewer's ask; no paper value): are the atoms of one seed
+    found again by another seed more often than atoms of a random dictionary?
+
+    ``pairs``: :func:`scconcepts.atoms.atom_seed_stability`'s per-pair table at threshold 0.9
+    (``pairs_07`` the same at 0.7, for the sentence). Value: the mean best cosine over seed
+    pairs, with its Student-t 95 % interval over the pairs; region: above the null's largest
+    mean best cosine. n: seed pairs."""
+    x = pairs["mean_best_cosine"].to_numpy(float)
+    null = float(pairs["null_mean_best_cosine"].max()) if len(pairs) else float("nan")
+    m, ci, n = stats.t_interval(x)
+    v, reason = decide(ci, (null, ABOVE), n=n, min_n=2, fmt=".3f")
+    s07 = ("" if pairs_07 is None else
+           f", above 0.7: {pairs_07['share_above'].mean():.0%} (random "
+           f"{pairs_07['null_share_above'].mean():.0%})")
+    tail = {"agrees": "a new seed finds the atoms again better than chance",
+            "disagrees": "a new seed finds the atoms no better than chance",
+            "inconclusive": f"inconclusive ({reason})"}[v]
+    ci_txt = "" if ci is None else f", 95 % interval {ci[0]:.3f} to {ci[1]:.3f}"
+    return Claim(key=key, value=m, n=n, interval=ci, region=(null, ABOVE), verdict=v,
+                 unit="seed pairs", fmt=".3f",
+                 test="mean best atom cosine across seeds > random dictionaries' (t interval "
+                      "over seed pairs; no paper value)",
+                 sentence=f"{label}: an active atom's best cosine with any atom of another seed "
+                          f"is {m:.3f} on average ({n} seed pairs{ci_txt}; random dictionaries "
+                          f"{pairs['null_mean_best_cosine'].mean():.3f}); share of atoms found "
+                          f"again above 0.9: {pairs['share_above'].mean():.0%} (random "
+                          f"{pairs['null_share_above'].mean():.0%}){s07}: {tail}.")

@@ -16,6 +16,7 @@ from ..reference.usefulness import PAPER_FIG5, paper_accuracy, paper_baseline
 from . import ABOVE, Claim, decide, stats, verdict
 
 __all__ = ["WITHIN", "R2_TIE", "LOWRANK_DENSE", "concepts_vs_neurons", "markers_vs_neurons",
+           "label_alignment",
            "fig5", "any_agrees", "r2_greater", "accuracy_at_least", "lowrank_baselines"]
 
 WITHIN = 0.05        # "concepts classify as well as neurons": accuracies within this
@@ -214,3 +215,35 @@ def lowrank_baselines(key: str, label: str, n_components: int, r2_pca: float, r2
                  test=f"PCA and ICA sparsity < {LOWRANK_DENSE} (no paper value)", verdict=v,
                  sentence=f"{label} ({n_components} components): R² PCA {rp:.3f}, ICA {ri:.3f}; "
                           f"sparsity PCA {sp_:.3f}, ICA {si:.3f}: {tail}.")
+
+
+def label_alignment(key: str, label: str, per_label, name_a: str = "concepts",
+                    name_b: str = "neurons") -> Claim:
+    """InterPLM protocol (a reviewer's ask; no paper value): the best single unit of method
+    ``a`` matches a label (cell type, donor) better than the best unit of method ``b``.
+
+    ``per_label``: :func:`scconcepts.alignment.alignment_table`'s per-label table (columns
+    ``method``, ``label``, ``f1_test``) over the labels of interest. Value: mean over labels of
+    the test F1 of a minus that of b (each unit and threshold chosen on validation cells), with
+    its Student-t 95 % interval over labels (paired); region (0, ∞). n: labels."""
+    t = per_label.pivot_table(index="label", columns="method", values="f1_test")
+    if name_a not in t or name_b not in t:
+        return Claim(key=key, value=float("nan"), n=0, test="", verdict="inconclusive",
+                     sentence=f"{label}: {name_a} or {name_b} missing, nothing compared.")
+    diff = (t[name_a] - t[name_b]).dropna()
+    m, ci, n = stats.t_interval(diff)
+    v, reason = decide(ci, (0.0, ABOVE), n=n, min_n=MIN_UNITS, fmt="+.3f")
+    ci_txt = "" if ci is None else f", 95 % interval {ci[0]:+.3f} to {ci[1]:+.3f}"
+    tail = {"agrees": f"single {name_a} match the labels better than single {name_b}",
+            "disagrees": f"single {name_b} match the labels better than single {name_a}",
+            "inconclusive": f"inconclusive ({reason})"}[v]
+    a_hi = int((t[name_a] > 0.5).sum())
+    b_hi = int((t[name_b] > 0.5).sum())
+    return Claim(key=key, value=m, n=n, interval=ci, region=(0.0, ABOVE), verdict=v,
+                 unit="labels", fmt="+.3f",
+                 test=f"mean test F1 {name_a} − {name_b} over labels > 0 (t interval; no paper "
+                      "value)",
+                 sentence=f"{label}: over {n} labels the best single unit among the "
+                          f"{name_a} reaches a test F1 of {t[name_a].mean():.2f} on average, "
+                          f"among the {name_b} {t[name_b].mean():.2f} (difference {m:+.3f}{ci_txt}); F1 > 0.5 for {a_hi} vs {b_hi} labels: "
+                          f"{tail}.")
