@@ -73,7 +73,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from myst_nb import glue
 
-from scconcepts import plotting
+from scconcepts import plotting, pools
 from scconcepts.claims import glue_sentences, interpretability as claims
 from scconcepts.config import load_config
 from scconcepts.enrichment import annotation_summary
@@ -153,13 +153,74 @@ pd.DataFrame([c.as_row() for c in results]).set_index("key")[
 #
 # {glue:md}`ch05_text`
 #
-# Where neurons are annotated as often as concepts or more, one difference of method is a
-# candidate that this chapter does not test: the two kinds of unit do not get comparable
-# counterfactuals. A neuron "activates" in the half of the cells above its median, so its
-# counterfactual pool is the other half, and the nearest non-activating cell to a prototype far
-# above the median is often a cell of another population; a concept fires in a few per cent of
-# the cells, and its counterfactuals are near neighbours. A neuron's ranking may then carry the
-# genes that separate two populations, which GO annotates readily.
+# ## Is it the counterfactuals? (neuron-baseline sensitivity)
+#
+# The two kinds of unit do not get comparable counterfactuals. A neuron "activates" in the half
+# of the cells above its median, so its counterfactual pool is the other half, and the nearest
+# cell below the median to a prototype far above it can be a cell of another population; a
+# concept fires in a few per cent of the cells, and its counterfactuals are near neighbours. A
+# neuron's ranking may then carry the genes that separate two populations, which GO annotates
+# readily — Fig 3A.b would then measure the pool, not the unit. For the models in
+# `gsea.pool_sensitivity` we swap the pools both ways and repeat the comparison: neurons centred
+# at the quantile that gives them the concepts' median firing rate (their pool: every cell below
+# it), and concepts split at the median of their pre-activation (their pool: the lower half, as
+# neurons have by default; the attributed function stays the Top-K code).
+
+# %%
+sens, diag = {}, {}
+for m in cfg.gsea.pool_sensitivity:
+    q = pools.pool_quantile(wf.codes(m))
+    c, n = comp[(m, "concept", False)], comp[(m, "neuron", False)]
+    sens[m] = {"the paper's pools": (c, n),
+               f"neurons centred at their {q:.1%} quantile": (
+                   c, wf.gsea_comparison(m, "neuron", pool=q)),
+               "concepts split at their median": (wf.gsea_comparison(m, "concept", pool=0.5), n)}
+    diag[m] = pd.concat({(kind, name): wf.pair_diagnostics(m, kind, p) for kind, name, p in (
+        ("concept", "paper", None), ("neuron", "paper", None),
+        ("neuron", "firing-rate quantile", q), ("concept", "median split", 0.5))},
+        names=["kind", "pools"])
+pd.concat({wf.label(m): d.groupby(["kind", "pools"]).median() for m, d in diag.items()},
+          names=["model"]).round(3)
+
+# %% [markdown]
+# Median over units of the counterfactual pairs' description: `distance ratio`, the embedding
+# distance of a (prototype, counterfactual) pair over the prototype's distance to its nearest
+# neighbour (1 = as close as the nearest cell); `other cell type`, the share of pairs whose two
+# cells have different cell types; `abs log library ratio`, how far their total counts differ.
+
+# %%
+for m, d in diag.items():
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.4))
+    for ax, col in zip(axes, ("log distance ratio", "other cell type", "abs log library ratio")):
+        groups = d.groupby(["kind", "pools"])[col]
+        ax.boxplot([g.dropna() for _, g in groups], showfliers=False)
+        ax.set_xticks(range(1, groups.ngroups + 1),
+                      [f"{k}\n{p}" for k, p in groups.groups], fontsize=7)
+        ax.set_title(col, fontsize=9)
+    fig.suptitle(f"{wf.label(m)}: the counterfactual pairs of each kind of unit and pool", y=1.03)
+    plt.show()
+
+# %% tags=["remove-input"]
+pool_claims = []
+for m in sens:
+    pool_claims += claims.pool_sensitivity(m, wf.label(m), sens[m], ref.FIG3A_B.get(m))
+    t = diag[m].xs("paper", level="pools").reset_index().merge(pd.concat(
+        [comp[(m, k, False)].assign(kind=k) for k in kinds]), on=["kind", "unit"])
+    model = pools.annotation_model(t.assign(annotated=t["annotation"] != "none"))
+    pool_claims.append(claims.adjusted_kind(m, wf.label(m), model, ref.FIG3A_B.get(m)))
+_ = glue_sentences("ch05_pools_text", pool_claims)
+
+# %% [markdown]
+# The comparison of Fig 3A.b under each pool, and a logistic regression of "annotated" on the
+# kind of unit with the three pair descriptions above as covariates (standardised), over the
+# units of the paper's pools:
+#
+# {glue:md}`ch05_pools_text`
+#
+# How to read it: if the difference between concepts and neurons moves with the pools, and the
+# coefficient of "concept" shrinks towards 0 once the pairs are described, Fig 3A.b measures how
+# far a unit's counterfactuals are more than what kind of unit it is; if it stays, the kind
+# itself matters.
 #
 # ## Example concepts and their pathways (Table 7, pathway column)
 #

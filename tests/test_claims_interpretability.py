@@ -213,3 +213,30 @@ def test_fig3ab_claims_cover_both_kinds_fdr_and_nulls():
     # without the shuffled runs, no null claim
     found, values = ci.fig3ab_claims("scvi", "scVI", {k: v for k, v in runs.items() if not k[1]})
     assert len(found) == 2 and "ch05_scvi_null_annotated" not in values
+
+
+def test_pool_sensitivity_one_claim_per_setting():
+    def table(k, n):
+        return pd.DataFrame({"annotation": ["weak"] * k + ["none"] * (n - k)})
+
+    settings = {"the paper's pools": (table(60, 100), table(45, 50)),
+                "neurons at the concepts' rate": (table(60, 100), table(10, 50))}
+    found = ci.pool_sensitivity("scvi", "scVI", settings, ref.FIG3A_B["scvi"])
+    assert [c.key for c in found] == ["ch05_scvi_pools0", "ch05_scvi_pools1"]
+    assert found[0].verdict == "disagrees" and found[1].verdict == "agrees"
+    assert "neurons at the concepts' rate" in found[1].sentence
+
+
+def test_adjusted_kind_reads_the_adjusted_coefficient():
+    coef = pd.DataFrame([
+        {"model": "kind only", "term": "concept", "coef": -1.2, "low": -1.8, "high": -0.6,
+         "p": 1e-4, "n": 300},
+        {"model": "kind + pairs", "term": "concept", "coef": -0.1, "low": -0.7, "high": 0.5,
+         "p": 0.7, "n": 300},
+        {"model": "kind + pairs", "term": "other cell type", "coef": 1.1, "low": 0.6,
+         "high": 1.6, "p": 1e-5, "n": 300}])
+    c = ci.adjusted_kind("scvi", "scVI", coef, ref.FIG3A_B["scvi"])
+    assert (c.key, c.verdict, c.n) == ("ch05_scvi_adjusted", "inconclusive", 300)
+    assert c.value == -0.1 and "-1.20" in c.sentence and "other cell type +1.10" in c.sentence
+    coef.loc[1, ["coef", "low", "high"]] = [0.9, 0.4, 1.4]
+    assert ci.adjusted_kind("scvi", "scVI", coef, ref.FIG3A_B["scvi"]).verdict == "agrees"

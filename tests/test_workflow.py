@@ -207,3 +207,23 @@ def test_units_of_the_concepts_vs_neurons_comparison(art):
         whole[whole["unit"].isin(sample["unit"])].reset_index(drop=True))
     null = wf.gsea_comparison("pca", "neuron", shuffle=True)
     assert null["shuffled"].all() and len(null) == len(wf.comparison_units("pca", "neuron"))
+
+
+def test_counterfactual_pools_move_the_counterfactuals(art):
+    """Chapter 05's pool sensitivity: centring neurons at a high quantile makes their pool most
+    cells, so counterfactuals come closer (distance ratio falls); the pool has its own key."""
+    wf = _wf(art, **{"models.pca.attribution_units": 3, "concepts.min_cells": 5})
+    units = wf.comparison_units("pca", "neuron")[:3]
+    base = wf.attribution("pca", "neuron", units=units)
+    high = wf.attribution("pca", "neuron", units=units, pool=0.95)
+    assert wf.attribution_key("pca", "neuron", "main", None, units) != wf.attribution_key(
+        "pca", "neuron", "main", None, units, pool=0.95)
+    np.testing.assert_array_equal(base.prototypes, high.prototypes)   # same top cells
+    d0 = wf.pair_diagnostics("pca", "neuron").loc[units, "distance ratio"]
+    d1 = wf.pair_diagnostics("pca", "neuron", pool=0.95).loc[units, "distance ratio"]
+    assert (d1 <= d0 + 1e-9).all() and (d1 < d0).any()
+    med = wf.attribution("pca", "concept", units=wf.comparison_units("pca", "concept")[:2],
+                         pool=0.5)
+    assert np.isfinite(med.scores).any()
+    with pytest.raises(ValueError, match="quantile"):
+        wf.attribution("pca", "neuron", units=units, pool=1.5)

@@ -96,6 +96,8 @@ class GseaSettings(Section):
     #: Fig 3A.b on every attributed unit (concepts active in >= concepts.min_cells cells) or on
     #: the n_units samples only
     comparison: Literal["all", "sample"] = "all"
+    #: models whose Fig 3A.b is repeated with other counterfactual pools (chapter 05)
+    pool_sensitivity: list[str] = []
     permutations: int = Field(500, gt=0)
     strong_permutations: int = Field(1000, gt=0)
     strong_method: Literal["multilevel", "permutation"] = "multilevel"
@@ -231,6 +233,11 @@ class Profile(Traced):
             if m not in self.models:
                 raise ValueError(f"perturbation.models names {m!r}, which is not under models "
                                  f"({sorted(self.models)}).")
+        unknown = [m for m in self.gsea.pool_sensitivity if m not in self.models]
+        if unknown:
+            raise ValueError(f"gsea.pool_sensitivity names {unknown}, not under models "
+                             f"({sorted(self.models)}); set gsea.pool_sensitivity to models of "
+                             "the profile, or [] to skip chapter 05's pool sensitivity.")
         for name, spec in self.models.items():
             if (spec.c, spec.k) not in [tuple(g) for g in spec.grid]:
                 raise ValueError(f"models.{name}: the default SAE (c={spec.c}, k={spec.k}) must "

@@ -66,7 +66,8 @@ class AttributionSteps:
     # ------------------------------------------------------------------ attribution
     def attribution(self, model: str, kind: str = "concept", role: str = "main",
                     sae_role: str | None = None, units=None, c: int | None = None,
-                    k: int | None = None, seed: int | None = None, epochs: int | None = None):
+                    k: int | None = None, seed: int | None = None, epochs: int | None = None,
+                    pool: float | None = None):
         """Counterfactual occlusion attribution (Eq 1–3) of concepts or neurons (cached).
 
         Parameters
@@ -78,6 +79,14 @@ class AttributionSteps:
             The cells whose prototypes and counterfactuals are searched.
         units
             Units to attribute; None = :meth:`default_units`.
+        pool
+            The counterfactual pool (chapter 05's sensitivity; None = the paper's Eq 1). For
+            neurons, the quantile each neuron is centred on instead of the median (cells below
+            it are the pool; e.g. :func:`scconcepts.pools.pool_quantile` gives neurons the
+            concepts' firing rate). For concepts, cells whose pre-activation is at or below
+            this quantile of the concept's pre-activation are the pool (0.5: a median split,
+            as for neurons), and prototypes are the cells of highest pre-activation; the
+            attributed function stays the Top-K code.
 
         Sharding (``scale.attribution_shard_count`` = n > 1) computes only shard
         ``scale.attribution_shard_index``; a later unsharded run merges the complete set.
@@ -98,12 +107,21 @@ class AttributionSteps:
         ms = self.settings(model)
         c, k = int(c or ms.c), int(k or ms.k)
         A = self.embeddings(role, model)
+        if pool is not None and not 0 < float(pool) < 1:
+            raise ValueError(f"pool must be a quantile in (0, 1), not {pool!r}")
         if kind == "concept":
             sae, _ = self.sae(model, c, k, sae_role or role, seed, epochs)
             readout = SAEReadout(sae)
             acts = sae_mod.encode(sae, A)
+            if pool is not None:
+                import torch
+
+                with torch.no_grad():
+                    pre = sae.pre_activation(torch.from_numpy(np.asarray(A, np.float32))).numpy()
+                pool_acts = pre - np.quantile(pre, float(pool), axis=0)
         elif kind == "neuron":
-            readout = NeuronReadout.from_embeddings(A)
+            readout = (NeuronReadout.from_embeddings(A) if pool is None else
+                       NeuronReadout(np.quantile(np.asarray(A, np.float32), float(pool), axis=0)))
             acts = A - readout.median.numpy()
         else:
             raise ValueError(f"kind must be 'concept' or 'neuron', not {kind!r}")
@@ -111,8 +129,10 @@ class AttributionSteps:
             units = (self.default_units(model, kind, c, k, role) if (sae_role or role) == role
                      else np.flatnonzero(acts.getnnz(axis=0) > 0))
         units = np.asarray(units, dtype=int)
+        if kind == "concept" and pool is not None:
+            acts = pool_acts  # the units were chosen on the codes; the pool on pre-activations
         n_p, n_c = int(ms.n_prototypes), int(ms.n_counterfactuals)
-        key = self.attribution_key(model, kind, role, sae_role, units, c, k, seed, epochs)
+        key = self.attribution_key(model, kind, role, sae_role, units, c, k, seed, epochs, pool)
         path = self.store.path(key, ".npz")
         shards = self.store.root / "attribution" / "shards"
         index, count = self.cfg.scale.attribution_shard_index, self.cfg.scale.attribution_shard_count
@@ -154,16 +174,19 @@ class AttributionSteps:
 
     def attribution_key(self, model: str, kind: str, role: str, sae_role: str | None,
                         units, c: int | None = None, k: int | None = None,
-                        seed: int | None = None, epochs: int | None = None) -> str:
+                        seed: int | None = None, epochs: int | None = None,
+                        pool: float | None = None) -> str:
         """Store key of :meth:`attribution` with these arguments (``units`` given explicitly):
-        the SAE's key (concepts) or "neurons", the embeddings' key, the units, N_p and N_c."""
+        the SAE's key (concepts) or "neurons", the embeddings' key, the units, N_p, N_c and the
+        counterfactual ``pool`` when not the paper's."""
         ms = self.settings(model)
         source = (self.sae_key(model, c, k, sae_role or role, seed, epochs)
                   if kind == "concept" else "neurons")
-        return self.store.key("attribution", {
-            "kind": kind, "units": np.asarray(units, dtype=int).tolist(),
-            "np": int(ms.n_prototypes), "nc": int(ms.n_counterfactuals)},
-            [source, self.embedding_key(role, model)])
+        params = {"kind": kind, "units": np.asarray(units, dtype=int).tolist(),
+                  "np": int(ms.n_prototypes), "nc": int(ms.n_counterfactuals)}
+        if pool is not None:
+            params["pool"] = round(float(pool), 6)
+        return self.store.key("attribution", params, [source, self.embedding_key(role, model)])
 
     # ------------------------------------------------------------------ GSEA
     def gene_sets(self) -> dict[str, list[str]]:
@@ -212,13 +235,14 @@ class AttributionSteps:
         return np.sort(rng.choice(ok, n, replace=False))
 
     def gsea(self, model: str, kind: str = "concept", shuffle: bool = False,
-             units=None) -> pd.DataFrame:
+             units=None, pool: float | None = None) -> pd.DataFrame:
         """Attribution-based GSEA summary (Sec 3.4) of ``units`` (cached parquet, in blocks).
 
         ``units``: None = the interpretation sample (:meth:`gsea_units`); with
         ``gsea.comparison: all`` it is read from the comparison run (:meth:`gsea_comparison`),
         of which it is a subset (GSEA of a unit does not depend on the other units).
-        ``shuffle=True`` runs the shuffled-ranking null on the same units.
+        ``shuffle=True`` runs the shuffled-ranking null on the same units; ``pool``: GSEA of the
+        attribution with another counterfactual pool (:meth:`attribution`).
 
         Raises
         ------
@@ -241,7 +265,8 @@ class AttributionSteps:
                 full = self.gsea(model, kind, shuffle, units=whole)
                 return full[full["unit"].isin(units)].reset_index(drop=True)
         units = np.asarray(units, dtype=np.int64)
-        att = self.attribution(model, kind)
+        att = (self.attribution(model, kind) if pool is None else
+               self.attribution(model, kind, units=units, pool=pool))
         library = census.resolve_gene_sets(self.cfg)
         lib_key = (file_fingerprint(library) if Path(str(library)).is_file() else str(library))
         att_key = att.digest()
@@ -264,10 +289,30 @@ class AttributionSteps:
                                   recipe={"step": "gsea", "model": model, "kind": kind},
                                   progress=f"GSEA {model} {kind}")
 
-    def gsea_comparison(self, model: str, kind: str, shuffle: bool = False) -> pd.DataFrame:
+    def gsea_comparison(self, model: str, kind: str, shuffle: bool = False,
+                        pool: float | None = None) -> pd.DataFrame:
         """GSEA of the concepts-vs-neurons comparison units (:meth:`comparison_units`), with
-        the shuffled-ranking null when ``shuffle``."""
-        return self.gsea(model, kind, shuffle, units=self.comparison_units(model, kind))
+        the shuffled-ranking null when ``shuffle``, with another counterfactual ``pool``
+        (:meth:`attribution`) when given."""
+        return self.gsea(model, kind, shuffle, units=self.comparison_units(model, kind),
+                         pool=pool)
+
+    def pair_diagnostics(self, model: str, kind: str, pool: float | None = None
+                         ) -> pd.DataFrame:
+        """:func:`scconcepts.pools.pair_diagnostics` of the comparison units' attribution (with
+        ``pool``): embedding distance of each (prototype, counterfactual) pair relative to the
+        nearest neighbour, share of pairs across cell types, library-size ratio (total counts
+        of the main dataset)."""
+        from .pools import pair_diagnostics
+
+        units = self.comparison_units(model, kind)
+        att = (self.attribution(model, kind) if pool is None else
+               self.attribution(model, kind, units=units, pool=pool))
+        keep = np.isin(att.units, units)
+        data = self.dataset("main")
+        lib = np.asarray(data.X.sum(1)).ravel()
+        return pair_diagnostics(self.embeddings("main", model), lib, data.obs["cell_type"],
+                                att.prototypes[keep], att.counterfactuals[keep], att.units[keep])
 
     # ------------------------------------------------------------------ DGEA (chapter 10)
     def dgea_comparison(self, model: str) -> dict:

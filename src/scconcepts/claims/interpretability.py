@@ -20,7 +20,8 @@ from scipy.stats import fisher_exact
 from . import ABOVE, Claim, conclusion, decide, stats
 
 __all__ = ["ALPHA", "MIN_UNITS", "POWER", "RateComparison", "annotation_vs_neurons",
-           "fdr_vs_neurons", "above_null", "fig3ab_claims",
+           "fdr_vs_neurons", "above_null", "fig3ab_claims", "pool_sensitivity",
+           "adjusted_kind",
            "expert_vs_neurons"]
 
 #: 1 − the level of the intervals (and the level of Fisher's exact test, reported beside them)
@@ -223,3 +224,56 @@ def expert_vs_neurons(model: str, label: str, cmp: RateComparison,
             "interpretable than neurons (Fig 3A.a):")
     return _claim(f"ch06_{model}_interpretable", cmp, paper, text,
                   "concepts − neurons interpretable rate > 0 (Newcombe interval)", "ratings")
+
+
+def pool_sensitivity(model: str, label: str, settings, paper: str | None = None
+                     ) -> list[Claim]:
+    """Fig 3A.b under other counterfactual pools (issue 13, item 3): concepts vs neurons
+    annotated, once per pool setting.
+
+    ``settings``: name → (concept GSEA table, neuron GSEA table) (column ``annotation``), e.g.
+    the paper's pools, neurons centred at the concepts' firing rate, concepts split at their
+    median pre-activation. One :func:`annotation_vs_neurons`-style claim per setting, key
+    ``ch05_<model>_pools<i>`` (i = position), value: concepts − neurons annotation rate with
+    Newcombe's interval; the sentence names the setting, so that how the gap moves can be read
+    across them."""
+    out = []
+    for i, (name, (c, n)) in enumerate(settings.items()):
+        cmp = RateComparison(int((c["annotation"] != "none").sum()), len(c),
+                             int((n["annotation"] != "none").sum()), len(n))
+        text = (f"**{label}, {name}.** Concepts {_pct(cmp.rate1)} of {cmp.n1}, neurons "
+                f"{_pct(cmp.rate2)} of {cmp.n2}: a difference of {cmp.diff:+.0%} (95 % interval "
+                f"{cmp.interval[0]:+.0%} to {cmp.interval[1]:+.0%}). Concepts annotated more "
+                "often than neurons:")
+        out.append(_claim(f"ch05_{model}_pools{i}", cmp, paper, text,
+                          f"concepts − neurons annotation rate > 0, {name} (Newcombe interval)",
+                          "concepts + neurons"))
+    return out
+
+
+def adjusted_kind(model: str, label: str, coefficients, paper: str | None = None) -> Claim:
+    """Does "concept vs neuron" still predict annotation once the counterfactual pairs are
+    described (issue 13, item 3)?
+
+    ``coefficients``: :func:`scconcepts.pools.annotation_model`. Value: the log-odds
+    coefficient of being a concept in the model with the pair covariates, with its 95 % Wald
+    interval; region (0, ∞) (the paper's direction: concepts annotated more often); the
+    sentence also gives the coefficient without covariates and the covariates' own. Key
+    ``ch05_<model>_adjusted``."""
+    t = coefficients.set_index(["model", "term"])
+    adj, raw = t.loc[("kind + pairs", "concept")], t.loc[("kind only", "concept")]
+    ci = (float(adj["low"]), float(adj["high"]))
+    v, reason = decide(ci, (0.0, ABOVE), n=int(adj["n"]), min_n=10, paper=paper is not None,
+                       fmt="+.2f")
+    covs = "; ".join(f"{term} {r['coef']:+.2f} ({r['low']:+.2f} to {r['high']:+.2f})"
+                     for (mdl, term), r in t.iterrows() if mdl == "kind + pairs"
+                     and term != "concept")
+    sentence = (f"**{label}, adjusted.** Log-odds of an annotation for a concept rather than a "
+                f"neuron: {raw['coef']:+.2f} ({raw['low']:+.2f} to {raw['high']:+.2f}) alone, "
+                f"{adj['coef']:+.2f} ({ci[0]:+.2f} to {ci[1]:+.2f}) with the pair covariates "
+                f"(per standard deviation: {covs}; {int(adj['n'])} units, logistic "
+                f"regression): {conclusion(v, reason)}.")
+    return Claim(key=f"ch05_{model}_adjusted", value=float(adj["coef"]), n=int(adj["n"]),
+                 interval=ci, region=(0.0, ABOVE), verdict=v, unit="units", fmt="+.2f",
+                 test="log-odds of annotation, concept vs neuron, adjusted for the "
+                      "counterfactual pairs > 0 (Wald interval)", sentence=sentence, paper=paper)
