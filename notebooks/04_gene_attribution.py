@@ -47,7 +47,8 @@ import pandas as pd
 from myst_nb import glue
 
 from scconcepts import data, plotting
-from scconcepts.attribution import (example_concepts, gene_set_summary, marker_report,
+from scconcepts.attribution import (example_concepts, gene_set_summary, housekeeping_genes,
+                                    housekeeping_share, marker_report,
                                     top_genes_table)
 from scconcepts.claims import attribution as claims, glue_sentences
 from scconcepts.config import load_config
@@ -247,9 +248,49 @@ glue_sentences("ch04_markers_text", marker_claims)
 # {glue:md}`ch04_markers_text`
 #
 # Not every specific concept has a marker in its top 10: for scVI, many top genes are highly
-# expressed housekeeping or ribosomal genes (FTH1, ACTB, MALAT1, RPL/RPS genes), plausibly
-# because scVI's encoder reads log1p counts without library-size normalisation, so genes with
-# large count differences move the embedding most.
+# expressed housekeeping or ribosomal genes (FTH1, ACTB, MALAT1, RPL/RPS genes).
+#
+# ### Which space to perturb?
+#
+# Eq 2 replaces a gene's value in the model's input. scVI's input is raw counts, so replacing a
+# count also changes the cell's library size, and the counterfactual's count comes from a cell
+# with its own depth: a highly expressed gene then moves the embedding through depth as much as
+# through biology. The paper lists "sum norm + log1p" as scVI's preprocessing (Table 2), which
+# would make the replaced value a *relative* expression. For the models in
+# `attribution.match_library_models` we attribute the same concepts a second time with each
+# counterfactual's counts scaled to its prototype's total (a replaced gene carries the
+# counterfactual's relative expression at the prototype's depth) and compare the share of
+# ribosomal (RPL/RPS), mitochondrial (MT-) and the 20 most expressed genes among the top 10, and
+# the canonical-marker recovery above.
+
+# %%
+space = {}
+for m in cfg.attribution.match_library_models:
+    a = att[m]["concept"]
+    matched = wf.attribution(m, "concept", units=a.units, match_library=True)
+    X, genes = wf.model(m).inputs(wf.dataset("main"), "main")
+    hk = housekeeping_genes(genes, np.asarray(X.mean(0)).ravel())
+    space[m] = {"raw": (housekeeping_share(a, ok_units[m], hk), markers[m]),
+                "library-matched": (housekeeping_share(matched, ok_units[m], hk), marker_report(
+                    matched, cats[m].loc[ok_units[m]], cfg.attribution.canonical_markers)[0])}
+pd.DataFrame({(wf.label(m), name): {
+    "housekeeping share in top 10 (mean)": h.mean(),
+    "specific concepts with a marker": int(mk["with a marker in top 10"].sum())}
+    for m, d in space.items() for name, (h, mk) in d.items()}).T.round(3)
+
+# %% tags=["remove-input"]
+space_claims = [claims.perturbation_space(m, wf.label(m), d["raw"][0], d["library-matched"][0],
+                                          d["raw"][1], d["library-matched"][1])
+                for m, d in space.items()]
+_ = glue_sentences("ch04_space_text", space_claims)
+
+# %% [markdown]
+# {glue:md}`ch04_space_text`
+#
+# The book keeps raw counts, Eq 2 as the paper writes it (the model's own input space), for every
+# chapter; the comparison above says how much of a concept's top genes that choice puts on depth
+# rather than on relative expression, and the library-matched attribution is one argument away
+# (`Workflow.attribution(..., match_library=True)`).
 #
 # ## scGPT: attribution through the transformer
 #
@@ -266,10 +307,10 @@ glue_sentences("ch04_markers_text", marker_claims)
 # ```{admonition} What differs from the paper here
 # :class: warning
 # A CPU forward pass of scGPT costs about 100 times one of scVI, so scGPT attribution is run on
-# the interpretation sample only (`models.scgpt.attribution_units` random concepts of the default
-# scGPT SAE and as many random neurons) with $N_p$ = `models.scgpt.n_prototypes` and
-# $N_c$ = `models.scgpt.n_counterfactuals` instead of the paper's 10 and 3 (see the
+# a sample: `models.scgpt.attribution_units` random concepts of the default scGPT SAE among those
+# active in at least `concepts.min_cells` cells, every neuron (`models.scgpt.attribution_neurons`),
+# with $N_p$ = `models.scgpt.n_prototypes` and $N_c$ = `models.scgpt.n_counterfactuals` (see the
 # run-parameters table at the top), and Fig 2C's non-default sizes on
 # `models.scgpt.attribution_grid_units` concepts each. The shares above for scGPT therefore
-# carry the sampling error of a few concepts.
+# carry the sampling error of a sample; their intervals say how much.
 # ```

@@ -349,3 +349,39 @@ def test_gene_set_summary_known_counts():
     assert t.loc["concepts", "share with > 3 genes (relative)"] == 0.75
     assert t.loc["neurons", "share with > 3 genes (absolute)"] == 1.0
     assert t.loc["neurons", "share with > 3 genes (relative)"] == 0.0
+
+
+def test_attribute_units_library_matched_counterfactuals(linear_case):
+    """match_library (issue 13, item 4): each counterfactual is scaled to its prototype's total
+    before occlusion, so a_l = (x^p_l − x^c_l · Σx^p / Σx^c) · W_lj (linear f, known answer)."""
+    W, x, _ = linear_case
+    emb = x @ W
+    median = np.floor(np.median(emb, axis=0))
+    unit_fn = UnitFunction(Linear(W), NeuronReadout(median))
+    acts = emb - median
+    genes = [f"G{i}" for i in range(x.shape[1])]
+    res = attribute_units(unit_fn, x, emb, acts, [1], genes, n_prototypes=2,
+                          n_counterfactuals=2, progress=False, match_library=True)
+    p = res.prototypes[0]
+    c = res.counterfactuals[0]
+    expected = np.stack([np.mean([(x[pi] - x[ci] * x[pi].sum() / x[ci].sum()) * W[:, 1]
+                                  for ci in cs], axis=0) for pi, cs in zip(p, c)])
+    np.testing.assert_allclose(res.per_prototype[0], expected, rtol=1e-4, atol=1e-3)
+    raw = attribute_units(unit_fn, x, emb, acts, [1], genes, n_prototypes=2,
+                          n_counterfactuals=2, progress=False)
+    assert not np.allclose(raw.per_prototype[0], res.per_prototype[0])
+
+
+def test_housekeeping_genes_and_share():
+    from scconcepts.attribution import AttributionResult, housekeeping_genes, housekeeping_share
+
+    genes = np.array(["RPL3", "RPS6", "MT-CO1", "CD3E", "MS4A1", "ACTB", "LYZ"])
+    hk = housekeeping_genes(genes, np.array([1, 1, 1, 0.1, 0.2, 50, 0.3]), n_top=1)
+    assert hk == {"RPL3", "RPS6", "MT-CO1", "ACTB"}
+    scores = np.array([[5, 4, 0, 3, 2, 1, 0], [0, 0, 0, 9, 8, 0, 7]], dtype=np.float32)
+    res = AttributionResult(units=np.array([3, 8]), genes=genes, scores=scores,
+                            per_prototype=scores[:, None], prototypes=np.zeros((2, 1), int),
+                            counterfactuals=np.zeros((2, 1, 1), int),
+                            prototype_activation=np.ones((2, 1)), kind="concept")
+    share = housekeeping_share(res, [3, 8], hk, n=2)
+    assert share.loc[3] == 1.0 and share.loc[8] == 0.0

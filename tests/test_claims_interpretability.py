@@ -240,3 +240,17 @@ def test_adjusted_kind_reads_the_adjusted_coefficient():
     assert c.value == -0.1 and "-1.20" in c.sentence and "other cell type +1.10" in c.sentence
     coef.loc[1, ["coef", "low", "high"]] = [0.9, 0.4, 1.4]
     assert ci.adjusted_kind("scvi", "scVI", coef, ref.FIG3A_B["scvi"]).verdict == "agrees"
+
+
+def test_perturbation_space_paired_over_concepts():
+    raw = pd.Series([0.6, 0.5, 0.7, 0.4, 0.6], index=[1, 2, 3, 4, 5])
+    matched = pd.Series([0.2, 0.1, 0.3, 0.2, 0.1], index=[1, 2, 3, 4, 5])
+    mk = pd.DataFrame({"specific concepts": [4, 2], "with a marker in top 10": [1, 0]})
+    mk2 = pd.DataFrame({"specific concepts": [4, 2], "with a marker in top 10": [3, 1]})
+    c = ca.perturbation_space("scvi", "scVI", raw, matched, mk, mk2)
+    assert (c.key, c.verdict, c.n) == ("ch04_scvi_space", "agrees", 5)
+    assert c.value == pytest.approx(0.38) and "1 of 6 (17%) with raw" in c.sentence
+    assert "4 of 6 (67%) library-matched" in c.sentence
+    assert ca.perturbation_space("scvi", "scVI", matched, raw, mk, mk2).verdict == "disagrees"
+    assert ca.perturbation_space("scvi", "scVI", raw, raw + [0.1, -0.1, 0.05, -0.05, 0],
+                                 mk, mk2).verdict == "inconclusive"

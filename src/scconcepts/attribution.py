@@ -44,6 +44,8 @@ from tqdm import tqdm
 from .attribution_report import (
     example_concepts,
     gene_set_summary,
+    housekeeping_genes,
+    housekeeping_share,
     marker_overlap,
     marker_report,
     top_genes_table,
@@ -61,6 +63,8 @@ __all__ = [
     "attribute_units",
     "ranked_genes",
     "gene_set_summary",
+    "housekeeping_genes",
+    "housekeeping_share",
     "top_genes_table",
     "marker_overlap",
     "marker_report",
@@ -408,6 +412,7 @@ def attribute_units(
     batch_size: int = 4096,
     device: torch.device | str = "cpu",
     progress: bool = True,
+    match_library: bool = False,
 ) -> AttributionResult:
     """Attribution scores C_i (Eq 1–3) for several units with the fast path.
 
@@ -427,6 +432,11 @@ def attribute_units(
         Symbols of the m input genes.
     n_prototypes, n_counterfactuals
         N_p and N_c (paper: 10 and 3).
+    match_library
+        Scale each counterfactual's counts to its prototype's total before occlusion (x^c ·
+        Σx^p / Σx^c), so that a replaced gene carries the counterfactual's *relative*
+        expression at the prototype's library size: the perturbation space of a model whose
+        inputs are size-normalised (issue 13, item 4). False: raw counts, Eq 2 as written.
 
     Returns
     -------
@@ -453,6 +463,8 @@ def attribute_units(
         c_idx = find_counterfactuals(embeddings, col, p_idx, n_counterfactuals)
         xp = _dense_rows(expression, np.repeat(p_idx, n_counterfactuals))
         xc = _dense_rows(expression, c_idx.ravel())
+        if match_library:
+            xc = xc * (xp.sum(1, keepdims=True) / np.maximum(xc.sum(1, keepdims=True), 1e-12))
         a = occlusion_fast(unit_fn, xp, xc, unit, batch_size=batch_size, device=device)
         a = a.reshape(p_idx.size, n_counterfactuals, m).mean(1)
         npr = p_idx.size

@@ -20,6 +20,8 @@ __all__ = [
     "gene_set_summary",
     "top_genes_table",
     "marker_overlap",
+    "housekeeping_genes",
+    "housekeeping_share",
     "marker_report",
     "example_concepts",
 ]
@@ -100,6 +102,30 @@ def marker_overlap(result: AttributionResult, units: Sequence[int], markers: Seq
                      "top_genes": ", ".join(top)})
     # the columns also when there is no unit (a cell type without specific concepts)
     return pd.DataFrame(rows, columns=["unit", "hits", "n_hits", "top_genes"])
+
+
+def housekeeping_genes(genes: Sequence[str], mean_counts: np.ndarray, n_top: int = 20
+                       ) -> set[str]:
+    """Genes a perturbation of raw counts is suspected to favour: ribosomal-protein (RPL*, RPS*)
+    and mitochondrial (MT-*) genes, and the ``n_top`` genes with the highest mean count
+    (``mean_counts``, (m,), counts per cell) of the dataset."""
+    genes = np.asarray(genes, dtype=str)
+    pattern = np.char.startswith(genes, "RPL") | np.char.startswith(genes, "RPS") | \
+        np.char.startswith(genes, "MT-")
+    top = genes[np.argsort(-np.asarray(mean_counts, dtype=float))[:n_top]]
+    return set(genes[pattern]) | set(top)
+
+
+def housekeeping_share(result: AttributionResult, units: Sequence[int], genes: set[str],
+                       n: int = 10) -> pd.Series:
+    """Share of each unit's top-``n`` attribution genes that are in ``genes`` (e.g.
+    :func:`housekeeping_genes`); index = unit, NaN for units without scores."""
+    out = {}
+    for u in units:
+        ranked = result.ranked(int(u))
+        out[int(u)] = (float(np.isin(ranked.index[:n], list(genes)).mean())
+                       if len(ranked) and np.isfinite(ranked.iloc[0]) else np.nan)
+    return pd.Series(out, name="housekeeping share", dtype=float)
 
 
 def marker_report(result: AttributionResult, categories: pd.DataFrame,

@@ -84,6 +84,9 @@ class ConceptSettings(Section):
 
 
 class AttributionSettings(Section):
+    #: models whose concepts are also attributed with library-matched counterfactuals
+    #: (chapter 04's perturbation-space comparison)
+    match_library_models: list[str] = []
     threshold: float = 0.05
     relative_threshold: float = 0.05
     block: int = Field(100, gt=0)
@@ -233,11 +236,14 @@ class Profile(Traced):
             if m not in self.models:
                 raise ValueError(f"perturbation.models names {m!r}, which is not under models "
                                  f"({sorted(self.models)}).")
-        unknown = [m for m in self.gsea.pool_sensitivity if m not in self.models]
-        if unknown:
-            raise ValueError(f"gsea.pool_sensitivity names {unknown}, not under models "
-                             f"({sorted(self.models)}); set gsea.pool_sensitivity to models of "
-                             "the profile, or [] to skip chapter 05's pool sensitivity.")
+        for key, names in (("gsea.pool_sensitivity", self.gsea.pool_sensitivity),
+                           ("attribution.match_library_models",
+                            self.attribution.match_library_models)):
+            unknown = [m for m in names if m not in self.models]
+            if unknown:
+                raise ValueError(f"{key} names {unknown}, not under models "
+                                 f"({sorted(self.models)}); set {key} to models of the "
+                                 "profile, or [] to skip it.")
         for name, spec in self.models.items():
             if (spec.c, spec.k) not in [tuple(g) for g in spec.grid]:
                 raise ValueError(f"models.{name}: the default SAE (c={spec.c}, k={spec.k}) must "

@@ -67,7 +67,7 @@ class AttributionSteps:
     def attribution(self, model: str, kind: str = "concept", role: str = "main",
                     sae_role: str | None = None, units=None, c: int | None = None,
                     k: int | None = None, seed: int | None = None, epochs: int | None = None,
-                    pool: float | None = None):
+                    pool: float | None = None, match_library: bool = False):
         """Counterfactual occlusion attribution (Eq 1–3) of concepts or neurons (cached).
 
         Parameters
@@ -87,6 +87,10 @@ class AttributionSteps:
             this quantile of the concept's pre-activation are the pool (0.5: a median split,
             as for neurons), and prototypes are the cells of highest pre-activation; the
             attributed function stays the Top-K code.
+        match_library
+            Counterfactual counts scaled to the prototype's library size before occlusion
+            (:func:`scconcepts.attribution.attribute_units`; chapter 04's perturbation-space
+            comparison). Keyed.
 
         Sharding (``scale.attribution_shard_count`` = n > 1) computes only shard
         ``scale.attribution_shard_index``; a later unsharded run merges the complete set.
@@ -132,7 +136,8 @@ class AttributionSteps:
         if kind == "concept" and pool is not None:
             acts = pool_acts  # the units were chosen on the codes; the pool on pre-activations
         n_p, n_c = int(ms.n_prototypes), int(ms.n_counterfactuals)
-        key = self.attribution_key(model, kind, role, sae_role, units, c, k, seed, epochs, pool)
+        key = self.attribution_key(model, kind, role, sae_role, units, c, k, seed, epochs, pool,
+                                   match_library)
         path = self.store.path(key, ".npz")
         shards = self.store.root / "attribution" / "shards"
         index, count = self.cfg.scale.attribution_shard_index, self.cfg.scale.attribution_shard_count
@@ -155,7 +160,7 @@ class AttributionSteps:
 
         def compute(sub):
             return attribute_units(unit_fn, X, A, acts, sub, genes, n_prototypes=n_p,
-                                   n_counterfactuals=n_c)
+                                   n_counterfactuals=n_c, match_library=match_library)
 
         if count > 1:
             if len(units) == 0:  # more shards than units: an empty shard
@@ -175,7 +180,7 @@ class AttributionSteps:
     def attribution_key(self, model: str, kind: str, role: str, sae_role: str | None,
                         units, c: int | None = None, k: int | None = None,
                         seed: int | None = None, epochs: int | None = None,
-                        pool: float | None = None) -> str:
+                        pool: float | None = None, match_library: bool = False) -> str:
         """Store key of :meth:`attribution` with these arguments (``units`` given explicitly):
         the SAE's key (concepts) or "neurons", the embeddings' key, the units, N_p, N_c and the
         counterfactual ``pool`` when not the paper's."""
@@ -186,6 +191,8 @@ class AttributionSteps:
                   "np": int(ms.n_prototypes), "nc": int(ms.n_counterfactuals)}
         if pool is not None:
             params["pool"] = round(float(pool), 6)
+        if match_library:
+            params["match_library"] = True
         return self.store.key("attribution", params, [source, self.embedding_key(role, model)])
 
     # ------------------------------------------------------------------ GSEA

@@ -22,7 +22,7 @@ from . import ABOVE, Claim, decide, stats, verdict
 from . import conclusion as _conclusion
 
 __all__ = ["MOST", "MIN_UNITS", "ALPHA", "share_interval", "share_above", "neurons_vs_concepts",
-           "sizes_most", "canonical_markers", "count_above"]
+           "sizes_most", "canonical_markers", "count_above", "perturbation_space"]
 
 #: "most concepts" (Fig 2C) read as more than this share
 MOST = 0.5
@@ -226,3 +226,40 @@ def canonical_markers(model: str, label: str, report: pd.DataFrame, n_specific: 
                  test=f"one-sided Fisher exact test vs other-type concepts, p < {ALPHA}, "
                       f"at least {MIN_UNITS} concepts per cell type",
                  verdict=v, sentence=sentence, paper=paper)
+
+
+def perturbation_space(model: str, label: str, raw: pd.Series, matched: pd.Series,
+                       markers_raw: pd.DataFrame, markers_matched: pd.DataFrame) -> Claim:
+    """Chapter 04's perturbation-space check (issue 13, item 4): does occlusion with raw counts
+    favour ribosomal, mitochondrial and the most expressed genes over occlusion at the
+    prototype's library size?
+
+    ``raw``, ``matched``: per-concept share of housekeeping genes among the top 10
+    (:func:`scconcepts.attribution.housekeeping_share`) with raw and library-matched
+    counterfactuals; ``markers_*``: :func:`scconcepts.attribution.marker_report` summaries
+    (canonical-marker recovery, for the sentence). Value: mean over concepts of raw − matched,
+    with its paired Student-t 95 % interval; region (0, ∞). No paper value: the verdict is this
+    check's. Key ``ch04_<model>_space``."""
+    both = pd.concat([raw.rename("raw"), matched.rename("matched")], axis=1).dropna()
+    m, ci, n = stats.t_interval(both["raw"] - both["matched"])
+    v, reason = decide(ci, (0.0, ABOVE), n=n, min_n=MIN_UNITS, fmt="+.3f")
+
+    def recovered(t):
+        k, tot = int(t[_HITS].sum()), int(t[_OWN].sum())
+        return f"{k} of {tot}" + (f" ({k / tot:.0%})" if tot else "")
+
+    tail = {"agrees": "raw counts favour these genes",
+            "disagrees": "raw counts favour these genes less than library-matched ones",
+            "inconclusive": f"inconclusive ({reason})"}[v]
+    ci_txt = "" if ci is None else f", 95 % interval {ci[0]:+.3f} to {ci[1]:+.3f}"
+    return Claim(key=f"ch04_{model}_space", value=m, n=n, interval=ci, region=(0.0, ABOVE),
+                 verdict=v, unit="concepts", fmt="+.3f",
+                 test="mean share of housekeeping genes in the top 10, raw − library-matched "
+                      "counterfactuals > 0 (paired t interval; no paper value)",
+                 sentence=f"**{label}** ({n} concepts): ribosomal, mitochondrial or top-expressed "
+                          f"genes make up {both['raw'].mean():.0%} of the top-10 attribution "
+                          f"genes with raw counterfactuals and {both['matched'].mean():.0%} at "
+                          f"the prototype's library size (difference {m:+.3f}{ci_txt}): {tail}. "
+                          f"Specific concepts with a canonical marker in their top 10: "
+                          f"{recovered(markers_raw)} with raw counts, "
+                          f"{recovered(markers_matched)} library-matched.")
