@@ -254,3 +254,19 @@ def test_perturbation_space_paired_over_concepts():
     assert ca.perturbation_space("scvi", "scVI", matched, raw, mk, mk2).verdict == "disagrees"
     assert ca.perturbation_space("scvi", "scVI", raw, raw + [0.1, -0.1, 0.05, -0.05, 0],
                                  mk, mk2).verdict == "inconclusive"
+
+
+def test_planted_recovery_pooled_over_replicates():
+    def run(cf, zero, neuron):
+        return pd.DataFrame({"unit kind": ["concept", "concept", "neuron", "neuron"],
+                             "baseline": ["counterfactual", "zero"] * 2,
+                             "auroc": [0.99, 0.99, 0.8, 0.8],
+                             "precision@10": [cf, zero, neuron, 0.0], "random": 0.016})
+    c = ca.planted_recovery("scvi", "scVI", [run(1.0, 0.7, 0.0), run(0.9, 0.6, 0.1)])
+    assert (c.key, c.verdict, c.n) == ("ch04_scvi_planted", "agrees", 2)
+    assert c.value == pytest.approx(0.95) and c.interval[0] > 0.7
+    assert "concept, zero: 65%" in c.sentence and "neuron, counterfactual: 5%" in c.sentence
+    c = ca.planted_recovery("scvi", "scVI", [run(0.0, 0.0, 0.0)])
+    assert c.verdict == "inconclusive"          # 0 of 10: the exact interval reaches 1.6 %
+    c = ca.planted_recovery("scvi", "scVI", [run(0.0, 0.0, 0.0)] * 30)
+    assert c.verdict == "disagrees"             # 0 of 300: below the random rate

@@ -227,3 +227,21 @@ def test_counterfactual_pools_move_the_counterfactuals(art):
     assert np.isfinite(med.scores).any()
     with pytest.raises(ValueError, match="quantile"):
         wf.attribution("pca", "neuron", units=units, pool=1.5)
+
+
+def test_planted_programme_is_recovered_and_cached(art):
+    """Chapter 04's ground truth (issue 13, item 11) on the linear PCA model: the unit that best
+    marks the planted cells is found, its attribution ranks planted genes above chance, the
+    result is cached (a second call loads it) and keyed by the programme's settings."""
+    over = {"planted.models": ["pca"], "planted.n_genes": 15, "planted.cell_fraction": 0.1,
+            "planted.factor": 30.0, "planted.top_k": [5]}
+    wf = _wf(art, **over)
+    res = wf.planted("pca")
+    s = res["scores"].set_index(["unit kind", "baseline"])
+    assert len(res["genes"]) == 15 and res["cells"] == 30
+    assert s["auroc"].max() > 0.8
+    assert s["precision@5"].max() > s["random"].iloc[0]
+    again = wf.planted("pca")
+    pd.testing.assert_frame_equal(again["scores"], res["scores"])
+    other = _wf(art, **{**over, "planted.factor": 6.0}).planted("pca")
+    assert not other["scores"]["auroc"].equals(res["scores"]["auroc"])  # a new key, recomputed

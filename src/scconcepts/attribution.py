@@ -413,6 +413,7 @@ def attribute_units(
     device: torch.device | str = "cpu",
     progress: bool = True,
     match_library: bool = False,
+    baseline: str = "counterfactual",
 ) -> AttributionResult:
     """Attribution scores C_i (Eq 1–3) for several units with the fast path.
 
@@ -437,12 +438,24 @@ def attribute_units(
         Σx^p / Σx^c), so that a replaced gene carries the counterfactual's *relative*
         expression at the prototype's library size: the perturbation space of a model whose
         inputs are size-normalised (issue 13, item 4). False: raw counts, Eq 2 as written.
+    baseline
+        ``"counterfactual"`` (Eq 2: gene l takes the counterfactual's value) or ``"zero"``
+        (zero-masking: gene l is set to 0; the counterfactuals are still found, and recorded,
+        but only their number matters), the common occlusion baseline the paper argues
+        against; chapter 04's planted-programme test compares both.
+
+    Raises
+    ------
+    ValueError
+        For a gene-count mismatch or an unknown ``baseline``.
 
     Returns
     -------
     AttributionResult
     """
     units = np.asarray(list(units), dtype=int)
+    if baseline not in ("counterfactual", "zero"):
+        raise ValueError(f"baseline must be 'counterfactual' or 'zero', not {baseline!r}")
     m = len(genes)
     if expression.shape[1] != m:
         raise ValueError(f"expression has {expression.shape[1]} genes but {m} gene names given.")
@@ -465,6 +478,8 @@ def attribute_units(
         xc = _dense_rows(expression, c_idx.ravel())
         if match_library:
             xc = xc * (xp.sum(1, keepdims=True) / np.maximum(xc.sum(1, keepdims=True), 1e-12))
+        if baseline == "zero":
+            xc = np.zeros_like(xc)
         a = occlusion_fast(unit_fn, xp, xc, unit, batch_size=batch_size, device=device)
         a = a.reshape(p_idx.size, n_counterfactuals, m).mean(1)
         npr = p_idx.size

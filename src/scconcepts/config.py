@@ -109,6 +109,17 @@ class GseaSettings(Section):
     block: int = Field(10, gt=0)
 
 
+class PlantedSettings(Section):
+    """Chapter 04's planted-programme ground truth (:meth:`scconcepts.workflow.Workflow.planted`)."""
+
+    models: list[str] = []
+    n_genes: int = Field(20, gt=0)
+    cell_fraction: float = Field(0.05, gt=0, lt=1)
+    factor: float = Field(4.0, gt=1)
+    replicates: int = Field(3, gt=0)
+    top_k: list[int] = [5, 10, 20]
+
+
 class StabilitySettings(Section):
     seeds: list[int] = [0, 1, 2]
     seed_role: Literal["main", "second"] = "second"
@@ -192,6 +203,7 @@ class Profile(Traced):
     concepts: ConceptSettings = ConceptSettings()
     attribution: AttributionSettings = AttributionSettings()
     gsea: GseaSettings = GseaSettings()
+    planted: PlantedSettings = PlantedSettings()
     stability: StabilitySettings = StabilitySettings()
     usefulness: UsefulnessSettings = UsefulnessSettings()
     baselines: BaselineSettings = BaselineSettings()
@@ -237,6 +249,7 @@ class Profile(Traced):
                 raise ValueError(f"perturbation.models names {m!r}, which is not under models "
                                  f"({sorted(self.models)}).")
         for key, names in (("gsea.pool_sensitivity", self.gsea.pool_sensitivity),
+                           ("planted.models", self.planted.models),
                            ("attribution.match_library_models",
                             self.attribution.match_library_models)):
             unknown = [m for m in names if m not in self.models]

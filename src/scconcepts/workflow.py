@@ -58,6 +58,18 @@ class _Context:
         return census.cache_for(self.workflow.cfg)
 
 
+@dataclass
+class _EditedContext(_Context):
+    """A context whose reference dataset is an edited copy of the main dataset (chapter 04's
+    planted programme): an adapter built on it trains on, and is keyed by, the edited data."""
+
+    data: Any = None
+    data_key: str = ""
+
+    def reference(self) -> tuple[ad.AnnData, str]:
+        return self.data, self.data_key
+
+
 class Workflow(AttributionSteps):
     """Cached steps for one profile.
 
