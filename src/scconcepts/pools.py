@@ -27,6 +27,8 @@ import pandas as pd
 
 __all__ = ["pair_diagnostics", "pool_quantile", "annotation_model", "DIAGNOSTICS"]
 
+#: fewer complete units than this leave :func:`annotation_model` unfitted (NaN)
+MIN_UNITS = 10
 #: the per-unit covariates of :func:`annotation_model`, in the order of its table
 DIAGNOSTICS = ("log distance ratio", "other cell type", "abs log library ratio")
 
@@ -137,10 +139,12 @@ def annotation_model(table: pd.DataFrame, covariates: Sequence[str] = DIAGNOSTIC
         table shows how the kind's coefficient moves when the pair covariates enter.
         A perfectly separated fit is reported with NaN intervals rather than raised.
 
+        With fewer than :data:`MIN_UNITS` complete units, every value is NaN.
+
     Raises
     ------
     ValueError
-        If a column is missing or fewer than 10 complete units remain.
+        If a column is missing.
     """
     import statsmodels.api as sm
 
@@ -150,8 +154,12 @@ def annotation_model(table: pd.DataFrame, covariates: Sequence[str] = DIAGNOSTIC
         raise ValueError(f"annotation_model: missing column(s) {missing}; pass a table with "
                          f"{need}.")
     t = table[need].dropna()
-    if len(t) < 10:
-        raise ValueError(f"annotation_model: {len(t)} complete units, at least 10 needed.")
+    if len(t) < MIN_UNITS:  # too few units to fit: NaN rows, so that the claim says so
+        return pd.DataFrame([{"model": name, "term": term, "coef": np.nan, "low": np.nan,
+                              "high": np.nan, "p": np.nan, "n": len(t)}
+                             for name, terms in (("kind only", ["concept"]),
+                                                 ("kind + pairs", ["concept", *covariates]))
+                             for term in terms])
     y = t["annotated"].astype(float).to_numpy()
     x_kind = (t["kind"] == "concept").astype(float).to_numpy()
     out = []
