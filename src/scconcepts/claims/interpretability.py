@@ -125,7 +125,7 @@ def annotation_vs_neurons(model: str, label: str, cmp: RateComparison, paper: st
     the sentence."""
     extra = ("" if fdr is None else f" With the FDR q-value of the best term (≤ 0.05) instead: "
              f"{_pct(fdr[0])} of the concepts, {_pct(fdr[1])} of the neurons.")
-    text = (f"**{label}.** {_pct(cmp.rate1)} of {cmp.n1} sampled concepts and {_pct(cmp.rate2)} "
+    text = (f"**{label}.** {_pct(cmp.rate1)} of {cmp.n1} concepts and {_pct(cmp.rate2)} "
             f"of {cmp.n2} neurons get at least a weak GO annotation, a difference of "
             f"{cmp.diff:+.0%} (95 % interval {cmp.interval[0]:+.0%} to {cmp.interval[1]:+.0%}; "
             f"Fisher's exact test p = {cmp.p:.2g}).{cmp.power_text()}{extra} The paper finds "
