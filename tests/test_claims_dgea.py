@@ -156,7 +156,7 @@ def test_chapter_claims_page_values_and_table6():
     res = {"curves": _curves([0.5, 0.6, 0.55], [0.9, 0.95, 0.92], zero=0.4),
            "metrics": _metrics([1, 1, 1, 0], [1, 1, 1, 1])}
     claims = cd.chapter_claims("scvi", "scVI", res, PAPER_FIG8["scvi"], SCVI)
-    assert set(claims) == {"del", "enriched", "maxfc", "maxatt", "iou"}
+    assert set(claims) == {"del", "del_heldout", "enriched", "maxfc", "maxatt", "iou"}
     assert {k: c.key for k, c in claims.items()}["iou"] == "ch10_scvi_iou"
     v = cd.page_values("scvi", res)
     assert v["ch10_scvi_del_attribution"] == pytest.approx(0.55)
@@ -255,3 +255,14 @@ def test_glue_keys_are_the_page_keys():
     for key in ("ch10_scvi_del_agree", "ch10_scvi_enriched_agree", "ch10_scvi_iou_agree",
                 "ch11_scvi_agree"):
         assert out[key] in ("agrees", "disagrees", "inconclusive")
+
+
+def test_deletion_claim_on_held_out_pairs():
+    cur = _curves([0.5, 0.6, 0.55], [0.9, 0.95, 0.92])
+    held = cur[cur["curve"].isin(["attribution", "DGEA"])].assign(
+        curve=lambda d: d["curve"] + ", held-out pairs")
+    c = cd.deletion_claim("scvi", "scVI", pd.concat([cur, held]), "x", held_out=True)
+    assert (c.key, c.verdict, c.n) == ("ch10_scvi_del_heldout", "agrees", 3)
+    assert "held-out pairs" in c.sentence and "never saw" in c.test
+    none = cd.deletion_claim("scvi", "scVI", cur, "x", held_out=True)
+    assert none.verdict == "inconclusive" and none.n == 0

@@ -307,3 +307,32 @@ def test_interferon_evidence_counts():
     ev = interferon_evidence(att, summary.assign(best_term=None, top_terms=terms()), ["ISG15"],
                              n=2)
     assert ev["with_isg"] == 1 and ev["with_both"] == 0  # ISGs in the genes, not the pathways
+
+
+def test_held_out_pairs_and_curves():
+    """Held-out deletion pairs (issue 13, item 6): prototypes ranked N_p + 1 … 2 N_p with their
+    own counterfactuals, disjoint from the attributed prototypes, and curves on them."""
+    rng = np.random.default_rng(3)
+    m, n = 20, 40
+    w = np.zeros(m, dtype=np.float32)
+    w[[2, 5, 9]] = [3, 2, 1]
+    unit_fn = _linear_unit_fn(w)
+    x = rng.uniform(1, 3, size=(n, m)).astype(np.float32)
+    act = np.r_[np.linspace(5, 1, 8), np.zeros(n - 8)]          # 8 activating cells
+    emb = np.c_[act, rng.normal(size=n)]
+    pairs = dgea.held_out_pairs(emb, act, n_prototypes=2, n_counterfactuals=2)
+    assert [p for p, _ in pairs] == [2, 2, 3, 3]                  # ranks 3 and 4, not 1 and 2
+    assert all(act[c] <= 0 for _, c in pairs)
+    assert dgea.held_out_pairs(emb, np.ones(n), 2, 2) == []      # no non-activating cell
+    genes = np.array([f"G{i}" for i in range(m)])
+    scores = np.zeros((1, m), np.float32)
+    scores[0, [2, 5, 9]] = [3, 2, 1]
+    res = AttributionResult(
+        units=np.array([0]), genes=genes, scores=scores, per_prototype=scores[:, None],
+        prototypes=np.array([[0, 1]]), counterfactuals=np.array([[[10, 11], [12, 13]]]),
+        prototype_activation=np.ones((1, 2), np.float32), kind="concept")
+    curves = dgea.deletion_curves(unit_fn, x, res, {0: ["G0", "G1", "G3"]}, n_steps=3,
+                                  embeddings=emb, codes=act[:, None])
+    piv = curves.pivot(index="step", columns="curve", values="activation")
+    assert {"attribution, held-out pairs", "DGEA, held-out pairs"} <= set(piv.columns)
+    assert piv.loc[3, "attribution, held-out pairs"] < piv.loc[3, "DGEA, held-out pairs"]

@@ -187,17 +187,35 @@ def deletion_curve(unit_fn: UnitFunction, unit: int, x_p: np.ndarray, x_c: np.nd
     return np.concatenate(out).reshape(n_pairs, n_steps + 1)
 
 
+def held_out_pairs(embeddings: np.ndarray, activation: np.ndarray, n_prototypes: int,
+                   n_counterfactuals: int) -> list[tuple[int, int]]:
+    """(prototype, counterfactual) pairs the attribution never saw: the prototypes ranked
+    N_p + 1 … 2 N_p by activation, each with its N_c nearest non-activating cells (Eq 1)."""
+    from .attribution import find_counterfactuals, select_prototypes
+
+    protos = select_prototypes(activation, 2 * n_prototypes)[n_prototypes:]
+    if protos.size == 0 or (np.asarray(activation) <= 0).sum() < n_counterfactuals:
+        return []
+    cfs = find_counterfactuals(embeddings, activation, protos, n_counterfactuals)
+    return [(int(p), int(c)) for p, cs in zip(protos, cfs) for c in cs]
+
+
 def deletion_curves(unit_fn: UnitFunction, expression, attribution: AttributionResult,
                     dgea_orders: dict[int, Sequence[str]], n_steps: int,
                     max_pairs: int | None = None, batch_size: int = 2048,
-                    random_seed: int | None = None) -> pd.DataFrame:
+                    random_seed: int | None = None, embeddings: np.ndarray | None = None,
+                    codes=None) -> pd.DataFrame:
     """Deletion curves of several concepts, relative to the prototypes' activation.
 
     For each concept of ``dgea_orders`` (which must be in ``attribution.units``), the pairs are
     the attribution's (prototype, counterfactual) pairs (N_p × N_c, the first ``max_pairs``).
     Curves: ``attribution`` (C_i order, counterfactual value), ``DGEA`` (|log2FC| order,
     counterfactual value), ``attribution, zero-masked`` and ``DGEA, zero-masked`` (gene set to
-    0), and with ``random_seed`` a ``random`` order (counterfactual value) as a null.
+    0), and with ``random_seed`` a ``random`` order (counterfactual value) as a null. With
+    ``embeddings`` (n_cells, d) and ``codes`` (n_cells, c) also ``attribution, held-out pairs``
+    and ``DGEA, held-out pairs``: the same orders on pairs the attribution order was not
+    estimated from (:func:`held_out_pairs`), so that the attribution curve is not scored on its
+    own training pairs.
 
     Returns
     -------
@@ -224,8 +242,19 @@ def deletion_curves(unit_fn: UnitFunction, expression, attribution: AttributionR
         if random_seed is not None:
             orders["random"] = (np.random.default_rng([random_seed, int(unit)]).permutation(
                 len(genes)), xc)
-        for name, (order, target) in orders.items():
-            act = deletion_curve(unit_fn, int(unit), xp, target, order, n_steps, batch_size)
+        curves = {name: (order, xp, target) for name, (order, target) in orders.items()}
+        if embeddings is not None and codes is not None:
+            col = codes[:, int(unit)]
+            act0 = np.asarray(col.toarray() if sp.issparse(col) else col, dtype=float).ravel()
+            held = held_out_pairs(embeddings, act0, protos.shape[0], cfs.shape[1])
+            held = held[:max_pairs] if max_pairs else held
+            if held:
+                hp = _dense(expression[[p for p, _ in held]])
+                hc = _dense(expression[[c for _, c in held]])
+                curves["attribution, held-out pairs"] = (att_order, hp, hc)
+                curves["DGEA, held-out pairs"] = (d_order, hp, hc)
+        for name, (order, xp_, target) in curves.items():
+            act = deletion_curve(unit_fn, int(unit), xp_, target, order, n_steps, batch_size)
             base = act[:, :1]
             with np.errstate(invalid="ignore", divide="ignore"):
                 rel = np.where(base > 0, act / base, np.nan)
@@ -392,7 +421,7 @@ def compare_with_dgea(expression, genes: Sequence[str], embeddings: np.ndarray, 
     Returns
     -------
     dict
-        ``curves`` (:func:`deletion_curves`), ``metrics`` (one row per GSEA concept, with
+        ``curves`` (:func:`deletion_curves`, with the held-out pairs), ``metrics`` (one row per GSEA concept, with
         ``unit`` and :func:`gsea_comparison` metrics), ``dgea`` (per concept: ``n_top``,
         ``n_cf`` cells, ``n_dgea_genes`` and ``top_dgea_genes``), ``enriched`` (long table
         ``unit``, ``method``, ``Term``, ``NES``, ``pval``, ``lead_genes``).
@@ -428,7 +457,8 @@ def compare_with_dgea(expression, genes: Sequence[str], embeddings: np.ndarray, 
     del_units = list(orders)[:n_deletion] if n_deletion is not None else list(orders)
     curves = deletion_curves(unit_fn, expression, att, {u: orders[u] for u in del_units},
                              n_steps, max_pairs=max_pairs, batch_size=batch_size,
-                             random_seed=int(seed) if random_curve else None)
+                             random_seed=int(seed) if random_curve else None,
+                             embeddings=embeddings, codes=codes)
     rows, enr = [], []
     for u in list(tables)[:n_gsea]:
         r = int(np.flatnonzero(att.units == u)[0])

@@ -301,6 +301,8 @@ _CURVE_STYLE = {
     "attribution, zero-masked": ("#C44E52", "--"),
     "DGEA, zero-masked": ("#4C72B0", "--"),
     "random": ("#888888", ":"),
+    "attribution, held-out pairs": ("#8C1C13", "-."),
+    "DGEA, held-out pairs": ("#1F3B73", "-."),
 }
 
 

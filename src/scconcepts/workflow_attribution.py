@@ -428,7 +428,8 @@ class AttributionSteps:
         g = self.cfg.gsea
         att = self.attribution(model, "concept")
         key = self.store.key("dgea", {**opts, "lib": str(g.gene_sets), "seed": int(self.cfg.seed),
-                                      "min": int(g.min_size)}, [att.digest(), self.sae_key(model)])
+                                      "min": int(g.min_size), "held_out_pairs": True},
+                             [att.digest(), self.sae_key(model)])
 
         def compute():
             X, genes = self.model(model).inputs(self.dataset("main"), "main")

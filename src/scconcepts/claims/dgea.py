@@ -134,7 +134,8 @@ def table6(metrics: pd.DataFrame) -> pd.DataFrame:
                                   columns=["attribution-based", "DGEA-based"])
 
 
-def deletion_claim(model: str, label: str, curves: pd.DataFrame, paper: str | None) -> Claim:
+def deletion_claim(model: str, label: str, curves: pd.DataFrame, paper: str | None,
+                   held_out: bool = False) -> Claim:
     """Fig 8: deleting a concept's genes in attribution order lowers its activation faster than
     in DGEA order.
 
@@ -143,20 +144,31 @@ def deletion_claim(model: str, label: str, curves: pd.DataFrame, paper: str | No
     when the interval is below 0, disagrees when above, inconclusive when it includes 0, for
     fewer than :data:`MIN_CONCEPTS` concepts, or without a paper value (``paper``:
     :data:`scconcepts.reference.dgea.PAPER_FIG8` entry). Zero-masking and the random order are
-    reported, not tested.
+    reported, not tested. ``held_out``: the same test on the pairs the attribution order was not
+    estimated from (curves ``attribution, held-out pairs`` and ``DGEA, held-out pairs``; key
+    ``ch10_<model>_del_heldout``).
     """
     per = _areas(curves)
+    if held_out:
+        for col in ("attribution, held-out pairs", "DGEA, held-out pairs"):
+            if col not in per:
+                per[col] = np.nan
+        per = per.assign(attribution=per["attribution, held-out pairs"],
+                         DGEA=per["DGEA, held-out pairs"]).drop(
+            columns=["attribution, zero-masked", "random"], errors="ignore")
     diff, ci, n = mean_interval(per["attribution"] - per["DGEA"])
     v = _decide(ci, (BELOW, 0.0), n, paper)
-    key = f"ch10_{model}_del"
+    key = f"ch10_{model}_del" + ("_heldout" if held_out else "")
     test = (f"mean paired difference of deletion-curve areas (attribution − DGEA) < 0, 95 % t "
-            f"interval, n ≥ {MIN_CONCEPTS} concepts")
+            f"interval, n ≥ {MIN_CONCEPTS} concepts" + (", pairs the attribution never saw"
+                                                        if held_out else ""))
     if n == 0:
         return Claim(key, math.nan, 0, test, "inconclusive",
                      f"**{label}**: no concept has deletion curves (**inconclusive**).",
                      paper=paper)
     a, g = per["attribution"], per["DGEA"]
-    s = (f"**{label}** (n = {_units(n)}): the mean area under the "
+    s = (f"**{label}{', held-out pairs' if held_out else ''}** (n = {_units(n)}): the mean "
+         "area under the "
          f"deletion curve is {a.mean():.3f} in attribution order and {g.mean():.3f} in DGEA "
          f"order, a difference of {diff:.3f}"
          + (f" (95 % interval {ci[0]:.3f} to {ci[1]:.3f})" if ci is not None else "")
@@ -292,14 +304,15 @@ def iou_claim(model: str, label: str, metrics: pd.DataFrame, paper: dict | None)
 
 def chapter_claims(model: str, label: str, result: dict | None, fig8: str | None,
                    table6_paper: dict | None) -> dict[str, Claim]:
-    """Every chapter-10 claim of one model: ``del``, ``enriched``, ``maxfc``, ``maxatt``,
-    ``iou`` (inconclusive, n = 0, without a result: a model without DGEA in the profile).
+    """Every chapter-10 claim of one model: ``del``, ``del_heldout``, ``enriched``, ``maxfc``,
+    ``maxatt``, ``iou`` (inconclusive, n = 0, without a result: a model without DGEA in the profile).
 
     ``fig8`` / ``table6_paper``: the model's :data:`~scconcepts.reference.dgea.PAPER_FIG8` and
     :data:`~scconcepts.reference.dgea.PAPER_TABLE6` entries (None when the paper has none).
     """
     mt = _metrics(result)
     return {"del": deletion_claim(model, label, _curves(result), fig8),
+            "del_heldout": deletion_claim(model, label, _curves(result), fig8, held_out=True),
             "enriched": enriched_claim(model, label, mt, table6_paper),
             "maxfc": maxfc_claim(model, label, mt, table6_paper),
             "maxatt": maxatt_claim(model, label, mt, table6_paper),
