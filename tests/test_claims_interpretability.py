@@ -270,3 +270,13 @@ def test_planted_recovery_pooled_over_replicates():
     assert c.verdict == "inconclusive"          # 0 of 10: the exact interval reaches 1.6 %
     c = ca.planted_recovery("scvi", "scVI", [run(0.0, 0.0, 0.0)] * 30)
     assert c.verdict == "disagrees"             # 0 of 300: below the random rate
+
+
+def test_rate_comparison_from_tables_and_summary():
+    a = pd.DataFrame({"annotation": ["weak", "strong", "none", "weak"]})
+    b = pd.DataFrame({"annotation": ["none", "none", "weak"]})
+    cmp = ci.RateComparison.from_tables(a, b)
+    assert (cmp.k1, cmp.n1, cmp.k2, cmp.n2) == (3, 4, 1, 3)
+    row = cmp.summary()
+    assert row["difference"] == pytest.approx(0.75 - 1 / 3) and row["verdict"] == "inconclusive"
+    assert row["95 % interval"].endswith("%") and row["n 1"] == 4

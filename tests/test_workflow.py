@@ -205,6 +205,9 @@ def test_units_of_the_concepts_vs_neurons_comparison(art):
     pd.testing.assert_frame_equal(
         sample.reset_index(drop=True),
         whole[whole["unit"].isin(sample["unit"])].reset_index(drop=True))
+    small = wf.gsea("pca", "concept", units=sample["unit"].to_numpy(), min_size=5)
+    assert wf.testable_gene_sets("pca", 5) >= wf.testable_gene_sets("pca")
+    assert set(small["unit"]) == set(sample["unit"])
     null = wf.gsea_comparison("pca", "neuron", shuffle=True)
     assert null["shuffled"].all() and len(null) == len(wf.comparison_units("pca", "neuron"))
 

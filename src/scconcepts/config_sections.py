@@ -75,6 +75,8 @@ class GseaSettings(Section):
     comparison: Literal["all", "sample"] = "all"
     #: models whose Fig 3A.b is repeated with other counterfactual pools (chapter 05)
     pool_sensitivity: list[str] = []
+    #: other min_size values chapter 05 repeats the comparison with, on the n_units samples
+    min_size_sensitivity: list[int] = []
     permutations: int = Field(500, gt=0)
     strong_permutations: int = Field(1000, gt=0)
     strong_method: Literal["multilevel", "permutation"] = "multilevel"

@@ -218,13 +218,15 @@ class AttributionSteps:
 
         return load_gene_sets(census.resolve_gene_sets(self.cfg))
 
-    def testable_gene_sets(self, model: str) -> int:
+    def testable_gene_sets(self, model: str, min_size: int | None = None) -> int:
         """GO sets testable on the model's attribution genes (:func:`scconcepts.enrichment.
-        testable_sets` with ``gsea.min_size``): the sets a unit's best term is chosen from."""
+        testable_sets` with ``min_size``, default ``gsea.min_size``): the sets a unit's best
+        term is chosen from."""
         from .enrichment import testable_sets
 
         genes = self.attribution(model, "concept").genes
-        return testable_sets(self.gene_sets(), list(map(str, genes)), int(self.cfg.gsea.min_size))
+        size = int(self.cfg.gsea.min_size if min_size is None else min_size)
+        return testable_sets(self.gene_sets(), list(map(str, genes)), size)
 
     def comparison_units(self, model: str, kind: str) -> np.ndarray:
         """Units of the concepts-vs-neurons comparison (Fig 3A.b, chapter 05): every attributed
@@ -258,14 +260,16 @@ class AttributionSteps:
         return np.sort(rng.choice(ok, n, replace=False))
 
     def gsea(self, model: str, kind: str = "concept", shuffle: bool = False,
-             units=None, pool: float | None = None) -> pd.DataFrame:
+             units=None, pool: float | None = None, min_size: int | None = None
+             ) -> pd.DataFrame:
         """Attribution-based GSEA summary (Sec 3.4) of ``units`` (cached parquet, in blocks).
 
         ``units``: None = the interpretation sample (:meth:`gsea_units`); with
         ``gsea.comparison: all`` it is read from the comparison run (:meth:`gsea_comparison`),
         of which it is a subset (GSEA of a unit does not depend on the other units).
         ``shuffle=True`` runs the shuffled-ranking null on the same units; ``pool``: GSEA of the
-        attribution with another counterfactual pool (:meth:`attribution`).
+        attribution with another counterfactual pool (:meth:`attribution`); ``min_size``: the
+        smallest testable set (default ``gsea.min_size``; chapter 05's sensitivity).
 
         Raises
         ------
@@ -285,7 +289,7 @@ class AttributionSteps:
             units = self.gsea_units(model, kind)
             whole = self.comparison_units(model, kind)
             if g.comparison == "all" and np.isin(units, whole).all():
-                full = self.gsea(model, kind, shuffle, units=whole)
+                full = self.gsea(model, kind, shuffle, units=whole, min_size=min_size)
                 return full[full["unit"].isin(units)].reset_index(drop=True)
         units = np.asarray(units, dtype=np.int64)
         att = (self.attribution(model, kind) if pool is None else
@@ -293,16 +297,17 @@ class AttributionSteps:
         library = census.resolve_gene_sets(self.cfg)
         lib_key = (file_fingerprint(library) if Path(str(library)).is_file() else str(library))
         att_key = att.digest()
+        size = int(g.min_size if min_size is None else min_size)
         key = self.store.key("gsea", {
             "units": units.tolist(), "perm": g.permutations, "strong": g.strong_permutations,
-            "strong_method": g.strong_method, "min": g.min_size, "seed": int(self.cfg.seed),
+            "strong_method": g.strong_method, "min": size, "seed": int(self.cfg.seed),
             "shuffle": shuffle, "library": lib_key}, [att_key])
 
         def compute(sub):
             part, _ = annotate_units(
                 att, self.gene_sets(), sub, permutations=int(g.permutations),
                 strong_permutations=int(g.strong_permutations), strong_method=g.strong_method,
-                min_size=int(g.min_size), seed=int(self.cfg.seed), threads=int(g.threads),
+                min_size=size, seed=int(self.cfg.seed), threads=int(g.threads),
                 shuffle=shuffle)
             return part.assign(model=model)
 

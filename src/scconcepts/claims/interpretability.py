@@ -76,6 +76,20 @@ class RateComparison:
         detectable_difference`)."""
         return stats.detectable_difference(self.n1, self.n2, self.rate2, POWER, 1 - ALPHA)
 
+    @classmethod
+    def from_tables(cls, first, second) -> "RateComparison":
+        """Annotated units (``annotation`` ≠ "none") of two GSEA summary tables."""
+        return cls(int((first["annotation"] != "none").sum()), len(first),
+                   int((second["annotation"] != "none").sum()), len(second))
+
+    def summary(self) -> dict:
+        """The comparison as one table row: both rates and n, the difference, its interval and
+        the verdict for "rate1 > rate2"."""
+        lo, hi = self.interval
+        return {"rate 1": self.rate1, "n 1": self.n1, "rate 2": self.rate2, "n 2": self.n2,
+                "difference": self.diff, "95 % interval": f"{lo:+.0%} to {hi:+.0%}",
+                "verdict": self.decide()[0]}
+
     def power_text(self) -> str:
         d = self.detectable
         return ("" if d != d else
