@@ -307,3 +307,16 @@ def test_shape_and_value_errors():
     sae = TopKSAE(d=6, c=8, k=2)
     with pytest.raises(ValueError, match="expects d=6"):
         encode(sae, x[:, :5])
+
+
+def test_without_decoder_bias_the_paper_decoder(dict_data):
+    """decoder_bias=False (chapter 02's ablation): b_dec stays exactly 0, so A' = U Dᵀ; the
+    SAE still learns the constructed (uncentred, non-negative) dictionary."""
+    x, _ = dict_data
+    cfg = SAEConfig(d=x.shape[1], c=80, k=3, aux_k=32, dead_after=1000, lr=3e-3, epochs=30,
+                    batch_size=128, seed=0, decoder_bias=False)
+    sae, _ = train_sae(x, cfg, device="cpu", progress=False)
+    assert torch.count_nonzero(sae.b_dec) == 0
+    u = encode(sae, x).toarray()
+    np.testing.assert_allclose(reconstruct(sae, x), u @ sae.D.detach().numpy().T, atol=1e-4)
+    assert r2_score(x, reconstruct(sae, x)) > 0.8

@@ -248,3 +248,14 @@ def test_planted_programme_is_recovered_and_cached(art):
     pd.testing.assert_frame_equal(again["scores"], res["scores"])
     other = _wf(art, **{**over, "planted.factor": 6.0}).planted("pca")
     assert not other["scores"]["auroc"].equals(res["scores"]["auroc"])  # a new key, recomputed
+
+
+def test_decoder_bias_keys(art):
+    """The ablation SAE has its own key; the default SAE's key is the one of earlier runs (the
+    default decoder_bias is not part of it)."""
+    wf = _wf(art)
+    assert wf.sae_key("pca") == wf.sae_key("pca", decoder_bias=True)
+    assert wf.sae_key("pca", decoder_bias=False) != wf.sae_key("pca")
+    params = dict(wf.sae_config("pca").__dict__)
+    del params["decoder_bias"]
+    assert wf.sae_key("pca") == wf.store.key("sae", params, [wf.embedding_key("main", "pca")])

@@ -60,6 +60,7 @@ class SAEConfig:
     val_fraction: float = 0.1  # seeded share of the cells held out for the stopping rule
     tol: float = 1e-4  # held-out R² gain (absolute) that still counts as an improvement
     patience: int = 10  # epochs without such a gain before training stops
+    decoder_bias: bool = True  # False: A' = U Dᵀ, the paper's decoder (b_dec fixed at 0)
 
 
 class TopKSAE(nn.Module):

@@ -209,7 +209,8 @@ class _Member:
         p = {"WT": sae.W_enc.detach().T.contiguous().to(dev),
              "b": sae.b_enc.detach().clone().to(dev),
              "DT": sae.D.detach().T.contiguous().to(dev),
-             "bd": x[tr].mean(0).clone()}
+             "bd": (x[tr].mean(0).clone() if config.decoder_bias
+                    else torch.zeros(x.shape[1], dtype=x.dtype, device=x.device))}
         return cls(config, sae, x, tr, va, p, p["DT"].clone())
 
     # ------------------------------------------------------------------ one step
@@ -259,6 +260,8 @@ class _Member:
             gb.index_add_(0, cand, gbc)
             gWT.index_add_(0, cand, gu.T @ xc)
             g_bd -= gbc @ Wc
+        if not cf.decoder_bias:  # the paper's decoder: b_dec stays 0 (Adam moves nothing)
+            g_bd = torch.zeros_like(g_bd)
         gDT -= (gDT * DT).sum(1, keepdim=True) * DT  # keep unit-norm atoms: no radial gradient
         for name, g in (("WT", gWT), ("b", gb), ("DT", gDT), ("bd", g_bd)):
             p[name].grad = g

@@ -231,7 +231,8 @@ class Workflow(AttributionSteps):
 
     # ------------------------------------------------------------------ SAEs
     def sae_config(self, model: str, c: int | None = None, k: int | None = None,
-                   role: str = "main", seed: int | None = None, epochs: int | None = None):
+                   role: str = "main", seed: int | None = None, epochs: int | None = None,
+                   decoder_bias: bool = True):
         """:class:`~scconcepts.sae.SAEConfig` of SAE (c, k) on ``model``'s ``role`` embeddings;
         Table 3 rows of the model for that role take precedence over ``sae.lr``/``sae.epochs``
         (``epochs`` is the cap of the stopping rule ``sae.val_fraction``/``tol``/``patience``)."""
@@ -246,15 +247,18 @@ class Workflow(AttributionSteps):
                          batch_size=int(s.batch_size),
                          seed=int(self.cfg.seed if seed is None else seed),
                          val_fraction=float(s.val_fraction), tol=float(s.tol),
-                         patience=int(s.patience))
+                         patience=int(s.patience), decoder_bias=bool(decoder_bias))
 
     def sae_key(self, model: str, c=None, k=None, role: str = "main", seed=None,
-                epochs=None) -> str:
-        config = self.sae_config(model, c, k, role, seed, epochs)
-        return self.store.key("sae", config.__dict__, [self.embedding_key(role, model)])
+                epochs=None, decoder_bias: bool = True) -> str:
+        config = self.sae_config(model, c, k, role, seed, epochs, decoder_bias)
+        params = dict(config.__dict__)
+        if params["decoder_bias"]:  # the default (Gao et al.'s b_dec): keys of earlier runs hold
+            del params["decoder_bias"]
+        return self.store.key("sae", params, [self.embedding_key(role, model)])
 
     def sae(self, model: str, c: int | None = None, k: int | None = None, role: str = "main",
-            seed: int | None = None, epochs: int | None = None):
+            seed: int | None = None, epochs: int | None = None, decoder_bias: bool = True):
         """Top-K SAE ψ trained on ``obsm["X_<model>"]`` of ``role`` (cached).
 
         Returns
@@ -264,10 +268,12 @@ class Workflow(AttributionSteps):
             :func:`scconcepts.sae.train_sae` (per-epoch train and held-out R², the stopping
             rule, cosine of the atoms to their initialisation) and
             :func:`scconcepts.sae.split_metrics` (``r2`` on the training cells, ``r2_val`` on the
-            held-out cells, activity over all cells).
+            held-out cells, activity over all cells). ``decoder_bias=False`` trains the paper's
+            decoder A' = U Dᵀ (no b_dec; chapter 02's ablation).
         """
-        config = self.sae_config(model, c, k, role, seed, epochs)
-        return self._sae(model, role, config, self.sae_key(model, c, k, role, seed, epochs))
+        config = self.sae_config(model, c, k, role, seed, epochs, decoder_bias)
+        return self._sae(model, role, config,
+                         self.sae_key(model, c, k, role, seed, epochs, decoder_bias))
 
     def _sae(self, model: str, role: str, config, key: str, trained=None):
         from . import sae as sae_mod
