@@ -164,3 +164,19 @@ def test_matched_rank_finds_the_planted_rank():
     assert r == 3 and r2 >= 0.99
     r, r2 = baselines.matched_rank(A[:400], A[400:], 1.5)
     assert r == 8 and r2 < 1.5
+
+
+def test_component_readout_equals_transform_centred():
+    """Components as units: the readout is scikit-learn's transform minus each score's median,
+    for PCA and for FastICA (whose components_ include the whitening)."""
+    import torch
+
+    rng = np.random.default_rng(1)
+    A = rng.normal(size=(300, 6)) @ rng.normal(size=(6, 6))
+    for dec in (baselines.fit_pca(A, 3), baselines.fit_ica(A, 3)):
+        r = baselines.ComponentReadout.from_decomposition(dec, A, "pca")
+        got = r(torch.from_numpy(A.astype(np.float32))).numpy()
+        want = dec.transform(A)
+        np.testing.assert_allclose(got, want - np.median(want, 0), atol=1e-3)
+        assert r.kind == "pca" and np.allclose(np.median(got, 0), 0, atol=1e-3)
+

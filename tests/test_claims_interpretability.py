@@ -280,3 +280,14 @@ def test_rate_comparison_from_tables_and_summary():
     row = cmp.summary()
     assert row["difference"] == pytest.approx(0.75 - 1 / 3) and row["verdict"] == "inconclusive"
     assert row["95 % interval"].endswith("%") and row["n 1"] == 4
+
+
+def test_concepts_vs_units_key_and_verdict():
+    c = ci.concepts_vs_units("scvi", "scVI", "principal components",
+                             ci.RateComparison(200, 250, 3, 15), ref.FIG3A_B["scvi"])
+    assert c.key == "ch05_scvi_vs_principal" and c.verdict == "agrees"
+    assert "15 principal components" in c.sentence
+    c = ci.concepts_vs_units("scvi", "scVI", "independent components",
+                             ci.RateComparison(200, 250, 12, 15), ref.FIG3A_B["scvi"])
+    assert c.key == "ch05_scvi_vs_independent" and c.verdict == "inconclusive"
+

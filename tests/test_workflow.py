@@ -259,3 +259,23 @@ def test_decoder_bias_keys(art):
     params = dict(wf.sae_config("pca").__dict__)
     del params["decoder_bias"]
     assert wf.sae_key("pca") == wf.store.key("sae", params, [wf.embedding_key("main", "pca")])
+
+
+def test_capacity_matched_components_are_attributed(art):
+    """Chapter 05's component baselines: PCA / ICA at the capacity-matched rank, attributed as
+    units with their own key, and sent to GSEA like neurons."""
+    wf = _wf(art, **{"concepts.min_cells": 5, "gsea.n_units": 2, "gsea.permutations": 20,
+                     "gsea.strong_permutations": 40})
+    dec = wf.decomposition("pca", "pca")
+    units = wf.default_units("pca", "pca")
+    assert list(units) == list(range(dec.n_concepts)) and dec.n_concepts >= 1
+    att = wf.attribution("pca", "pca")
+    assert att.kind == "pca" and att.scores.shape[0] == len(units)
+    assert np.isfinite(att.scores).any()
+    assert wf.attribution_key("pca", "pca", "main", None, units) != wf.attribution_key(
+        "pca", "ica", "main", None, units)
+    g = wf.gsea_comparison("pca", "ica")
+    assert len(g) == len(wf.comparison_units("pca", "ica"))
+    with pytest.raises(ValueError, match="method"):
+        wf.decomposition("pca", "nmf")
+

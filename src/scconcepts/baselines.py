@@ -221,6 +221,37 @@ def matched_rank(A_fit: np.ndarray, A_eval: np.ndarray, target_r2: float, seed: 
     return int(pca.n_components_), float(r2)
 
 
+class ComponentReadout:
+    """Components of a fitted PCA or ICA as units (chapter 05's capacity-matched baselines):
+    embeddings (n, d) → centred component scores (n, r) = (A − mean) Wᵀ − median, where W
+    (r, d) is scikit-learn's ``components_`` (for FastICA the unmixing matrix including the
+    whitening, so that the scores equal ``transform``). Centred on each score's median over the
+    dataset, as :class:`scconcepts.attribution.NeuronReadout`: a component "activates" above its
+    median, and the centring cancels in Eq 2."""
+
+    def __init__(self, mean: np.ndarray, components: np.ndarray, median: np.ndarray,
+                 kind: str = "component"):
+        import torch
+
+        self.mean = torch.as_tensor(np.asarray(mean, dtype=np.float32))
+        self.W = torch.as_tensor(np.asarray(components, dtype=np.float32))
+        self.median = torch.as_tensor(np.asarray(median, dtype=np.float32))
+        self.kind = kind
+
+    @classmethod
+    def from_decomposition(cls, dec: "LinearDecomposition", embeddings: np.ndarray,
+                           kind: str = "component") -> "ComponentReadout":
+        model = dec.model
+        mean = np.asarray(model.mean_, dtype=np.float64)
+        W = np.asarray(model.components_, dtype=np.float64)
+        scores = (np.asarray(embeddings, dtype=np.float64) - mean) @ W.T
+        return cls(mean, W, np.median(scores, axis=0), kind)
+
+    def __call__(self, emb):
+        dev = emb.device
+        return (emb - self.mean.to(dev)) @ self.W.to(dev).T - self.median.to(dev)
+
+
 def keep_top_k(U: np.ndarray, k: int) -> np.ndarray:
     """U (n, c) with all but the ``k`` largest codes of each row set to 0 (the SAE's sparsity)."""
     U = np.asarray(U)

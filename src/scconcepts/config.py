@@ -107,6 +107,7 @@ class Profile(Traced):
                 raise ValueError(f"perturbation.models names {m!r}, which is not under models "
                                  f"({sorted(self.models)}).")
         for key, names in (("gsea.pool_sensitivity", self.gsea.pool_sensitivity),
+                           ("gsea.component_baselines", self.gsea.component_baselines),
                            ("planted.models", self.planted.models),
                            ("attribution.match_library_models",
                             self.attribution.match_library_models)):

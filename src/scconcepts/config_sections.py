@@ -75,6 +75,8 @@ class GseaSettings(Section):
     comparison: Literal["all", "sample"] = "all"
     #: models whose Fig 3A.b is repeated with other counterfactual pools (chapter 05)
     pool_sensitivity: list[str] = []
+    #: models whose concepts are also compared with capacity-matched PCA / ICA components
+    component_baselines: list[str] = []
     #: other min_size values chapter 05 repeats the comparison with, on the n_units samples
     min_size_sensitivity: list[int] = []
     permutations: int = Field(500, gt=0)

@@ -75,9 +75,34 @@ class AttributionSteps:
             return self.sample_units(model, c, k, int(ms.attribution_units), role,
                                      min_cells=int(self.cfg.concepts.min_cells))
         n = ms.attribution_units if ms.attribution_neurons is None else ms.attribution_neurons
+        if kind in ("pca", "ica"):
+            return np.arange(self.decomposition(model, kind).n_concepts)
         if n in ("active", "all"):
             return np.arange(self.embeddings(role, model).shape[1])
         return self.sample_neurons(model, int(n), role)
+
+    def decomposition(self, model: str, method: str):
+        """PCA or ICA (``method``) of the model's main embeddings with the capacity-matched rank
+        (:func:`scconcepts.baselines.matched_rank`: the rank PCA needs to reach the default
+        SAE's held-out R²), fitted on the SAE's training cells; seeded, recomputed in memory
+        (a fit takes seconds). Raises ValueError for another ``method``."""
+        from . import baselines
+        from . import sae as sae_mod
+
+        if method not in ("pca", "ica"):
+            raise ValueError(f"method must be 'pca' or 'ica', not {method!r}")
+        memo = getattr(self, "_decompositions", None)
+        if memo is None:
+            memo = self._decompositions = {}
+        if (model, method) not in memo:
+            A = self.embeddings("main", model)
+            _, meta = self.sae(model)
+            fit, held = sae_mod.cell_split(meta["history"], len(A))
+            seed = int(self.cfg.seed)
+            r, _ = baselines.matched_rank(A[fit], A[held], meta["metrics"]["r2_val"], seed)
+            fitter = baselines.fit_pca if method == "pca" else baselines.fit_ica
+            memo[(model, method)] = fitter(A[fit], r, seed)
+        return memo[(model, method)]
 
     # ------------------------------------------------------------------ attribution
     def attribution(self, model: str, kind: str = "concept", role: str = "main",
@@ -90,7 +115,9 @@ class AttributionSteps:
         ----------
         kind
             ``"concept"`` (units of the SAE (c, k) trained on ``sae_role`` with ``seed``/
-            ``epochs``) or ``"neuron"`` (embedding dimensions, readout centred on the median).
+            ``epochs``), ``"neuron"`` (embedding dimensions, readout centred on the median), or
+            ``"pca"`` / ``"ica"`` (components of :meth:`decomposition`, centred on their median:
+            chapter 05's capacity-matched baselines).
         role
             The cells whose prototypes and counterfactuals are searched.
         units
@@ -143,8 +170,18 @@ class AttributionSteps:
             readout = (NeuronReadout.from_embeddings(A) if pool is None else
                        NeuronReadout(np.quantile(np.asarray(A, np.float32), float(pool), axis=0)))
             acts = A - readout.median.numpy()
+        elif kind in ("pca", "ica") and pool is None:
+            from .baselines import ComponentReadout
+
+            readout = ComponentReadout.from_decomposition(self.decomposition(model, kind), A,
+                                                          kind)
+            import torch
+
+            with torch.no_grad():
+                acts = readout(torch.from_numpy(np.asarray(A, np.float32))).numpy()
         else:
-            raise ValueError(f"kind must be 'concept' or 'neuron', not {kind!r}")
+            raise ValueError(f"kind must be 'concept', 'neuron', 'pca' or 'ica' (the last two "
+                             f"without a pool), not {kind!r}")
         if units is None:
             units = (self.default_units(model, kind, c, k, role) if (sae_role or role) == role
                      else np.flatnonzero(acts.getnnz(axis=0) > 0))
@@ -202,7 +239,7 @@ class AttributionSteps:
         counterfactual ``pool`` when not the paper's."""
         ms = self.settings(model)
         source = (self.sae_key(model, c, k, sae_role or role, seed, epochs)
-                  if kind == "concept" else "neurons")
+                  if kind in ("concept", "pca", "ica") else "neurons")
         params = {"kind": kind, "units": np.asarray(units, dtype=int).tolist(),
                   "np": int(ms.n_prototypes), "nc": int(ms.n_counterfactuals)}
         if pool is not None:

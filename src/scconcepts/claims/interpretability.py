@@ -21,7 +21,7 @@ from . import ABOVE, Claim, conclusion, decide, stats
 
 __all__ = ["ALPHA", "MIN_UNITS", "POWER", "RateComparison", "annotation_vs_neurons",
            "fdr_vs_neurons", "above_null", "fig3ab_claims", "pool_sensitivity",
-           "adjusted_kind",
+           "adjusted_kind", "concepts_vs_units",
            "expert_vs_neurons"]
 
 #: 1 − the level of the intervals (and the level of Fisher's exact test, reported beside them)
@@ -291,3 +291,21 @@ def adjusted_kind(model: str, label: str, coefficients, paper: str | None = None
                  interval=ci, region=(0.0, ABOVE), verdict=v, unit="units", fmt="+.2f",
                  test="log-odds of annotation, concept vs neuron, adjusted for the "
                       "counterfactual pairs > 0 (Wald interval)", sentence=sentence, paper=paper)
+
+
+def concepts_vs_units(model: str, label: str, units: str, cmp: RateComparison,
+                      paper: str | None = None) -> Claim:
+    """Fig 3A.b against another baseline (issue 13, item 8): concepts are annotated more often
+    than ``units`` (e.g. capacity-matched principal or independent components). ``cmp``:
+    annotated concepts / concepts vs annotated units / units; decided as
+    :func:`annotation_vs_neurons`; key ``ch05_<model>_vs_<first word of units>``."""
+    text = (f"**{label}, concepts vs {units}.** {_pct(cmp.rate1)} of {cmp.n1} concepts and "
+            f"{_pct(cmp.rate2)} of {cmp.n2} {units} get at least a weak GO annotation, a "
+            f"difference of {cmp.diff:+.0%} (95 % interval {cmp.interval[0]:+.0%} to "
+            f"{cmp.interval[1]:+.0%}; Fisher's exact test p = {cmp.p:.2g}).{cmp.power_text()} "
+            "Concepts annotated more often:")
+    key = f"ch05_{model}_vs_{units.split()[0].lower()}"
+    return _claim(key, cmp, paper, text,
+                  f"concepts − {units} annotation rate > 0 (Newcombe interval)",
+                  f"concepts + {units}")
+
