@@ -103,16 +103,17 @@ def test_deletion_curve_linear_model_true_order_drops_fastest():
         dgea.deletion_curve(unit_fn, 0, xp, xc[:2], true, 3)
 
 
-def test_deletion_curves_attribution_beats_wrong_dgea_order():
-    rng = np.random.default_rng(2)
-    m, n = 20, 12
+def _three_gene_case(seed: int, n: int, m: int = 20):
+    """A linear unit driven by genes 2, 5, 9 (weights 3, 2, 1), random cells, and the
+    attribution scores that rank exactly those genes."""
     w = np.zeros(m, dtype=np.float32)
     w[[2, 5, 9]] = [3, 2, 1]
-    unit_fn = _linear_unit_fn(w)
-    x = rng.uniform(1, 3, size=(n, m)).astype(np.float32)
-    genes = np.array([f"G{i}" for i in range(m)])
-    scores = np.zeros((1, m), np.float32)
-    scores[0, [2, 5, 9]] = [3, 2, 1]
+    x = np.random.default_rng(seed).uniform(1, 3, size=(n, m)).astype(np.float32)
+    return _linear_unit_fn(w), x, np.array([f"G{i}" for i in range(m)]), w[None].copy()
+
+
+def test_deletion_curves_attribution_beats_wrong_dgea_order():
+    unit_fn, x, genes, scores = _three_gene_case(2, 12)
     res = AttributionResult(
         units=np.array([0]), genes=genes, scores=scores, per_prototype=scores[:, None],
         prototypes=np.array([[0, 1]]), counterfactuals=np.array([[[5, 6], [7, -1]]]),
@@ -312,21 +313,14 @@ def test_interferon_evidence_counts():
 def test_held_out_pairs_and_curves():
     """Held-out deletion pairs (issue 13, item 6): prototypes ranked N_p + 1 … 2 N_p with their
     own counterfactuals, disjoint from the attributed prototypes, and curves on them."""
-    rng = np.random.default_rng(3)
-    m, n = 20, 40
-    w = np.zeros(m, dtype=np.float32)
-    w[[2, 5, 9]] = [3, 2, 1]
-    unit_fn = _linear_unit_fn(w)
-    x = rng.uniform(1, 3, size=(n, m)).astype(np.float32)
+    n = 40
+    unit_fn, x, genes, scores = _three_gene_case(3, n)
     act = np.r_[np.linspace(5, 1, 8), np.zeros(n - 8)]          # 8 activating cells
-    emb = np.c_[act, rng.normal(size=n)]
+    emb = np.c_[act, np.random.default_rng(4).normal(size=n)]
     pairs = dgea.held_out_pairs(emb, act, n_prototypes=2, n_counterfactuals=2)
     assert [p for p, _ in pairs] == [2, 2, 3, 3]                  # ranks 3 and 4, not 1 and 2
     assert all(act[c] <= 0 for _, c in pairs)
     assert dgea.held_out_pairs(emb, np.ones(n), 2, 2) == []      # no non-activating cell
-    genes = np.array([f"G{i}" for i in range(m)])
-    scores = np.zeros((1, m), np.float32)
-    scores[0, [2, 5, 9]] = [3, 2, 1]
     res = AttributionResult(
         units=np.array([0]), genes=genes, scores=scores, per_prototype=scores[:, None],
         prototypes=np.array([[0, 1]]), counterfactuals=np.array([[[10, 11], [12, 13]]]),

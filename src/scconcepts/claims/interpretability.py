@@ -90,6 +90,12 @@ class RateComparison:
                 "difference": self.diff, "95 % interval": f"{lo:+.0%} to {hi:+.0%}",
                 "verdict": self.decide()[0]}
 
+    def stats_text(self) -> str:
+        """"a difference of +x% (95 % interval …; Fisher's exact test p = …)" for sentences."""
+        lo, hi = self.interval
+        return (f"a difference of {self.diff:+.0%} (95 % interval {lo:+.0%} to {hi:+.0%}; "
+                f"Fisher's exact test p = {self.p:.2g})")
+
     def power_text(self) -> str:
         d = self.detectable
         return ("" if d != d else
@@ -140,9 +146,8 @@ def annotation_vs_neurons(model: str, label: str, cmp: RateComparison, paper: st
     extra = ("" if fdr is None else f" With the FDR q-value of the best term (≤ 0.05) instead: "
              f"{_pct(fdr[0])} of the concepts, {_pct(fdr[1])} of the neurons.")
     text = (f"**{label}.** {_pct(cmp.rate1)} of {cmp.n1} concepts and {_pct(cmp.rate2)} "
-            f"of {cmp.n2} neurons get at least a weak GO annotation, a difference of "
-            f"{cmp.diff:+.0%} (95 % interval {cmp.interval[0]:+.0%} to {cmp.interval[1]:+.0%}; "
-            f"Fisher's exact test p = {cmp.p:.2g}).{cmp.power_text()}{extra} The paper finds "
+            f"of {cmp.n2} neurons get at least a weak GO annotation, {cmp.stats_text()}."
+            f"{cmp.power_text()}{extra} The paper finds "
             f"concepts more aligned with pathways than neurons (Fig 3A.b):")
     return _claim(f"ch05_{model}", cmp, paper, text,
                   "concepts − neurons annotation rate > 0 (Newcombe interval)",
@@ -157,9 +162,7 @@ def fdr_vs_neurons(model: str, label: str, cmp: RateComparison,
     such neurons / neurons; decided as :func:`annotation_vs_neurons`; key ``ch05_<model>_fdr``."""
     text = (f"**{label}, FDR ≤ 0.05.** Counting a unit as annotated only when its best term "
             f"survives the false-discovery control over the testable sets: {_pct(cmp.rate1)} of "
-            f"{cmp.n1} concepts and {_pct(cmp.rate2)} of {cmp.n2} neurons, a difference of "
-            f"{cmp.diff:+.0%} (95 % interval {cmp.interval[0]:+.0%} to {cmp.interval[1]:+.0%}; "
-            f"Fisher's exact test p = {cmp.p:.2g}):")
+            f"{cmp.n1} concepts and {_pct(cmp.rate2)} of {cmp.n2} neurons, {cmp.stats_text()}:")
     return _claim(f"ch05_{model}_fdr", cmp, paper, text,
                   "concepts − neurons rate of best term FDR ≤ 0.05 > 0 (Newcombe interval)",
                   "concepts + neurons")
@@ -300,10 +303,8 @@ def concepts_vs_units(model: str, label: str, units: str, cmp: RateComparison,
     annotated concepts / concepts vs annotated units / units; decided as
     :func:`annotation_vs_neurons`; key ``ch05_<model>_vs_<first word of units>``."""
     text = (f"**{label}, concepts vs {units}.** {_pct(cmp.rate1)} of {cmp.n1} concepts and "
-            f"{_pct(cmp.rate2)} of {cmp.n2} {units} get at least a weak GO annotation, a "
-            f"difference of {cmp.diff:+.0%} (95 % interval {cmp.interval[0]:+.0%} to "
-            f"{cmp.interval[1]:+.0%}; Fisher's exact test p = {cmp.p:.2g}).{cmp.power_text()} "
-            "Concepts annotated more often:")
+            f"{_pct(cmp.rate2)} of {cmp.n2} {units} get at least a weak GO annotation, "
+            f"{cmp.stats_text()}.{cmp.power_text()} Concepts annotated more often:")
     key = f"ch05_{model}_vs_{units.split()[0].lower()}"
     return _claim(key, cmp, paper, text,
                   f"concepts − {units} annotation rate > 0 (Newcombe interval)",
