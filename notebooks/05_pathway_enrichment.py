@@ -261,17 +261,9 @@ for m in sens:
 _ = glue_sentences("ch05_pools_text", pool_claims)
 
 # %%
-fig, axes = plt.subplots(1, max(len(sens), 1), figsize=(6 * max(len(sens), 1), 2.8),
-                         squeeze=False)
-for ax, m in zip(axes[0], sens):
-    rows = [c for c in pool_claims if c.key.startswith(f"ch05_{m}_pools")]
-    ax.errorbar([c.value for c in rows], range(len(rows)), fmt="o", capsize=4,
-                xerr=[[c.value - c.interval[0] for c in rows],
-                      [c.interval[1] - c.value for c in rows]])
-    ax.set_yticks(range(len(rows)), list(sens[m]), fontsize=8)
-    ax.axvline(0, color="grey", lw=0.8, ls="--")
-    ax.set(xlabel="concepts − neurons annotated (95 % interval)", title=wf.label(m))
-fig.tight_layout()
+gaps = {wf.label(m): dict(zip(sens[m], [c for c in pool_claims
+                                         if c.key.startswith(f"ch05_{m}_pools")])) for m in sens}
+fig = plotting.claim_intervals(gaps, xlabel="concepts − neurons annotated (95 % interval)")
 plt.show()
 
 # %% [markdown]

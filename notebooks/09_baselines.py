@@ -50,12 +50,11 @@ params = {}
 
 # %%
 import matplotlib.pyplot as plt
-import numpy as np
 import pandas as pd
 from IPython.display import display
 from myst_nb import glue
 
-from scconcepts import alignment, baselines, downstream, sae as sae_mod
+from scconcepts import alignment, baselines, downstream, plotting, sae as sae_mod
 from scconcepts.claims import glue_sentences
 from scconcepts.claims import usefulness as claims
 from scconcepts.config import load_config
@@ -202,33 +201,23 @@ _ = glue_sentences("ch09_lowrank_text", low)
 # F1 = 2p/(1 + p), column `f1_all_test`).
 
 # %%
-align, ranks = {}, {}
+align = {}
 for m in models:
-    A, obs, (sae, meta) = wf.embeddings("main", m), wf.dataset("main").obs, wf.sae(m)
-    fit, held = sae_mod.cell_split(meta["history"], len(A))
-    ranks[m] = baselines.matched_rank(A[fit], A[held], meta["metrics"]["r2_val"], int(cfg.seed))
-    r = ranks[m][0]
+    A, obs = wf.embeddings("main", m), wf.dataset("main").obs
     feats = {"concepts": wf.codes(m), "neurons": A,
-             "PCA (matched)": baselines.fit_pca(A[fit], r, int(cfg.seed)).transform(A),
-             "ICA (matched)": baselines.fit_ica(A[fit], r, int(cfg.seed)).transform(A)}
+             "PCA (matched)": wf.decomposition(m, "pca").transform(A),
+             "ICA (matched)": wf.decomposition(m, "ica").transform(A)}
     val, test = alignment.split_cells(len(A), obs["cell_type"].astype(str), 0.5, int(cfg.seed))
     keys = [k for k in ("cell_type", "donor_id") if k in obs]
     align[m] = {k: alignment.alignment_table(feats, obs[k].astype(str).to_numpy(), val, test)
                 for k in keys}
+ranks = {m: wf.matched_rank(m) for m in models}  # (components, held-out R²)
 pd.concat({(labels[m], k): s.set_index("method") for m, d in align.items()
            for k, (_, s) in d.items()}, names=["model", "labels"]).round(3)
 
 # %%
-fig, axes = plt.subplots(1, len(models), figsize=(6 * len(models), 3.6), squeeze=False)
-for ax, m in zip(axes[0], models):
-    per = pd.concat([t.assign(labels=k) for k, (t, _) in align[m].items()])
-    for i, (method, g) in enumerate(per.groupby("method", sort=False)):
-        ax.scatter(g["f1_test"], np.full(len(g), i) + np.linspace(-0.2, 0.2, len(g)), s=18)
-    ax.set_yticks(range(per["method"].nunique()), per["method"].unique())
-    ax.axvline(0.5, color="grey", lw=0.8, ls="--")
-    ax.set(xlabel="test F1 of the best unit (one dot per label)", xlim=(0, 1),
-           title=f"{labels[m]}: PCA/ICA rank {ranks[m][0]}")
-fig.tight_layout()
+fig = plotting.label_f1_plot({f"{labels[m]}: PCA/ICA rank {ranks[m][0]}": pd.concat(
+    [t for t, _ in align[m].values()]) for m in models})
 plt.show()
 
 # %% tags=["remove-input"]

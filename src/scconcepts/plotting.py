@@ -11,7 +11,8 @@ import seaborn as sns
 
 __all__ = ["umap_panels", "r2_bars", "training_curves", "category_bars", "ratio_heatmap",
            "gene_set_size_hist", "attribution_cdf", "top_genes_bars", "annotation_bars",
-           "pretraining_curve", "cross_r2_bars", "matching_hist", "confusion_panels"]
+           "pretraining_curve", "cross_r2_bars", "matching_hist", "confusion_panels",
+           "claim_intervals", "label_f1_plot"]
 
 _CAT_COLORS = {
     "cell_type-specific": "#4C72B0",
@@ -351,3 +352,45 @@ def separation_scatter(table: pd.DataFrame, highlight: Sequence[int] = (), title
     fig.colorbar(sc_, ax=ax, label="AUROC (stimulated vs control)")
     fig.tight_layout()
     return fig
+
+
+def claim_intervals(panels: dict, xlabel: str = "value (95 % interval)"):
+    """Claims' values with their 95 % intervals, one row per claim and one panel per group,
+    with a dashed line at 0 (chapter 05: the concepts − neurons gap under each counterfactual
+    pool).
+
+    ``panels``: title → {row label → :class:`~scconcepts.claims.Claim`}; a claim without an
+    interval is drawn as a point only."""
+    n = max(len(panels), 1)
+    fig, axes = plt.subplots(1, n, figsize=(6 * n, 2.8), squeeze=False)
+    for ax, (title, rows) in zip(axes[0], panels.items()):
+        for y, c in enumerate(rows.values()):
+            lo, hi = c.interval if c.interval is not None else (c.value, c.value)
+            ax.errorbar([c.value], [y], xerr=[[c.value - lo], [hi - c.value]], fmt="o",
+                        capsize=4, color="#4C72B0")
+        ax.set_yticks(range(len(rows)), list(rows), fontsize=8)
+        ax.axvline(0, color="grey", lw=0.8, ls="--")
+        ax.set(xlabel=xlabel, title=title)
+    fig.tight_layout()
+    return fig
+
+
+def label_f1_plot(per_label: dict[str, pd.DataFrame], f1_min: float = 0.5):
+    """Chapter 09 (InterPLM protocol): the test F1 of the best unit per label, one dot per label
+    and one row per method, a panel per model.
+
+    ``per_label``: panel title → :func:`scconcepts.alignment.alignment_table`'s per-label table
+    (columns ``method``, ``f1_test``); the dashed line marks ``f1_min``."""
+    n = max(len(per_label), 1)
+    fig, axes = plt.subplots(1, n, figsize=(6 * n, 3.6), squeeze=False)
+    for ax, (title, per) in zip(axes[0], per_label.items()):
+        methods = list(dict.fromkeys(per["method"]))
+        for i, method in enumerate(methods):
+            f1 = per.loc[per["method"] == method, "f1_test"].to_numpy(float)
+            ax.scatter(f1, i + np.linspace(-0.2, 0.2, len(f1)), s=18)
+        ax.set_yticks(range(len(methods)), methods)
+        ax.axvline(f1_min, color="grey", lw=0.8, ls="--")
+        ax.set(xlabel="test F1 of the best unit (one dot per label)", xlim=(0, 1), title=title)
+    fig.tight_layout()
+    return fig
+

@@ -81,27 +81,36 @@ class AttributionSteps:
             return np.arange(self.embeddings(role, model).shape[1])
         return self.sample_neurons(model, int(n), role)
 
+    def matched_rank(self, model: str) -> tuple[int, float]:
+        """Capacity-matched rank (:func:`scconcepts.baselines.matched_rank`): the number of
+        principal components PCA, fitted on the default SAE's training cells, needs to reach the
+        SAE's held-out R² on its held-out cells, and the R² it reaches there."""
+        from . import baselines
+        from . import sae as sae_mod
+
+        A = self.embeddings("main", model)
+        _, meta = self.sae(model)
+        fit, held = sae_mod.cell_split(meta["history"], len(A))
+        return baselines.matched_rank(A[fit], A[held], meta["metrics"]["r2_val"],
+                                      int(self.cfg.seed))
+
     def decomposition(self, model: str, method: str):
         """PCA or ICA (``method``) of the model's main embeddings with the capacity-matched rank
-        (:func:`scconcepts.baselines.matched_rank`: the rank PCA needs to reach the default
-        SAE's held-out R²), fitted on the SAE's training cells; seeded, recomputed in memory
-        (a fit takes seconds). Raises ValueError for another ``method``."""
+        (:meth:`matched_rank`), fitted on the default SAE's training cells; seeded, recomputed
+        in memory once per workflow (a fit takes seconds). Raises ValueError for another
+        ``method``."""
         from . import baselines
         from . import sae as sae_mod
 
         if method not in ("pca", "ica"):
             raise ValueError(f"method must be 'pca' or 'ica', not {method!r}")
-        memo = getattr(self, "_decompositions", None)
-        if memo is None:
-            memo = self._decompositions = {}
+        memo = self.__dict__.setdefault("_decompositions", {})
         if (model, method) not in memo:
             A = self.embeddings("main", model)
-            _, meta = self.sae(model)
-            fit, held = sae_mod.cell_split(meta["history"], len(A))
-            seed = int(self.cfg.seed)
-            r, _ = baselines.matched_rank(A[fit], A[held], meta["metrics"]["r2_val"], seed)
+            fit, _ = sae_mod.cell_split(self.sae(model)[1]["history"], len(A))
             fitter = baselines.fit_pca if method == "pca" else baselines.fit_ica
-            memo[(model, method)] = fitter(A[fit], r, seed)
+            memo[(model, method)] = fitter(A[fit], self.matched_rank(model)[0],
+                                           int(self.cfg.seed))
         return memo[(model, method)]
 
     # ------------------------------------------------------------------ attribution

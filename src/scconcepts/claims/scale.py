@@ -11,17 +11,17 @@ from __future__ import annotations
 
 import math
 
+from collections.abc import Sequence
+
 import numpy as np
 import pandas as pd
-
-from collections.abc import Sequence
 
 from . import ABOVE, Claim, decide, stats
 from . import conclusion as _conclusion
 
 __all__ = ["R2_MIN", "ACTIVE_TOLERANCE", "CELLTYPE_LARGE", "MIN_SIZES", "MIN_CONCEPTS",
-           "wilson_interval", "bootstrap_r2", "r2_step_replicates", "page_values", "r2_default", "r2_trend",
-           "active_share", "dead_growth", "celltype_share"]
+           "wilson_interval", "bootstrap_r2", "r2_step_replicates", "page_values", "r2_default",
+           "r2_trend", "active_share", "dead_growth", "celltype_share"]
 
 #: Fig 2A / Sec 4.2: every SAE of the paper reconstructs its embeddings with R² above this
 R2_MIN = 0.95
@@ -33,15 +33,11 @@ CELLTYPE_LARGE = 0.30
 MIN_SIZES = 3
 #: a share of concepts needs at least this many concepts to be tested
 MIN_CONCEPTS = 3
-#: two-sided 95 % normal quantile
-Z95 = 1.959964
 
-def wilson_interval(successes: float, n: int, z: float = 1.96) -> tuple[float, float]:
-    """Wilson score interval (95 % by default) of a proportion ``successes / n``; (nan, nan)
-    when n = 0 (:func:`scconcepts.claims.stats.wilson`)."""
-    from scipy.stats import norm
-
-    return stats.wilson(successes, n, level=float(2 * norm.cdf(z) - 1))
+def wilson_interval(successes: float, n: int) -> tuple[float, float]:
+    """Wilson score 95 % interval of a proportion ``successes / n``; (nan, nan) when n = 0
+    (:func:`scconcepts.claims.stats.wilson`)."""
+    return stats.wilson(successes, n)
 
 
 def bootstrap_r2(a: np.ndarray, a_hat: np.ndarray, n_boot: int = stats.N_BOOT, seed: int = 0,
@@ -205,7 +201,7 @@ def dead_growth(model: str, label: str, table: pd.DataFrame,
     interval = None
     if n_sizes > 1:
         var = sum(c * (d / c) * (1 - d / c) for d, c in ((dead[0], cs[0]), (dead[-1], cs[-1])))
-        h = Z95 * math.sqrt(var)
+        h = stats.Z95 * math.sqrt(var)
         interval = (rise - h, rise + h)
     has_paper = paper_table is not None and len(paper_table) > 0
     if n_sizes < MIN_SIZES:

@@ -31,7 +31,6 @@ __all__ = ["MOVED_COSINE", "SHARED_SHARE", "SEED_SPREAD", "atom_stability", "r2_
 MOVED_COSINE = 0.8   # mean cosine of trained atoms with their initialisation above: "barely moved"
 SHARED_SHARE = 0.5   # "often": at least half of the matched pairs share a top-10 gene
 SEED_SPREAD = 2.0    # cross-dataset score within this many seed-to-seed stds of their mean
-Z95 = 1.959964       # two-sided 95 % normal quantile
 MIN_UNITS = 3        # fewer pairs / seeds than this cannot decide
 
 
@@ -366,7 +365,7 @@ def more_stable(scores: Mapping[str, np.ndarray], labels: Mapping[str, str],
                                               f"{ll}.")
     diff = float(a.mean() - b.mean())
     se = float(np.sqrt(a.var(ddof=1) / a.size + b.var(ddof=1) / b.size))
-    ci = (diff - Z95 * se, diff + Z95 * se)
+    ci = (diff - stats.Z95 * se, diff + stats.Z95 * se)
     region = (0.0, ABOVE)
     v, reason = decide(ci, region, n, MIN_UNITS, fmt="+.3f")
     tail = {"agrees": f"as in the paper, {lh} concepts are more stable across datasets than "

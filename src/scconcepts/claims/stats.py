@@ -25,18 +25,20 @@ drawn as multinomial weights so that several values computed on the same cells a
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["LEVEL", "N_BOOT", "ABOVE", "BELOW", "decide", "wilson", "exact", "newcombe",
-           "t_interval", "bootstrap_weights", "r2_replicates", "percentile", "paired_bootstrap",
+__all__ = ["LEVEL", "N_BOOT", "Z95", "ABOVE", "BELOW", "decide", "wilson", "exact",
+           "newcombe", "t_interval", "bootstrap_weights", "r2_replicates", "percentile",
            "min_of", "region_text", "detectable_difference"]
 
 #: confidence level of every interval of the book
 LEVEL = 0.95
 #: bootstrap replicates of every bootstrap interval
 N_BOOT = 1000
+#: two-sided 95 % normal quantile (normal-approximation intervals)
+Z95 = 1.959964
 #: open half-lines, for regions such as (0.95, ∞)
 ABOVE, BELOW = math.inf, -math.inf
 
@@ -189,13 +191,6 @@ def percentile(replicates: np.ndarray, level: float = LEVEL) -> tuple[float, flo
         return (math.nan, math.nan)
     q = (1 - level) / 2
     return float(np.quantile(r, q)), float(np.quantile(r, 1 - q))
-
-
-def paired_bootstrap(fn: Callable[[np.ndarray], np.ndarray], n: int, n_boot: int = N_BOOT,
-                     seed: int = 0) -> np.ndarray:
-    """Replicates of a statistic ``fn(weights)`` (weights (n_boot, n) → (n_boot,)) over n units.
-    """
-    return np.asarray(fn(bootstrap_weights(n, n_boot, seed)), dtype=float)
 
 
 def min_of(intervals: Sequence[tuple[float, float]]) -> tuple[float, float]:

@@ -22,14 +22,13 @@ __all__ = ["WITHIN", "R2_TIE", "LOWRANK_DENSE", "concepts_vs_neurons", "markers_
 WITHIN = 0.05        # "concepts classify as well as neurons": accuracies within this
 R2_TIE = 0.001       # R² differences below this (the tables' rounding) cannot be ordered
 LOWRANK_DENSE = 0.1  # share of zero codes below which a decomposition's codes are "dense"
-Z95 = 1.959964
 MIN_UNITS = 3
 
 
 def _diff_interval(a: float, b: float, n: int) -> tuple[float, float]:
     """95 % normal interval of a − b for two accuracies on ``n`` held-out cells each."""
     se = np.sqrt(max(a * (1 - a), 0) / n + max(b * (1 - b), 0) / n) if n else np.nan
-    return (a - b - Z95 * se, a - b + Z95 * se)
+    return (a - b - stats.Z95 * se, a - b + stats.Z95 * se)
 
 
 def _no_paper(label: str) -> str:
