@@ -6,9 +6,12 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
+#   scconcepts:
+#     summary: "the bundled PBMC datasets, the scVI model trained on the main dataset, the project-pretrained scGPT, and how much cell-type information their embeddings carry (paper §4.1, App. A)."
 # ---
 
 # %% [markdown]
+# (ch01)=
 # # Data and models
 #
 # The paper studies cell embeddings of two single-cell foundation models, scVI {cite}`lopez2018`
@@ -187,7 +190,7 @@ glue("ch01_knn_pca", acc_pca, display=False)  # glued last: it wins over a `pca`
 # %% [markdown]
 # The book targets a cross-validated accuracy of at least 0.80 for every model's embeddings (PCA
 # of log-normalised counts reaches {glue:text}`ch01_knn_pca:.4f`); the verdict is inconclusive
-# when the 95 % interval of the accuracy (Wilson, one prediction per cell) contains the target:
+# when the 95 % interval of the accuracy ({cite:t}`wilson1927`, one prediction per cell) contains the target:
 #
 # ```{glue:md} ch01_knn_text
 # :format: myst

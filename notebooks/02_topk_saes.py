@@ -6,9 +6,12 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
+#   scconcepts:
+#     summary: "Top-K sparse autoencoders on the embeddings: held-out reconstruction R², sparsity and dead concepts across dictionary sizes, and the decoder-bias ablation (paper §2, §4.2, Fig. 2A)."
 # ---
 
 # %% [markdown]
+# (ch02)=
 # # Top-K sparse autoencoders at different scales
 #
 # Concept extraction is a dictionary-learning problem (Sec 2 of {cite}`claye2025`): the
@@ -96,7 +99,7 @@ dims = {m: int(wf.embeddings("main", m).shape[1]) for m in wf.models}
 #
 # The paper trains four SAEs on scGPT's 512-dimensional CLS embeddings, $c$ = 1000, 2000, 5000,
 # 10000 with $k$ = 16, 32, 80, 160 (expansion factors ≈ 2 to 20, $k$ = 1.6 % of $c$), and keeps
-# $c$ = 5000, $k$ = 80 (expansion ≈ 10). Our scGPT is the project-pretrained model of chapter 1
+# $c$ = 5000, $k$ = 80 (expansion ≈ 10). Our scGPT is the project-pretrained model of {numref}`chapter %s <ch01>`
 # ($d$ = 64), so we keep the paper's expansion factors and $k/c$ ratio: $c$ = 128, 256, 640,
 # 1280 with $k$ = 2, 4, 10, 20, default $c$ = 640, $k$ = 10. The optimiser settings are those of
 # the scVI SAEs. A model without paper values (e.g. `pca`) is shown without them.

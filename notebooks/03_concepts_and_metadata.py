@@ -6,9 +6,12 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
+#   scconcepts:
+#     summary: "which cell types, donors and conditions activate each concept (paper §3.1, Fig. 2B)."
 # ---
 
 # %% [markdown]
+# (ch03)=
 # # Concepts and metadata
 #
 # The first look at a concept is the population of cells that activate it (Sec 3.1 of
@@ -60,7 +63,7 @@ pd.Series({"used": ", ".join(k for k in cfg.data.metadata_keys if k not in skipp
 # ## Concept categories at every SAE size (Fig 2B analogue)
 #
 # One table and one bar chart per model of the profile (scVI, then the SAEs trained on the
-# project scGPT's CLS embeddings in chapter 2, then any other model).
+# project scGPT's CLS embeddings in {numref}`chapter %s <ch02>`, then any other model).
 
 # %%
 counts = {m: category_counts(cats[m]) for m in wf.models}
@@ -101,7 +104,7 @@ for m, (n_enough, frac) in shares.items():  # values the reproduction page shows
 # ```
 #
 # A share below the paper's would be consistent with a weaker cell-type structure of the
-# embeddings (chapter 1, k-NN accuracy). Donor-specific concepts, counted per model below, would
+# embeddings ({numref}`chapter %s <ch01>`, k-NN accuracy). Donor-specific concepts, counted per model below, would
 # reveal a donor (batch) effect kept by the embedding.
 
 # %%

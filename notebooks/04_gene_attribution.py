@@ -6,9 +6,12 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
+#   scconcepts:
+#     summary: "counterfactual occlusion attribution of genes, its exactness, the size of the gene sets it yields, and a planted-programme ground truth (paper §3.2, Fig. 2C)."
 # ---
 
 # %% [markdown]
+# (ch04)=
 # # Gene attribution with counterfactual occlusion
 #
 # Metadata say *which cells* carry a concept, not *which genes* make the model activate it.

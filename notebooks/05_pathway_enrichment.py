@@ -6,9 +6,12 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
+#   scconcepts:
+#     summary: "attribution-ranked GSEA, the annotation rate of concepts versus neurons with nulls for both, and its sensitivity to the counterfactual pool (paper §3.4, Fig. 3A.b)."
 # ---
 
 # %% [markdown]
+# (ch05)=
 # # Attribution-based pathway enrichment
 #
 # An expert reads a concept's ranked genes $C_i$ with their own knowledge; an algorithm can do the
@@ -47,7 +50,7 @@
 # same-sign null score at or above the observed one — and the strong one ($5 \cdot 10^{-5}$) is
 # not; "p = 0" only means $p \lesssim 2/P$. We therefore re-test the best pathway of every
 # weakly annotated unit on its own and call it strong only when that p-value is $\le 5 \cdot 10^{-5}$. The re-test uses
-# GSEApy's port of fgsea's multilevel splitting (Korotkevich et al. 2021;
+# GSEApy's port of fgsea's multilevel splitting ({cite:t}`korotkevich2021`;
 # `gsea.strong_method: multilevel`), which estimates the same gene-permutation p-value far below
 # $1/P$ from `gsea.strong_permutations` simple permutations plus Monte-Carlo levels; a
 # brute-force re-test would need $\ge 40{,}000$ permutations per unit and ~100× the time.
@@ -147,7 +150,7 @@ pd.DataFrame([c.as_row() for c in results]).set_index("key")[
 
 # %% [markdown]
 # **Results.** A unit counts as annotated with at least a weak annotation. Two rates are
-# compared by the 95 % interval of their difference (Newcombe's), with Fisher's exact p beside
+# compared by the 95 % interval of their difference ({cite:t}`newcombe1998`), with Fisher's exact p beside
 # it and the smallest lead the comparison detects with 80 % power; a difference within chance
 # neither confirms nor contradicts the paper:
 #
@@ -158,7 +161,7 @@ pd.DataFrame([c.as_row() for c in results]).set_index("key")[
 # Neurons are one baseline; the field now also expects the components of a linear decomposition
 # with the SAE's capacity. For the models in `gsea.component_baselines`, PCA and ICA of the
 # embeddings with as many components as PCA needs to reach the default SAE's held-out R² (fitted
-# on the SAE's training cells, chapter 09) are attributed like neurons (each component's score
+# on the SAE's training cells, {numref}`chapter %s <ch09>`) are attributed like neurons (each component's score
 # centred on its median: prototypes above it, counterfactuals below) and sent to the same GSEA.
 
 # %%

@@ -6,9 +6,12 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
+#   scconcepts:
+#     summary: "SAEs trained on two datasets and several seeds: cross-dataset R², dictionary matching against random dictionaries, atom-level seed stability (paper §4.4, Fig. 4)."
 # ---
 
 # %% [markdown]
+# (ch07)=
 # # Stability of concepts across datasets and seeds
 #
 # SAEs are known to be unstable: trained on other data, or only with another seed, they can
@@ -20,8 +23,8 @@
 #    the other? R² on every cell of the other dataset next to R² on its own dataset, measured on
 #    the cells its training held out (never trained on), so that both are out-of-sample.
 # 2. **Dictionary matching** (Fig 4B): the concept vectors (decoder atoms, columns of $D$) of the
-#    two SAEs are paired one-to-one with the Hungarian algorithm on their cosine similarity, as
-#    proposed by Fel et al. (2025); the mean cosine of the pairs is 1 when the dictionaries are
+#    two SAEs are paired one-to-one with the Hungarian algorithm {cite}`kuhn1955` on their cosine similarity, as
+#    proposed by {cite:t}`fel2025`; the mean cosine of the pairs is 1 when the dictionaries are
 #    identical up to a permutation. Because an SAE has many more atoms than dimensions, even a
 #    random dictionary finds partners with a sizeable cosine, so every score is shown next to the
 #    score of a random dictionary of the same shape (atoms uniform on the unit sphere).
@@ -47,12 +50,12 @@
 #   concept, so they are left out of the matching; the table gives both counts.
 # * **Pairs attributed**: scGPT attribution is costly on a CPU; Fig 4C shows,
 #   per model, the `models.<model>.stability_pairs` best pairs among the concepts attributed in
-#   chapter 04 (every active concept for scVI, the interpretation sample for scGPT; the paper
+#   {numref}`chapter %s <ch04>` (every active concept for scVI, the interpretation sample for scGPT; the paper
 #   shows a handful of hand-picked pairs).
 # * **Seeds**: the second dataset's SAE starts from another seed than the main one (see below).
 # * **Seeds**: the seed study uses the `stability.seed_role` dataset (the smaller one in the
 #   default profile). Every SAE trains until its held-out R² stops improving (the rule of
-#   chapter 02), with `stability.epochs` as the cap (null = `sae.epochs`).
+#   {numref}`chapter %s <ch02>`), with `stability.epochs` as the cap (null = `sae.epochs`).
 # ```
 
 # %% tags=["parameters"]
@@ -85,7 +88,7 @@ cfg.table(["data.main.dataset", "data.second.dataset", "sae.epochs", "sae.patien
 # ## SAEs on each dataset
 #
 # One SAE of the default size per model and dataset (cached; the main-dataset SAEs are those of
-# chapters 02–06). The second dataset's SAE is trained from another seed (`seed` + 1): the
+# {numref}`chapters %s <ch02>`–{numref}`%s <ch06>`). The second dataset's SAE is trained from another seed (`seed` + 1): the
 # decoder of a Top-K SAE moves away from its random initialisation only where its atoms fire, so
 # two SAEs started from the *same* seed share many nearly untouched atoms, which then "match"
 # with cosine ≈ 1 at the same index whatever the data. The first table measures this: the mean
@@ -117,7 +120,7 @@ pd.DataFrame({labels[m]: {
     for m, c in comp.items()}).T
 
 # %% [markdown]
-# How each SAE trained (its metadata, chapter 02's stopping rule): epochs run, whether the rule
+# How each SAE trained (its metadata, {numref}`chapter %s <ch02>`'s stopping rule): epochs run, whether the rule
 # was met before the cap, R² on its held-out cells, and the cosine of every atom (active or not)
 # with its initialisation: mean, median and smallest.
 
@@ -137,7 +140,7 @@ _ = init.glue()
 # %% [markdown]
 # ## Do SAEs generalise to the other dataset? (Fig 4A)
 #
-# Blue: R² of each SAE on its own dataset's held-out cells (the validation cells of chapter 02's
+# Blue: R² of each SAE on its own dataset's held-out cells (the validation cells of {numref}`chapter %s <ch02>`'s
 # stopping rule, which it never trained on); orange: R² on every cell of the other dataset. The
 # table gives the cells behind each R² (`held_out`: own data on held-out cells only).
 
@@ -212,9 +215,9 @@ _ = glue_sentences("ch07_match_text", match + [above, claims.more_stable(
 # ## Genes of matched concepts (Fig 4C)
 #
 # For the best-matched pairs, the top-10 attribution genes of the main-dataset concept (cached
-# from chapter 04) and of its partner, attributed on the second dataset's cells. Per model, the
+# from {numref}`chapter %s <ch04>`) and of its partner, attributed on the second dataset's cells. Per model, the
 # pairs are the `models.<model>.stability_pairs` best among the main concepts attributed in
-# chapter 04: every active concept when `attribution_units` is `active` (scVI), the
+# {numref}`chapter %s <ch04>`: every active concept when `attribution_units` is `active` (scVI), the
 # interpretation sample otherwise (scGPT).
 
 # %%
@@ -295,7 +298,7 @@ _ = glue_sentences("ch07_seed_text", seed_claims)
 #
 # The matching score pairs two dictionaries one-to-one and averages the cosines; it can be well
 # above chance while few concepts come back as such. The SAE literature therefore also asks, atom
-# by atom, whether another seed finds a concept again (Paulo & Belrose 2025): for each active atom
+# by atom, whether another seed finds a concept again {cite}`paulo2025`: for each active atom
 # of one seed, its best cosine with any atom of another seed (both directions, every pair of
 # seeds), the share above 0.9 (the same concept) and above 0.7, against random dictionaries of
 # the same shape.

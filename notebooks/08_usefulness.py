@@ -6,9 +6,12 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
+#   scconcepts:
+#     summary: "cell type and cell-cycle phase predicted from concepts versus neurons on held-out cells (paper §4.5, Fig. 5, App. G)."
 # ---
 
 # %% [markdown]
+# (ch08)=
 # # Are concepts useful for downstream tasks?
 #
 # If concept activations keep the biological signal of the embeddings, a simple classifier
@@ -30,18 +33,18 @@
 # :class: warning
 # * **Cell-cycle dataset**: the main dataset (Kang et al.) keeps only 1,287 genes and measures
 #   almost none of the Regev genes (counted below), so the cell-cycle task uses the second
-#   dataset (10x PBMC 4k), with the SAE trained on it (chapter 07). Blood cells barely cycle, so
+#   dataset (10x PBMC 4k), with the SAE trained on it ({numref}`chapter %s <ch07>`). Blood cells barely cycle, so
 #   the S and G2M "phases" are mostly assigned by weak scores.
 # * **Genes seen by the models**: the scVI input is the main dataset's 1,287 genes on both
 #   datasets, so scVI sees very few cell-cycle genes (the paper notes that its scGPT sees 8 of
 #   the 97); the project scGPT reads the main dataset's genes of its vocabulary there too
-#   (chapter 07's shared panel, `models.scgpt.shared_panel_roles`).
+#   ({numref}`chapter %s <ch07>`'s shared panel, `models.scgpt.shared_panel_roles`).
 # * **Size**: `usefulness.celltype_per_class` cells per class (paper: 6,000 + 2,000) and the
 #   rarest phase's count per phase (paper: 10,000 + 1,000); 25 % of each class is held out.
 # * **Attribution of top-coefficient units**: `usefulness.top_units` per class. A model whose
 #   `attribution_units` is `active` (scVI) has every unit attributed: on the main dataset by
-#   chapter 04, on the other dataset here (cheap). A model attributed on an interpretation
-#   sample (scGPT) reuses chapter 04's sample (main dataset) plus the
+#   {numref}`chapter %s <ch04>`, on the other dataset here (cheap). A model attributed on an interpretation
+#   sample (scGPT) reuses {numref}`chapter %s <ch04>`'s sample (main dataset) plus the
 #   `models.<model>.usefulness_attribution_units` best-ranked others per task and feature set,
 #   attributed here on the task's dataset (a scGPT unit costs seconds on the main dataset and
 #   about half a minute on the second on 2 CPU cores). The paper's Fig 5 is for scGPT.

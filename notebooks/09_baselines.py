@@ -6,15 +6,18 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
+#   scconcepts:
+#     summary: "semi-NMF, capacity-matched PCA and ICA next to the Top-K SAE, and the label-F1 protocol of InterPLM (App. B, Tables 4–5)."
 # ---
 
 # %% [markdown]
+# (ch09)=
 # # Baselines: semi-NMF, PCA and ICA next to the Top-K SAE
 #
 # Other decompositions can extract concepts. Appendix B of {cite}`claye2025` compares the Top-K
-# SAE with **semi-NMF** (non-negative codes, mixed-sign dictionary; Ding, Li & Jordan 2010) in
+# SAE with **semi-NMF** (non-negative codes, mixed-sign dictionary; {cite:t}`ding2010`) in
 # the over-complete ($c > d$) and under-complete ($c < d$) settings, on reconstruction, sparsity
-# and the two tasks of chapter 08 (Tables 4 and 5). A reviewer asked for the plain low-rank
+# and the two tasks of {numref}`chapter %s <ch08>` (Tables 4 and 5). A reviewer asked for the plain low-rank
 # baselines too: **PCA** and **ICA** (scikit-learn) with as many components as the
 # under-complete semi-NMF.
 #
@@ -22,7 +25,7 @@
 # and evaluated on its held-out cells: sparsity on the main dataset's test cells, accuracies with
 # the logistic regressions of chapter 08. Reconstruction (variance-weighted R²) is measured for
 # every method on the same cells, held out from all of them: the cell-type task's test cells
-# that the Top-K SAE also held out from its training (chapter 02's held-out split).
+# that the Top-K SAE also held out from its training ({numref}`chapter %s <ch02>`'s held-out split).
 #
 # ```{admonition} What differs from the paper here
 # :class: warning
@@ -39,7 +42,7 @@
 #   the test cells among those: fewer cells than the paper's 10 % held-out split, hence the
 #   bootstrap intervals. The accuracies still use SAE codes of test cells the SAE was trained on
 #   (without their labels).
-# * **Cell cycle** on the second dataset, as in chapter 08; $c < d$
+# * **Cell cycle** on the second dataset, as in {numref}`chapter %s <ch08>`; $c < d$
 #   (`models.<model>.baseline_low_rank_c`) is 20 for scVI as in the paper and 25 for our
 #   64-dimensional scGPT (the paper's ratio 200/512).
 # ```
@@ -188,7 +191,7 @@ _ = glue_sentences("ch09_lowrank_text", low)
 # %% [markdown]
 # ## Which units match a cell label? (InterPLM protocol)
 #
-# A concept is meant to be readable on its own. The protein-model SAE work of Simon & Zou
+# A concept is meant to be readable on its own. The protein-model SAE work of {cite:t}`simon2024`
 # (InterPLM, 2024) measures this with known labels: for every label, each unit binarised at a few
 # thresholds is scored by F1 against the label on **validation** cells, the best (unit, threshold)
 # is kept, and its F1 is reported on **test** cells it was not chosen on. We do the same for cell

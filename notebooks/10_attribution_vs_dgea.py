@@ -6,15 +6,18 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
+#   scconcepts:
+#     summary: "differential expression on counterfactual cells, held-out deletion curves and GSEA of both rankings (App. C, Fig. 8, Table 6)."
 # ---
 
 # %% [markdown]
+# (ch10)=
 # # Attribution vs differential expression
 #
 # The usual way to find "the genes of a group of cells" is a differential gene expression
 # analysis (DGEA): compare the cells that carry a concept with cells that do not, and rank genes
 # by fold change. Appendix C of {cite}`claye2025` compares this with the counterfactual
-# attribution of Sec 3.2 (chapter 4), following the DGEA of Schuster (2024):
+# attribution of Sec 3.2 ({numref}`chapter %s <ch04>`), following the DGEA of Schuster (2024):
 #
 # * **DGEA gene set**: scanpy's `rank_genes_groups` between at most 1,000 cells that activate the
 #   concept most and at most 1,000 **counterfactual cells**. We define the counterfactual cells
@@ -35,9 +38,9 @@
 # * **Data and models**: Kang 2018 control PBMCs with the project's scVI and scGPT (see the
 #   introduction), not Tabula Sapiens Immune with Census scVI / scGPT whole-human.
 # * **How many concepts**: for each model with `models.<m>.dgea.enabled`, a seeded random sample
-#   of `dgea.n_concepts` concepts of chapter 4's attribution of the model's default SAE for DGEA
+#   of `dgea.n_concepts` concepts of {numref}`chapter %s <ch04>`'s attribution of the model's default SAE for DGEA
 #   and deletion curves, and `dgea.gsea_n_concepts` of them for the GSEA comparison (paper: the
-#   first 100 concepts). For scGPT chapter 4's attribution is the interpretation sample
+#   first 100 concepts). For scGPT {numref}`chapter %s <ch04>`'s attribution is the interpretation sample
 #   (`models.scgpt.attribution_units` random concepts, $N_p$ = `models.scgpt.n_prototypes`,
 #   $N_c$ = `models.scgpt.n_counterfactuals`); its forward passes cost ~100× scVI's on a CPU, so
 #   only `models.scgpt.dgea.deletion_concepts` concepts get deletion curves, with
@@ -172,7 +175,7 @@ t6
 #
 # With {glue:text}`ch10_permutations` permutations, $p \le 0.005$ means at most
 # {glue:text}`ch10_max_hits` permutation(s) reached the observed enrichment; these are nominal
-# p-values over ~200 tested pathways, so some enrichments are false positives (chapter 5
+# p-values over ~200 tested pathways, so some enrichments are false positives ({numref}`chapter %s <ch05>`
 # measures that rate on shuffled rankings).
 
 # %% [markdown]

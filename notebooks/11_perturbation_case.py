@@ -6,16 +6,19 @@
 #     display_name: Python 3
 #     language: python
 #     name: python3
+#   scconcepts:
+#     summary: "do concepts learned on control cells find the IFN-β response in stimulated cells, and through which genes (not in the paper)."
 # ---
 
 # %% [markdown]
+# (ch11)=
 # # A perturbation case: interferon-β without labels
 #
 # Concepts are learned without labels; the paper characterises them afterwards with cell
 # metadata, genes and pathways (Sec 3). Can they reveal a biological signal that no label
 # describes? Kang et al. (2018) stimulated PBMCs with interferon-β (IFN-β); the bundled
 # perturbation dataset holds 1,000 control and 1,000 stimulated cells and **no cell-type
-# labels**. The SAE we use is the one of the main dataset (chapter 2), trained on the Kang
+# labels**. The SAE we use is the one of the main dataset ({numref}`chapter %s <ch02>`), trained on the Kang
 # **control** cells only: it has never seen a stimulated cell.
 #
 # 1. Encode the perturbation cells with the model and the main SAE.
@@ -24,8 +27,8 @@
 #    condition labels only *rank* concepts that were learned without them. A fully label-free
 #    ranking, the rise of each concept's activation frequency from the main dataset to the
 #    perturbation dataset, is shown next to it.
-# 3. Explain the top concepts with the attribution of chapter 4 (prototypes and counterfactuals
-#    among the perturbation cells) and attribution-based GSEA (chapter 5).
+# 3. Explain the top concepts with the attribution of {numref}`chapter %s <ch04>` (prototypes and counterfactuals
+#    among the perturbation cells) and attribution-based GSEA ({numref}`chapter %s <ch05>`).
 #
 # An interferon response is expected: interferon-stimulated genes (ISGs: ISG15, IFI6, MX1, the
 # IFIT family, …) and GO terms such as "response to virus" or "type I interferon signaling".
@@ -42,7 +45,7 @@
 #   classic ISGs (MX1, IFIT1/2/3, OAS1, RSAD2, IFI27, IFI44L) are **not among them**, so they
 #   cannot appear in any scVI attribution. The table below lists which markers the model sees.
 # * scVI maps the perturbation cells as query data onto the reference trained on control cells
-#   (chapter 1), as a user would apply the Census model.
+#   ({numref}`chapter %s <ch01>`), as a user would apply the Census model.
 # ```
 
 # %% tags=["parameters"]

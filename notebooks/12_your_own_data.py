@@ -8,9 +8,11 @@
 #     name: python3
 #   scconcepts:
 #     start_first: true
+#     summary: "the methods as scverse-style tools on your own AnnData and model (scconcepts.tl, scconcepts.pl)."
 # ---
 
 # %% [markdown]
+# (ch12)=
 # # Use it on your own data
 #
 # The chapters run the paper's study through a cached workflow. To find concepts in *your*

@@ -32,6 +32,9 @@ __all__ = [
     "vendor_mathjax",
     "check_sources",
     "stale_chapters",
+    "CHAPTER_LIST",
+    "chapter_list",
+    "write_chapter_list",
     "jupyter_book_command",
     "build",
 ]
@@ -180,6 +183,66 @@ def check_sources(root: Path) -> None:
         raise BookError("files listed in _toc.yml are missing: " + ", ".join(missing) + hint)
 
 
+#: The intro's chapter list, written by :func:`write_chapter_list` before every build and
+#: included by ``book/intro.md`` (git-ignored: it is generated from the book's contents).
+CHAPTER_LIST = Path("book/_generated/chapters.md")
+
+
+def _numbered_chapters(toc: dict) -> list[str]:
+    """The files of the numbered parts of ``_toc.yml``, in order (the chapters 1, 2, …)."""
+    return [f for part in toc.get("parts", []) if part.get("numbered")
+            for f in _toc_files({"chapters": part.get("chapters", [])})]
+
+
+def chapter_list(root: Path) -> list[dict]:
+    """Number, title, link and summary of every numbered chapter, from the book's contents.
+
+    The title is the first ``# `` heading of the chapter's source ``notebooks/<stem>.py`` (else
+    of the executed notebook the toc names); the summary is the notebook metadata ``scconcepts.summary`` (the
+    jupytext header of ``notebooks/<stem>.py``).
+
+    Raises
+    ------
+    BookError
+        When a chapter has no title or no summary (the intro would list it without one).
+    """
+    import jupytext
+
+    root = Path(root)
+    toc = yaml.safe_load((root / "_toc.yml").read_text())
+    rows = []
+    for number, entry in enumerate(_numbered_chapters(toc), start=1):
+        stem = Path(entry).name
+        source = root / "notebooks" / f"{stem}.py"  # the chapter's source: what gets executed
+        if not source.is_file():
+            source = root / f"{entry}.ipynb"
+        nb = jupytext.read(source)
+        title = next((line[2:].strip() for cell in nb.cells if cell.cell_type == "markdown"
+                      for line in cell.source.splitlines() if line.startswith("# ")), None)
+        summary = nb.metadata.get("scconcepts", {}).get("summary")
+        if not title or not summary:
+            raise BookError(f"{source}: a chapter needs a '# ' title and a `scconcepts: summary:` "
+                            "entry in its jupytext header (the intro lists both)")
+        rows.append({"number": number, "title": title, "doc": "/" + entry,
+                     "summary": " ".join(str(summary).split())})
+    return rows
+
+
+def write_chapter_list(root: Path) -> Path:
+    """Write :data:`CHAPTER_LIST` (a MyST numbered list of linked chapters) atomically."""
+    root = Path(root)
+    lines = [f"{r['number']}. {{doc}}`{r['title']} <{r['doc']}>` — {r['summary']}"
+             for r in chapter_list(root)]
+    out = root / CHAPTER_LIST
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(lines) + "\n"
+    if not out.is_file() or out.read_text() != text:  # unchanged file: no rebuild of the intro
+        tmp = out.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(out)
+    return out
+
+
 def stale_chapters(root: Path) -> list[str]:
     """Executed chapters older than their ``notebooks/<stem>.py`` source."""
     root = Path(root)
@@ -217,6 +280,7 @@ def build(
     if not mathjax_vendored(root) and shutil.which("npm"):
         vendor_mathjax(root)
     out_root = Path(path_output).resolve() if path_output is not None else root
+    write_chapter_list(root)
     index = out_root / "_build" / builder / "index.html"
     stamp = out_root / "_build" / f".scconcepts-{builder}.json"
     digest = build_inputs_digest(root, [builder, strict, all_pages])
