@@ -17,6 +17,8 @@ import pandas as pd
 __all__ = [
     "ANNOTATION_SCHEMA",
     "LEVELS",
+    "QUESTIONS",
+    "form_questions",
     "load_annotations",
     "interpretability_level",
     "interpretability_table",
@@ -29,12 +31,52 @@ __all__ = [
 ANNOTATION_SCHEMA = "expert-annotations/1"
 #: Fig 3A.a levels, in plotting order.
 LEVELS = ["interpretable", "signal but unclear", "not interpretable"]
-_FORM_FIELDS = {
-    "cell_type": ("no", "yes"),
-    "tissue": ("no", "yes"),
-    "process": ("no", "unclear", "yes"),
-}
+#: The questions of the annotation form (Fig 9), in order: ``id`` (answer field), ``legend``,
+#: ``text``, ``choices`` ([value, label]), ``which`` (the text field asked for when the answer is
+#: "yes"), ``placeholder``, and ``columns``: the obs columns that make the question meaningful
+#: (the form asks it only when the dataset has one of them with more than one value; an empty
+#: tuple means always asked). The viewer builds its form from this list.
+QUESTIONS = (
+    {"id": "cell_type", "legend": "Cell type specificity",
+     "text": "Do these genes suggest a specific cell type?",
+     "choices": (("no", "No"), ("yes", "Yes")), "which": "cell_type_which",
+     "placeholder": "Which cell type?", "columns": ("cell_type", "author_cell_type")},
+    {"id": "tissue", "legend": "Tissue specificity",
+     "text": "Do these genes suggest a specific tissue?",
+     "choices": (("no", "No"), ("yes", "Yes")), "which": "tissue_which",
+     "placeholder": "Which tissue? e.g., liver, brain, immune system...",
+     "columns": ("tissue", "tissue_general")},
+    {"id": "process", "legend": "Biological process specificity",
+     "text": "Do these genes suggest a specific biological process?",
+     "choices": (("no", "No"), ("unclear", "Signal but unclear"), ("yes", "Yes")),
+     "which": "process_explanation",
+     "placeholder": "Please explain the biological process or signal", "columns": ()},
+)
+_FORM_FIELDS = {q["id"]: tuple(v for v, _ in q["choices"]) for q in QUESTIONS}
 _TEXT_FIELDS = ("cell_type_which", "tissue_which", "process_explanation", "notes")
+
+
+def form_questions(obs: pd.DataFrame) -> list[str]:
+    """Ids of the :data:`QUESTIONS` worth asking for a dataset with cell metadata ``obs``.
+
+    A question tied to obs columns is asked only when one of them has more than one distinct
+    (non-missing) value: an all-blood dataset gets no tissue question, a dataset without cell
+    types no cell-type question. The biological-process question is always asked.
+
+    Parameters
+    ----------
+    obs
+        Cell metadata, one row per cell.
+
+    Returns
+    -------
+    list of str
+        Question ids, in :data:`QUESTIONS` order.
+    """
+    def varies(col: str) -> bool:
+        return col in obs.columns and obs[col].nunique(dropna=True) > 1
+
+    return [q["id"] for q in QUESTIONS if not q["columns"] or any(map(varies, q["columns"]))]
 
 
 # --------------------------------------------------------------------------------------------
@@ -42,13 +84,18 @@ _TEXT_FIELDS = ("cell_type_which", "tissue_which", "process_explanation", "notes
 # --------------------------------------------------------------------------------------------
 
 
-def _validate_annotation(item_id: str, ann: Any, source: str) -> dict[str, str]:
+def _validate_annotation(item_id: str, ann: Any, source: str,
+                         asked: Sequence[str] = tuple(_FORM_FIELDS)) -> dict[str, str]:
+    """One exported form, checked; a question the form did not ask is stored as ``""``."""
     if not isinstance(ann, dict):
         raise ValueError(f"{source}: annotation of {item_id!r} is a {type(ann).__name__}, not an "
                          "object; export the file again from the viewer.")
     out = {}
     for name, allowed in _FORM_FIELDS.items():
         v = ann.get(name)
+        if name not in asked and v in (None, ""):
+            out[name] = ""
+            continue
         if v not in allowed:
             raise ValueError(f"{source}: annotation of {item_id!r} has {name}={v!r}; expected one "
                              f"of {list(allowed)} (schema {ANNOTATION_SCHEMA}). Fix or re-save "
@@ -77,7 +124,8 @@ def load_annotations(paths: str | os.PathLike | Sequence[str | os.PathLike],
     -------
     DataFrame
         One row per (file, item): ``rater``, ``file``, ``mode``, ``item``, ``id`` (open id),
-        ``model``, ``kind``, ``unit``, the form fields and ``level`` (Fig 3A.a, see
+        ``model``, ``kind``, ``unit``, the form fields (``""`` for a question the form did
+        not ask, see :func:`form_questions`) and ``level`` (Fig 3A.a, see
         :func:`interpretability_level`).
 
     Raises
@@ -86,7 +134,8 @@ def load_annotations(paths: str | os.PathLike | Sequence[str | os.PathLike],
         If a file does not exist.
     ValueError
         If a file is not JSON, has another schema, comes from another viewer build (study id),
-        names unknown items, or holds an invalid answer; each message says what to do.
+        names no rater, names unknown items or questions, or holds an invalid answer; each
+        message says what to do.
     """
     if isinstance(paths, (str, os.PathLike)):
         p = Path(paths)
@@ -125,9 +174,17 @@ def load_annotations(paths: str | os.PathLike | Sequence[str | os.PathLike],
             raise ValueError(f"{f}: unknown item id(s) {unknown[:5]} for study {study}; known ids "
                              f"look like {sorted(known)[:3]}. The file was edited or mixes "
                              "viewers: export it again from one viewer.")
-        rater = str(doc.get("rater") or f.stem)
+        rater = str(doc.get("rater") or "").strip()
+        if not rater:
+            raise ValueError(f"{f} names no rater: enter a rater id in the viewer and export "
+                             "again (ratings must be attributable to compare raters).")
+        asked = doc.get("questions", list(_FORM_FIELDS))
+        unknown_q = sorted(set(asked) - set(_FORM_FIELDS)) if isinstance(asked, list) else asked
+        if unknown_q:
+            raise ValueError(f"{f}: unknown question id(s) {unknown_q}; expected a list of "
+                             f"{list(_FORM_FIELDS)}. Export the file again from the viewer.")
         for item, ann in anns.items():
-            ans = _validate_annotation(item, ann, str(f))
+            ans = _validate_annotation(item, ann, str(f), asked)
             rows.append({"rater": rater, "file": f.name, "mode": doc.get("mode"), "item": item,
                          **known[item], **ans})
     df = pd.DataFrame(rows)

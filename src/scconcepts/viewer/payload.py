@@ -1,6 +1,6 @@
 """Viewer data: the items of each model (:func:`collect_items`), the open payload
-(:func:`build_payload`), its blinded copy with the key to undo it (:func:`blind_payload`), and a
-static preview (:func:`preview_panels`). See :mod:`scconcepts.viewer`.
+(:func:`build_payload`) and a static preview (:func:`preview_panels`); the blinded copy is made
+by :mod:`~scconcepts.viewer.blind`. See :mod:`scconcepts.viewer`.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any, Iterable, Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["VIEWER_SCHEMA", "collect_items", "build_payload", "blind_payload", "preview_panels"]
+__all__ = ["VIEWER_SCHEMA", "collect_items", "build_payload", "drawn_cells", "preview_panels"]
 
 #: Schema name of the embedded data. It is deliberately a neutral word: the blinded page must
 #: not contain "concept" or "neuron" anywhere.
@@ -40,13 +40,27 @@ def _b64(arr: np.ndarray) -> str:
     return base64.b64encode(np.ascontiguousarray(arr).tobytes()).decode("ascii")
 
 
-def _quantise_xy(xy: np.ndarray) -> dict[str, Any]:
-    """UMAP coordinates (n, 2) → little-endian uint16 in [0, 65535] per axis, base64."""
+def _quantise_xy(xy: np.ndarray, cells: np.ndarray | None = None) -> dict[str, Any]:
+    """UMAP coordinates (n, 2) → little-endian uint16 in [0, 65535] per axis, base64.
+
+    ``cells`` (n,): the indices of the drawn cells in the dataset; their hash (``cells``) tells
+    whether two models' UMAPs draw the same cells (the blinded page shares one UMAP).
+    """
     xy = np.asarray(xy, dtype=np.float64)
     lo, hi = xy.min(0), xy.max(0)
     span = np.where(hi > lo, hi - lo, 1.0)
     q = np.round((xy - lo) / span * 65535).astype("<u2")
-    return {"n": int(len(xy)), "x": _b64(q[:, 0]), "y": _b64(q[:, 1])}
+    out = {"n": int(len(xy)), "x": _b64(q[:, 0]), "y": _b64(q[:, 1])}
+    if cells is not None:
+        out["cells"] = hashlib.sha1(np.asarray(cells, dtype="<i8").tobytes()).hexdigest()[:12]
+    return out
+
+
+def drawn_cells(n_total: int, umap_cells: int = 4000, seed: int = 0) -> np.ndarray:
+    """Indices of the cells drawn on the viewer's UMAPs: a seeded subsample of at most
+    ``umap_cells`` of ``n_total`` cells, sorted; the same for every model of a dataset."""
+    rng = np.random.default_rng(int(seed))
+    return np.sort(rng.choice(int(n_total), min(int(n_total), int(umap_cells)), replace=False))
 
 
 def _gsea_terms(row: pd.Series | None) -> list[dict[str, Any]]:
@@ -135,6 +149,7 @@ def collect_items(
         (activating / all cells), ``genes``, ``attribution`` (mean, activation drop, (n_genes,)),
         ``relative`` (the same divided by the prototypes' mean activation), ``per_prototype``
         and ``per_prototype_relative`` ((n_genes, N_p), ``None`` where a prototype is absent),
+        ``n_prototypes`` (prototypes present),
         ``metadata`` (key → [[label, ratio], ...]), ``hist`` (counts, maximum), ``cells``
         (base64 uint8 activation of the UMAP cells: 0 = not activating, 1–255 = share of the
         maximum), ``pathways`` and ``gsea_annotation``. ``umap``: quantised coordinates of the
@@ -154,8 +169,7 @@ def collect_items(
     if xy.shape[0] != n_total or codes.shape[0] != n_total or len(obs) != n_total:
         raise ValueError(f"{model}: embeddings ({n_total} cells), umap ({xy.shape[0]}), codes "
                          f"({codes.shape[0]}) and obs ({len(obs)}) must describe the same cells.")
-    rng = np.random.default_rng(int(seed))
-    shown = np.sort(rng.choice(n_total, min(n_total, int(umap_cells)), replace=False))
+    shown = drawn_cells(n_total, umap_cells, seed)
     keys = list(metadata_keys)
     thr, min_cells = float(threshold), int(min_cells)
 
@@ -214,6 +228,7 @@ def collect_items(
                 "per_prototype_relative": [[_round(v / mean_act) if mean_act > 0 else None
                                             for v in r] for r in pp],
                 "prototype_mean_activation": _round(mean_act),
+                "n_prototypes": int(has.sum()),
                 "metadata": {k: [[str(lab), _round(r)] for lab, r in
                                  ratios[k].iloc[j].loc[lambda r: r > 0].sort_values(ascending=False)
                                  .head(int(n_labels)).items()] for k in used},
@@ -222,7 +237,7 @@ def collect_items(
                 "pathways": _gsea_terms(grow),
                 "gsea_annotation": None if grow is None else str(grow.get("annotation")),
             })
-    return items, _quantise_xy(xy[shown])
+    return items, _quantise_xy(xy[shown], shown)
 
 
 def _gene_info(genes: Iterable[str]) -> dict[str, list[str]]:
@@ -246,9 +261,38 @@ def _study_id(items: list[dict], mode: str) -> str:
     return hashlib.sha1(blob).hexdigest()[:12]
 
 
+#: Colours of the cell-type legend: seaborn's colour-blind-safe "colorblind" palette without its
+#: grey, which marks the labels beyond the ninth ("other").
+_OTHER_COLOUR = "#949494"
+
+
+def _cell_labels(obs: pd.DataFrame, key: str | None, cells: np.ndarray,
+                 max_colours: int = 9) -> dict[str, Any] | None:
+    """Label of each drawn cell for the UMAP colours: ``{"key", "labels", "colors", "codes"}``.
+
+    ``codes`` is base64 uint8, one per drawn cell (index into ``labels``); the ``max_colours``
+    most frequent labels get a colour each, the rest are merged into "other". None when
+    ``key`` is not a column of ``obs``.
+    """
+    import seaborn as sns  # its "colorblind" palette (Okabe-Ito-like), rather than hand-picked
+
+    if key is None or key not in obs.columns:
+        return None
+    lab = obs[key].astype(str).to_numpy()[cells]
+    order = pd.Series(lab).value_counts(sort=True)
+    palette = [c for c in sns.color_palette("colorblind").as_hex() if c != _OTHER_COLOUR]
+    keep = list(order.index[:min(int(max_colours), len(palette))])
+    labels = keep + (["other"] if len(order) > len(keep) else [])
+    colours = palette[:len(keep)] + ([_OTHER_COLOUR] if len(order) > len(keep) else [])
+    index = {lb: i for i, lb in enumerate(keep)}
+    codes = np.array([index.get(v, len(keep)) for v in lab], dtype=np.uint8)
+    return {"key": key, "labels": labels, "colors": colours, "codes": _b64(codes)}
+
+
 def build_payload(outputs: Mapping[str, Mapping[str, Any]], obs: pd.DataFrame, *,
                   model_names: Mapping[str, str] | None = None,
-                  title: str = "Expert interpretation viewer", **kwargs) -> dict[str, Any]:
+                  title: str = "Expert interpretation viewer", color_key: str | None = "cell_type",
+                  seed: int = 0, umap_cells: int = 4000, **kwargs) -> dict[str, Any]:
     """The open (unblinded) viewer data for several models (see :func:`collect_items`).
 
     Parameters
@@ -263,22 +307,34 @@ def build_payload(outputs: Mapping[str, Mapping[str, Any]], obs: pd.DataFrame, *
         Model name → display label (default: the name).
     title
         Page title.
+    color_key
+        Column of ``obs`` that colours the UMAP (cell type; None or a missing column: no
+        colours).
+    seed, umap_cells
+        The seeded subsample of cells drawn on the UMAPs (:func:`drawn_cells`), the same for
+        every model.
     **kwargs
         Passed to :func:`collect_items` for every model (``metadata_keys``, ``threshold``,
-        ``min_cells``, ``seed``, ``n_genes``, ...).
+        ``min_cells``, ``n_genes``, ...).
 
     Returns
     -------
     dict
         ``schema``, ``mode="open"``, ``study`` (hash of the items), ``title``, ``models``,
-        ``model_names``, ``umaps`` (model → quantised UMAP), ``items`` (ordered by model, kind,
-        unit) and ``gene_info`` (symbol → [full name, type], genes of the items only).
+        ``model_names``, ``umaps`` (model → quantised UMAP), ``cell_labels`` (colours of the
+        drawn cells, see :func:`_cell_labels`, or None), ``questions`` (the form's questions,
+        :func:`~scconcepts.viewer.form_questions` of ``obs``), ``items`` (ordered by model,
+        kind, unit), ``gene_info`` (symbol → [full name, type], genes of the items only) and
+        ``gene_flags`` (symbol → :func:`scconcepts.genes.gene_flag`, flagged genes only).
 
     Raises
     ------
     ValueError
         If ``outputs`` is empty.
     """
+    from ..genes import gene_flag
+    from .annotations import QUESTIONS, form_questions
+
     models = list(outputs)
     if not models:
         raise ValueError("No models given: pass {model: {embeddings, umap, codes, attribution, "
@@ -286,8 +342,11 @@ def build_payload(outputs: Mapping[str, Mapping[str, Any]], obs: pd.DataFrame, *
     names = dict(model_names or {})
     items, umaps = [], {}
     for m in models:
-        its, umaps[m] = collect_items(m, **dict(outputs[m]), obs=obs, **kwargs)
+        its, umaps[m] = collect_items(m, **dict(outputs[m]), obs=obs, seed=seed,
+                                      umap_cells=umap_cells, **kwargs)
         items.extend(its)
+    asked = form_questions(obs)
+    genes = sorted({g for it in items for g in it["genes"]})
     payload = {
         "schema": VIEWER_SCHEMA,
         "mode": "open",
@@ -295,74 +354,15 @@ def build_payload(outputs: Mapping[str, Mapping[str, Any]], obs: pd.DataFrame, *
         "models": models,
         "model_names": {m: str(names.get(m, m)) for m in models},
         "umaps": umaps,
+        "cell_labels": _cell_labels(obs, color_key, drawn_cells(len(obs), umap_cells, seed)),
+        "questions": [{k: v for k, v in q.items() if k != "columns"}
+                      for q in QUESTIONS if q["id"] in asked],
         "items": items,
-        "gene_info": _gene_info(g for it in items for g in it["genes"]),
+        "gene_info": _gene_info(genes),
+        "gene_flags": {g: f for g in genes if (f := gene_flag(g))},
     }
     payload["study"] = _study_id(items, "open")
     return payload
-
-
-_BLIND_KEEP = ("model", "category", "n_cells", "n_total", "genes", "metadata", "cells",
-               "pathways")
-
-
-def blind_payload(payload: dict[str, Any], seed: int = 0) -> tuple[dict[str, Any], dict]:
-    """Anonymised, seeded-shuffled copy of an open payload, and the key to undo it.
-
-    Each blinded item keeps only :data:`_BLIND_KEEP` plus relative values: ``attribution`` and
-    ``per_prototype`` become shares of the prototypes' mean activation, and the histogram loses
-    its absolute maximum. Items get opaque ids ``item-01``, ... in shuffled order; the kind,
-    unit index, open id and GSEA annotation level are dropped.
-
-    Parameters
-    ----------
-    payload
-        From :func:`build_payload` (``mode == "open"``).
-    seed
-        Seed of the shuffle (NumPy ``default_rng``): the same seed gives the same order.
-
-    Returns
-    -------
-    (blinded, key)
-        ``blinded``: the payload for the blinded page (``mode="blinded"``); ``key``:
-        ``{"study", "open_study", "seed", "items": {opaque id: {"id", "model", "kind",
-        "unit"}}}``, to keep out of the page.
-
-    Raises
-    ------
-    ValueError
-        If ``payload`` is not an open payload.
-    """
-    if payload.get("mode") != "open" or payload.get("schema") != VIEWER_SCHEMA:
-        raise ValueError("blind_payload needs the open payload of build_payload() "
-                         f"(schema {VIEWER_SCHEMA!r}, mode 'open').")
-    order = np.random.default_rng(int(seed)).permutation(len(payload["items"]))
-    width = max(2, len(str(len(order))))
-    items, key_items = [], {}
-    for pos, i in enumerate(order, 1):
-        it = payload["items"][int(i)]
-        oid = f"item-{pos:0{width}d}"
-        b = {"id": oid, **{k: it[k] for k in _BLIND_KEEP}}
-        b["attribution"] = it["relative"]
-        b["per_prototype"] = it["per_prototype_relative"]
-        b["hist"] = {"counts": it["hist"]["counts"], "max": None}
-        items.append(b)
-        key_items[oid] = {"id": it["id"], "model": it["model"], "kind": it["kind"],
-                          "unit": it["unit"]}
-    blinded = {
-        "schema": VIEWER_SCHEMA,
-        "mode": "blinded",
-        "title": "Expert rating (blinded)",
-        "models": payload["models"],
-        "model_names": payload["model_names"],
-        "umaps": payload["umaps"],
-        "items": items,
-        "gene_info": payload["gene_info"],
-    }
-    blinded["study"] = _study_id(items, "blinded")
-    key = {"study": blinded["study"], "open_study": payload["study"], "seed": int(seed),
-           "items": key_items}
-    return blinded, key
 
 
 def preview_panels(payload: dict[str, Any], n_genes: int = 10

@@ -17,7 +17,8 @@ from typing import Any
 import pandas as pd
 
 from ..utils import atomic_write
-from .payload import VIEWER_SCHEMA, blind_payload
+from .blind import blind_payload
+from .payload import VIEWER_SCHEMA
 
 __all__ = ["ViewerExport", "render_html", "export_viewer", "embed_html"]
 
@@ -136,16 +137,68 @@ def export_viewer(payload: dict[str, Any], out_dir: str | os.PathLike | None = N
     return out
 
 
+#: The parent page's script of :func:`embed_html`: it sizes each viewer frame to its content
+#: (the viewer posts its height), so that only the book's page scrolls, and tells the visible
+#: frame where the window's top (below a sticky theme header) cuts it, which keeps the
+#: viewer's form in view. Plain DOM events: no library does this for srcdoc frames.
+_EMBED_SCRIPT = """
+(function () {
+  const frames = () => Array.from(document.querySelectorAll("#uv-embed iframe.uv-frame"));
+  function headerBottom() {  // a sticky or fixed header of the book's theme covers the top
+    let b = 0;
+    for (const h of document.querySelectorAll("header, .bd-header, .bd-header-article")) {
+      const pos = getComputedStyle(h).position;
+      if (pos === "sticky" || pos === "fixed") b = Math.max(b, h.getBoundingClientRect().bottom);
+    }
+    return Math.max(0, b);
+  }
+  function relay() {
+    const off = headerBottom();
+    for (const f of frames()) {
+      if (f.style.display === "none" || !f.contentWindow) continue;
+      const r = f.getBoundingClientRect();
+      f.contentWindow.postMessage({type: "uv-viewport", top: off - r.top}, "*");
+    }
+  }
+  window.addEventListener("message", (e) => {
+    if (!e.data || e.data.type !== "uv-height") return;
+    const f = frames().find((fr) => fr.contentWindow === e.source);
+    if (f) { f.style.height = Math.ceil(e.data.height) + "px"; relay(); }
+  });
+  window.addEventListener("scroll", relay, {passive: true});
+  window.addEventListener("resize", relay);
+  window.uvShow = function (name) {
+    for (const n of ["open", "blinded"]) {
+      document.getElementById("uv-frame-" + n).style.display = (n === name) ? "" : "none";
+      document.getElementById("uv-tab-" + n).style.fontWeight = (n === name) ? "bold" : "normal";
+    }
+    relay();
+  };
+  window.uvSave = function (name) {
+    const doc = document.getElementById("uv-frame-" + name).getAttribute("srcdoc");
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(new Blob([doc], {type: "text/html"}));
+    a.download = "viewer_" + name + ".html";
+    document.body.appendChild(a); a.click(); a.remove();
+  };
+  window.uvShow("open");
+})();
+"""
+
+
 def embed_html(export: ViewerExport, height: int = 900) -> str:
     """HTML for a notebook output: both viewers in ``srcdoc`` iframes behind two tabs.
 
     The chapter page then carries the viewers itself, so the built book serves them from
     ``file://`` without extra files. Each iframe is its own document: the blinded one contains
-    only the blinded page. A button saves the blinded page as a standalone file for raters.
+    only the blinded page. Each frame grows to its content (the viewer posts its height), so
+    the chapter has one scroll, not a frame scrolling inside the page; ``height`` (px) is only
+    the frame's height until the viewer has reported its own. A button saves the blinded page
+    as a standalone file for raters.
     """
     def frame(name: str, doc: str, hidden: bool) -> str:
         return (f'<iframe class="uv-frame" id="uv-frame-{name}" title="viewer ({name})" '
-                f'style="width:100%;height:{int(height)}px;border:1px solid #ccc;'
+                f'scrolling="no" style="width:100%;height:{int(height)}px;border:1px solid #ccc;'
                 f'{"display:none;" if hidden else ""}" srcdoc="{html.escape(doc, quote=True)}">'
                 "</iframe>")
 
@@ -158,20 +211,5 @@ def embed_html(export: ViewerExport, height: int = 900) -> str:
 </div>
 {frame("open", export.open_html, False)}
 {frame("blinded", export.blinded_html, True)}
-<script>
-function uvShow(name) {{
-  for (const n of ["open", "blinded"]) {{
-    document.getElementById("uv-frame-" + n).style.display = (n === name) ? "" : "none";
-    document.getElementById("uv-tab-" + n).style.fontWeight = (n === name) ? "bold" : "normal";
-  }}
-}}
-function uvSave(name) {{
-  const doc = document.getElementById("uv-frame-" + name).getAttribute("srcdoc");
-  const a = document.createElement("a");
-  a.href = URL.createObjectURL(new Blob([doc], {{type: "text/html"}}));
-  a.download = "viewer_" + name + ".html";
-  document.body.appendChild(a); a.click(); a.remove();
-}}
-uvShow("open");
-</script>
+<script>{_EMBED_SCRIPT}</script>
 </div>"""
