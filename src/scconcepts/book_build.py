@@ -198,8 +198,9 @@ def chapter_list(root: Path) -> list[dict]:
     """Number, title, link and summary of every numbered chapter, from the book's contents.
 
     The title is the first ``# `` heading of the chapter's source ``notebooks/<stem>.py`` (else
-    of the executed notebook the toc names); the summary is the notebook metadata ``scconcepts.summary`` (the
-    jupytext header of ``notebooks/<stem>.py``).
+    of the Markdown page or executed notebook the toc names); the summary is the metadata
+    ``scconcepts.summary`` (the jupytext header of ``notebooks/<stem>.py``, or a Markdown page's
+    YAML front matter).
 
     Raises
     ------
@@ -215,11 +216,20 @@ def chapter_list(root: Path) -> list[dict]:
         stem = Path(entry).name
         source = root / "notebooks" / f"{stem}.py"  # the chapter's source: what gets executed
         if not source.is_file():
-            source = root / f"{entry}.ipynb"
-        nb = jupytext.read(source)
-        title = next((line[2:].strip() for cell in nb.cells if cell.cell_type == "markdown"
-                      for line in cell.source.splitlines() if line.startswith("# ")), None)
-        summary = nb.metadata.get("scconcepts", {}).get("summary")
+            source = next((p for p in (root / f"{entry}.md", root / f"{entry}.ipynb")
+                           if p.is_file()), root / f"{entry}.ipynb")
+        if source.suffix == ".md":  # a Markdown page: YAML front matter, then the text
+            text = source.read_text()
+            front = text.split("---", 2)[1] if text.startswith("---") else ""
+            meta = yaml.safe_load(front) or {}
+            lines = text.splitlines()
+        else:
+            nb = jupytext.read(source)
+            meta = nb.metadata
+            lines = [line for cell in nb.cells if cell.cell_type == "markdown"
+                     for line in cell.source.splitlines()]
+        title = next((line[2:].strip() for line in lines if line.startswith("# ")), None)
+        summary = meta.get("scconcepts", {}).get("summary")
         if not title or not summary:
             raise BookError(f"{source}: a chapter needs a '# ' title and a `scconcepts: summary:` "
                             "entry in its jupytext header (the intro lists both)")
