@@ -168,3 +168,100 @@ def test_the_book_loads_the_stylesheet():
                if (ROOT / d / "tables.css").exists()).read_text()
     for selector in ("table.sc-table", "td.sc-num", "td.sc-long", "div.sc-table-scroll"):
         assert selector in css
+
+
+
+def test_row_positions_left_by_concat_and_sorting_are_dropped():
+    per_model = pd.DataFrame({"c": [200, 500], "lr": [1e-3, 1e-3], "l0": [3.0, 7.97]})
+    both = pd.concat({"scVI": per_model, "scGPT": per_model.iloc[::-1]}, names=["model"])
+    html = show(both).to_html()                   # index (model, 0/1): the 0/1 level goes
+    assert _headers(html) == ["model", "c", "learning rate", "L0 (codes per cell)"]
+    assert _cells(html, 2) == ["0.001"] * 4       # not 0.00100: no zeros every value shares
+    assert _cells(html, 3) == ["3.00", "7.97", "7.97", "3.00"]
+    assert _headers(show(per_model.iloc[::-1]).to_html())[0] == "c"   # index 1, 0: dropped
+    kept = show(per_model.rename_axis("sae")).to_html()                # a named index stays
+    assert _headers(kept)[0] == "sae" and _cells(kept, 0) == ["0", "1"]
+
+
+def test_gene_lists_keep_each_gene_on_one_line():
+    genes = "HLA-DRA, CD74, HLA-DPB1, FTH1, GZMB, CCR7, ANXA1, LYZ, S100A8, MALAT1"
+    html = show(pd.DataFrame({"top-10 genes": [genes], "note": ["a, b"]})).to_html()
+    assert '<span class="sc-item">HLA-DRA</span>, <span class="sc-item">CD74</span>' in html
+    assert html.count('class="sc-item"') == 10    # short text ("a, b") is left alone
+
+
+# ------------------------------------------------------------------------------ in a browser
+
+#: Width of the book's text column in a 1400 px window (sphinx-book-theme, measured).
+COLUMN_PX = 772
+CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
+
+
+def _wide_examples() -> pd.DataFrame:
+    """A chapter-05-like table: ten columns, pathway names and top-10 gene lists."""
+    genes = ["HLA-DRA", "CD74", "HLA-DPB1", "HLA-DRB1", "FTH1", "HLA-DPA1", "ACTB", "GZMB",
+             "CCR7", "SH3BGRL3"]
+    rows = [{"model": m, "concept": 100 + i, "category": "cell_type-specific",
+             "top cell type": "CD4-positive, alpha-beta T cell (97%)",
+             "pathway": "Positive Regulation Of T Cell Activation (GO:0050870)",
+             "NES": 1.9 - i / 10, "pval": 0.0 if i % 2 else 0.0025, "pval_strong": 3.1e-6,
+             "annotation": "strong", "top-10 genes": ", ".join(np.roll(genes, i))}
+            for m in ("scVI", "scGPT") for i in range(4)]
+    return pd.DataFrame(rows).set_index(["model", "concept"])
+
+
+def _page(tmp_path, css: bool) -> Path:
+    tables = [show(_wide_examples(), n_permutations=500, p_bound={"pval_strong": 1e-4}),
+              show(pd.DataFrame({"concept": range(200), "pval": np.linspace(1e-3, 1, 200),
+                                 "n_cells": np.arange(200) * 1000}))]
+    link = f'<link rel="stylesheet" href="{ROOT / "book/_static/tables.css"}">' if css else ""
+    body = "".join(f'<div class="output" style="width:{COLUMN_PX}px;overflow-x:auto">'
+                   f"{t.to_html()}</div>" for t in tables)
+    page = tmp_path / f"tables_{css}.html"
+    page.write_text(f'<!doctype html><html lang="en"><head><meta charset="utf-8">{link}</head>'
+                    f'<body style="font-family:sans-serif">{body}</body></html>')
+    return page
+
+
+@pytest.mark.slow
+def test_tables_fit_the_book_column_in_chromium(tmp_path):
+    """At 1400 px the tables fit the text column, no number wraps, no gene name is split at its
+    hyphen, gene lists keep a minimum width, and the long table scrolls inside its box; without
+    the stylesheet numbers wrap and genes split (the checks can fail)."""
+    if not (CHROMIUM.exists() and CHROMEDRIVER.exists()):
+        pytest.fail("Chromium and its driver are needed: apt-get install chromium "
+                    "chromium-driver (.ci/run does it).")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = str(CHROMIUM)
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1400,1000"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
+    measure = """return Array.from(document.querySelectorAll('div.output')).map(o => {
+        const t = o.querySelector('table.sc-table');
+        const lines = el => { const r = document.createRange(); r.selectNodeContents(el);
+                              return new Set(Array.from(r.getClientRects()).map(x => x.top)).size; };
+        const multi = sel => Array.from(t.querySelectorAll(sel)).filter(e => lines(e) > 1).length;
+        return {table: t.getBoundingClientRect().width, box: o.clientWidth, scroll: o.scrollWidth,
+                split: multi('span.sc-item'), wrapped: multi('td.sc-num'),
+                long: Math.min(...Array.from(t.querySelectorAll('td.sc-long'))
+                               .map(td => td.getBoundingClientRect().width), 1e9),
+                em: parseFloat(getComputedStyle(t).fontSize), rows: t.tBodies[0].rows.length,
+                boxHeight: (o.querySelector('.sc-table-scroll') || t).getBoundingClientRect().height};
+    });"""
+    try:
+        driver.get(_page(tmp_path, css=True).as_uri())
+        wide, long = driver.execute_script(measure)
+        driver.get(_page(tmp_path, css=False).as_uri())
+        bare, _ = driver.execute_script(measure)
+    finally:
+        driver.quit()
+    for t in (wide, long):
+        assert t["table"] <= t["box"] + 1 and t["scroll"] <= t["box"] + 1, t
+    assert wide["split"] == 0 and wide["wrapped"] == 0, wide
+    assert wide["long"] >= 7 * wide["em"] - 1, wide
+    assert long["rows"] == 200 and long["boxHeight"] < 40 * long["em"] * 1.6, long
+    assert bare["split"] > 0 and bare["wrapped"] > 0, bare

@@ -1,43 +1,40 @@
-"""Tables a reader can read: human column names, rounding, no index column, no truncation,
-p-values at their permutation bound shown as "< bound" (issue 14, item 4).
+"""Tables a reader can read (issue 14, item 4): human column names, rounding, no index column,
+no truncation, p-values at their permutation bound shown as "< bound".
 
-:func:`show` turns a DataFrame (or Series) into a :class:`Table`, an object that displays as
-HTML in a notebook and in the book (myst-nb renders its ``text/html``) and as aligned text in a
-terminal. It renders through :class:`pandas.io.formats.style.Styler`:
+:func:`show` turns a DataFrame (or Series) into a :class:`Table`, which displays as HTML in a
+notebook and in the book (myst-nb renders its ``text/html``) and as aligned text in a terminal;
+it renders through :class:`pandas.io.formats.style.Styler`:
 
-- raw column (and index-level) names become human names: :data:`COLUMN_NAMES` (the names that
-  the package's tables use: ``r2`` → "R²", ``pval_strong`` → "p (strong re-test)", ...), a few
-  patterns (``<key>_label`` → "top <key>", ``n_<things>`` → "<things>"), then ``_`` → space;
-  ``columns=`` overrides any of them per call;
-- a default ``RangeIndex`` (0, 1, 2, ...) is hidden; a meaningful index (model, concept, ...)
-  becomes the first columns, its outer levels shown once per group;
-- integers get thousands separators; floats get ``digits`` significant digits, with a fixed
-  number of decimals per column; ``percent=`` columns show "81.2 %"; booleans "yes" / "no";
-  missing values "–";
-- p-value columns (``pval``, ``pval_strong``, ``fdr``, ... or ``pvalues=``) show two
-  significant digits, and a p of exactly 0 as "< bound": GSEApy's nominal p from P gene-set
-  permutations is the share of the *same-sign* null scores (about P/2) that reach the observed
-  score (:mod:`scconcepts.enrichment`), so 0 means "below about 2/P" — pass that bound
-  (``p_bound=``) or P (``n_permutations=``, bound 2/P). A zero p without a bound raises rather
-  than print a misleading "0";
-- nothing is truncated: a table longer than ``max_rows`` is shown whole in a scroll box of
-  limited height, with a link that downloads it as CSV (a ``data:`` URI, so it works offline in
-  the static book); beyond :data:`MAX_HTML_ROWS` rows only the first ``max_rows`` rows are drawn
-  and the link holds them all;
-- the table carries the classes ``dataframe sc-table`` and every cell one of ``sc-num``,
-  ``sc-text``, ``sc-long`` (long text such as gene lists); ``book/_static/tables.css`` (loaded by
-  ``_config.yml``) makes the table fit its container: numbers never wrap, text wraps between
-  words, long text columns keep a minimum width.
+- raw names become human names: ``columns=`` (per call), :data:`COLUMN_NAMES` (``r2`` → "R²",
+  ``pval_strong`` → "p (strong re-test)", ...), patterns (``n_cells`` → "cells",
+  ``cell_type_label`` → "top cell type", ``fit_s`` → "fit (s)"), then ``_`` → space;
+- unnamed integer index levels (row positions 0, 1, 2) are dropped; a meaningful index (model,
+  concept) becomes the leading columns, its outer levels named once per group;
+- integers get thousands separators (identifiers such as ``concept`` do not); floats ``digits``
+  significant digits with one number of decimals per column; ``percent=`` columns "81.2 %";
+  booleans "yes" / "no"; missing values "–";
+- p-value columns (:data:`P_COLUMNS` or ``pvalues=``) get two significant digits, and a p of 0
+  is shown as "< bound". GSEApy's nominal p from P gene-set permutations is the share of the
+  *same-sign* null scores (about P/2) that reach the observed score (:mod:`scconcepts.enrichment`),
+  so 0 means "below about 2/P": pass the bound (``p_bound=``) or P (``n_permutations=``). A zero
+  p without a bound raises rather than print a misleading "0";
+- nothing is truncated: a table longer than ``max_rows`` is drawn whole in a scroll box, with a
+  link that downloads it as CSV (a ``data:`` URI: works offline in the static book); beyond
+  :data:`MAX_HTML_ROWS` rows only the first ``max_rows`` are drawn and the link holds them all;
+- the table has the classes ``dataframe sc-table``, each cell ``sc-num``, ``sc-text`` or
+  ``sc-long`` (gene lists, pathway names); ``book/_static/tables.css`` (``_config.yml``,
+  ``html_css_files``) fits the table to the page: numbers never wrap, text wraps between words,
+  long text keeps a minimum width and list items (genes) are never split.
 
-Usage in a chapter (the last expression of a cell, or inside ``display``)::
+Usage in a chapter (the last expression of a cell, or in ``display``)::
 
     from scconcepts.tables import show
 
-    show(table3, caption="Table 3 analogue")                     # names, rounding, no index
-    show(examples, n_permutations=cfg.gsea.permutations,
-         p_bound={"pval_strong": 2 / 20_000})                    # zero p → "< 0.004", "< 0.0001"
+    show(table3, caption="Table 3 analogue")                 # names, rounding, no index
+    show(examples, n_permutations=cfg.gsea.permutations,     # zero p: "< 0.004" (P = 500)
+         p_bound={"pval_strong": 2 / 20_000})                # and "< 1 × 10⁻⁴"
     show(per_label, percent=["share"], columns={"f1_test": "F1 (test cells)"},
-         max_rows=30, download="label_f1.csv")
+         download="label_f1.csv")
 """
 
 from __future__ import annotations
@@ -177,17 +174,23 @@ def _decimals(values: np.ndarray, digits: int) -> int | None:
     m = float(np.median(nz))
     if m < 1e-3 or m >= 1e6:
         return None
-    return int(np.clip(digits - 1 - math.floor(math.log10(m)), 0, digits + 2))
+    d = int(np.clip(digits - 1 - math.floor(math.log10(m)), 0, digits + 2))
+    while d > 0 and np.allclose(np.round(nz, d - 1), np.round(nz, d), rtol=0, atol=1e-12):
+        d -= 1                            # no zeros every value shares: 0.001, not 0.00100
+    return d
 
 
 def _is_missing(v) -> bool:
     return v is None or v is pd.NA or v is pd.NaT or (isinstance(v, float) and math.isnan(v))
 
 
+def _or_na(f: Callable[[object], str]) -> Callable[[object], str]:
+    """``f``, with missing values shown as "–"."""
+    return lambda v: NA if _is_missing(v) else f(v)
+
+
 def _cell(v, digits: int) -> str:
     """One value of a column of mixed types."""
-    if _is_missing(v):
-        return NA
     if isinstance(v, (bool, np.bool_)):
         return "yes" if v else "no"
     if isinstance(v, numbers.Integral):
@@ -200,50 +203,36 @@ def _cell(v, digits: int) -> str:
 
 def _p_formatter(bound: float | None, column: str) -> Callable[[object], str]:
     def fmt(v) -> str:
-        if _is_missing(v):
-            return NA
-        p = float(v)
-        if p == 0:
-            if bound is None:
-                raise ValueError(
-                    f"p-value column {column!r} holds 0, which only means 'below the permutation "
-                    "resolution': pass n_permutations= or p_bound= to show it as '< bound'.")
+        if float(v) == 0 and bound is None:
+            raise ValueError(
+                f"p-value column {column!r} holds 0, which only means 'below the permutation "
+                "resolution': pass n_permutations= or p_bound= to show it as '< bound'.")
+        if float(v) == 0:
             return f"< {_significant(bound, 2, strip=True)}"
-        return _significant(p, 2, strip=True)
+        return _significant(float(v), 2, strip=True)
     return fmt
 
 
 def _column_formatter(s: pd.Series, digits: int) -> Callable[[object], str]:
     """Formatter of a column by its dtype: integers with separators, floats with fixed decimals
     (integral float columns as integers), booleans yes / no, anything else cell by cell."""
-    if pd.api.types.is_bool_dtype(s):
+    if pd.api.types.is_bool_dtype(s) or not pd.api.types.is_numeric_dtype(s):
         return lambda v: _cell(v, digits)
-    if pd.api.types.is_integer_dtype(s):
-        return lambda v: NA if _is_missing(v) else f"{int(v):,}"
-    if pd.api.types.is_float_dtype(s):
-        x = s.to_numpy(dtype=float, na_value=np.nan)
-        fin = x[np.isfinite(x)]
-        if fin.size and np.all(fin == np.round(fin)) and np.all(np.abs(fin) < 1e15):
-            return lambda v: NA if _is_missing(v) else f"{int(v):,}"
-        d = _decimals(x, digits)
-        if d is None:
-            return lambda v: NA if _is_missing(v) else _significant(float(v), digits)
-        return lambda v: NA if _is_missing(v) else f"{float(v):,.{d}f}"
-    return lambda v: _cell(v, digits)
+    x = s.to_numpy(dtype=float, na_value=np.nan)
+    fin = x[np.isfinite(x)]
+    if pd.api.types.is_integer_dtype(s) or (fin.size and np.all(fin == np.round(fin))
+                                            and np.all(np.abs(fin) < 1e15)):
+        return lambda v: f"{int(v):,}"
+    d = _decimals(x, digits)
+    if d is None:
+        return lambda v: _significant(float(v), digits)
+    return lambda v: f"{float(v):,.{d}f}"
 
 
 def _identifier(v) -> str:
     """An identifier as is (an integral float, from a column with gaps, as an integer)."""
-    if _is_missing(v):
-        return NA
-    if isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral) and float(v).is_integer():
-        return str(int(v))
-    return str(v)
-
-
-def _percent(digits: int) -> Callable[[object], str]:
-    d = max(digits - 2, 0)
-    return lambda v: NA if _is_missing(v) else f"{float(v) * 100:.{d}f} %"
+    real = isinstance(v, numbers.Real) and not isinstance(v, numbers.Integral)
+    return str(int(v)) if real and float(v).is_integer() else str(v)
 
 
 def _kind(s: pd.Series, long_chars: int) -> str:
@@ -263,13 +252,18 @@ def _kind(s: pd.Series, long_chars: int) -> str:
 def _flatten_index(df: pd.DataFrame, index: bool | None) -> tuple[pd.DataFrame, int]:
     """The frame with its index as leading columns (or dropped), and how many columns that is.
 
-    ``index=None`` drops a default 0..n-1 index and keeps any other; True keeps it, False drops
-    it."""
-    ix = df.index
-    default = (ix.nlevels == 1 and ix.name is None and pd.api.types.is_integer_dtype(ix)
-               and np.array_equal(ix.to_numpy(), np.arange(len(ix))))
-    if index is False or (index is None and default):
+    ``index=None`` drops the unnamed integer levels (row positions: 0, 1, 2 or what is left of
+    them after sorting, concatenating) and keeps the others; True keeps all, False drops all."""
+    if index is None:
+        positional = [i for i, n in enumerate(df.index.names) if n is None and
+                      pd.api.types.is_integer_dtype(df.index.get_level_values(i))]
+        if len(positional) == df.index.nlevels:
+            index = False
+        elif positional:
+            df = df.droplevel(positional)
+    if index is False:
         return df.reset_index(drop=True), 0
+    ix = df.index
     taken = {str(c) for c in df.columns}
     names = []
     for i, n in enumerate(ix.names):
@@ -325,9 +319,7 @@ class Table:
     def styler(self) -> Styler:
         """The :class:`~pandas.io.formats.style.Styler` of the drawn rows (HTML-escaped text)."""
         shown = self._shown()
-        # "" is a blanked repeated index value (see _shown)
-        fmt = {c: (lambda v, f=f: v if isinstance(v, str) and v == "" else html.escape(f(v)))
-               for c, f in self.formatters.items()}
+        fmt = {c: (lambda v, c=c, f=f: self._html(c, v, f)) for c, f in self.formatters.items()}
         # a stable id (Styler's default is random): re-executed chapters give the same HTML
         uuid = hashlib.sha1(pd.util.hash_pandas_object(shown.astype(str), index=False)
                             .to_numpy().tobytes()).hexdigest()[:10]
@@ -337,6 +329,16 @@ class Table:
               .format_index(escape="html", axis=1).set_td_classes(classes)
               .set_table_attributes('class="dataframe sc-table"'))
         return st.set_caption(html.escape(self.caption)) if self.caption else st
+
+    def _html(self, column, v, f) -> str:
+        """One cell's HTML: escaped; the items of a long list (genes) each kept on one line."""
+        if isinstance(v, str) and v == "":        # a blanked repeated index value (_shown)
+            return v
+        text = html.escape(f(v))
+        items = text.split(", ")
+        if self.classes[column] == "sc-long" and len(items) > 1 and max(map(len, items)) <= 24:
+            text = ", ".join(f'<span class="sc-item">{i}</span>' for i in items)
+        return text
 
     def csv_link(self) -> str:
         """An ``<a download>`` whose ``data:`` URI holds every row as CSV (works offline)."""
@@ -359,8 +361,7 @@ class Table:
         link = f"<p>{self.csv_link()}</p>" if self.download else ""
         return f'<div class="sc-table-box">{note}{body}{link}</div>'
 
-    def _repr_html_(self) -> str:
-        return self.to_html()
+    _repr_html_ = to_html
 
     def text(self) -> pd.DataFrame:
         """The drawn rows as the strings a reader sees (plain text, not HTML-escaped)."""
@@ -449,14 +450,14 @@ def show(df: pd.DataFrame | pd.Series, *, columns: Mapping | None = None, digits
             f = formats.get(r, formats.get(s))
         elif key in p_cols or r in p_cols:
             f = _p_formatter(bounds.get(r, bounds.get(key)), str(r))
-            col.map(f)                        # raises now, not when displayed
+            col.map(_or_na(f))                # raises now, not when displayed
         elif key in ID_COLUMNS:
             f = _identifier
-        elif key in percent or r in percent:
-            f = _percent(digits)
+        elif key in percent or r in percent:      # e.g. 0.8123 → "81.2 %"
+            f = (lambda v: f"{float(v) * 100:.{max(digits - 2, 0)}f} %")
         else:
             f = _column_formatter(col, digits)
-        formatters[s], classes[s] = f, _kind(col, long_text)
+        formatters[s], classes[s] = _or_na(f), _kind(col, long_text)
     name = None
     if download is not False and (download or len(data) > max_rows):
         name = download if isinstance(download, str) else "table.csv"
