@@ -179,11 +179,21 @@ def _fill_form(browser, which="B cell", explanation="antigen presentation"):
     from selenium.webdriver.common.by import By
 
     form = browser.find_element(By.ID, "ann-form")
+    rater = browser.find_element(By.ID, "rater")
+    if not rater.get_attribute("value"):  # without a rater id, saving is refused
+        form.find_element(By.ID, "save-btn").click()
+        assert "Enter your rater id" in browser.find_element(By.ID, "form-error").text
+        rater.send_keys(RATER)
     # saving an incomplete form is refused, with the reason
     form.find_element(By.CSS_SELECTOR, "input[name=cell_type][value=yes]").click()
     form.find_element(By.ID, "save-btn").click()
     assert "Please answer every question" in browser.find_element(By.ID, "form-error").text
-    form.find_element(By.CSS_SELECTOR, "input[name=tissue][value=no]").click()
+    # the tissue question is asked only when the data hold several tissues
+    asked = [q["id"] for q in _payload(browser)["questions"]]
+    tissues = form.find_elements(By.CSS_SELECTOR, "input[name=tissue][value=no]")
+    assert bool(tissues) == ("tissue" in asked)
+    for t in tissues:
+        t.click()
     form.find_element(By.CSS_SELECTOR, "input[name=process][value=yes]").click()
     form.find_element(By.ID, "save-btn").click()
     assert "Which cell type" in browser.find_element(By.ID, "form-error").text
@@ -218,21 +228,22 @@ def test_export_json(browser, page):
     from selenium.webdriver.common.by import By
 
     data = _payload(browser)
-    rater = browser.find_element(By.ID, "rater")
-    rater.send_keys(RATER)
+    assert browser.find_element(By.ID, "rater").get_attribute("value") == RATER
     path = _download(browser, "annotations_*.json",
                      browser.find_element(By.ID, "export-btn").click)
     doc = json.loads(path.read_text())
     assert doc["schema"] == "expert-annotations/1"
     assert doc["study"] == data["study"] and doc["mode"] == "open" and doc["rater"] == RATER
+    assert doc["questions"] == [q["id"] for q in data["questions"]]
     item = data["items"][1]
     assert list(doc["annotations"]) == [item["id"]]
     ann = doc["annotations"][item["id"]]
-    assert {k: ann[k] for k in ("cell_type", "cell_type_which", "tissue", "tissue_which",
-                                "process", "process_explanation", "notes")} == {
-        "cell_type": "yes", "cell_type_which": "B cell", "tissue": "no", "tissue_which": "",
-        "process": "yes", "process_explanation": "antigen presentation",
-        "notes": "free text note"}
+    expected = {"cell_type": "yes", "cell_type_which": "B cell", "tissue": "no",
+                "tissue_which": "", "process": "yes",
+                "process_explanation": "antigen presentation", "notes": "free text note"}
+    if "tissue" not in doc["questions"]:
+        expected = {k: v for k, v in expected.items() if not k.startswith("tissue")}
+    assert {k: v for k, v in ann.items() if k != "saved_at"} == expected
     ARTIFACTS.mkdir(exist_ok=True)
     shutil.copy(path, ARTIFACTS / "annotations_open.json")
     browser.exported_open = path
@@ -262,11 +273,14 @@ IDENTITY = re.compile(r"concept|neuron", re.I)
 def _assert_blind(browser, open_items):
     from selenium.webdriver.common.by import By
 
+    from scconcepts.viewer import BLIND_FIELDS, BLIND_ITEM_FIELDS
+
     data = _payload(browser)
     assert data["mode"] == "blinded"
+    assert set(data) == set(BLIND_FIELDS)  # no model names, no per-model UMAPs
     for it in data["items"]:
         assert re.fullmatch(r"item-\d+", it["id"])
-        assert not {"kind", "unit", "label"} & set(it)
+        assert tuple(it) == BLIND_ITEM_FIELDS  # no category, counts, metadata or pathways
     assert not IDENTITY.search(json.dumps(data))
     # visit every item so that everything the page can show is in the DOM
     for i in range(len(data["items"])):
@@ -275,6 +289,9 @@ def _assert_blind(browser, open_items):
         assert not IDENTITY.search(dom), IDENTITY.search(dom).group(0)
         for it in open_items:
             assert it["id"] not in dom
+            assert not any(p["term"] in dom for p in it["pathways"])
+        for panel in ("panel-metadata", "panel-histogram", "panel-pathways"):
+            assert not browser.find_elements(By.ID, panel)
     assert not IDENTITY.search(browser.execute_script("return document.title"))
     data_attrs = browser.execute_script(
         "return Array.from(document.querySelectorAll('[data-id]')).map(e => e.dataset.id)")
@@ -295,7 +312,6 @@ def test_blinded_mode_leaks_no_identity(browser, page):
     # rate one blinded item and export it (used by the chapter test below)
     browser.find_elements(By.CSS_SELECTOR, "#item-list button")[0].click()
     _fill_form(browser, which="NK cell", explanation="cytotoxicity")
-    browser.find_element(By.ID, "rater").send_keys(RATER)
     path = _download(browser, "annotations_*.json",
                      browser.find_element(By.ID, "export-btn").click)
     doc = json.loads(path.read_text())

@@ -355,7 +355,8 @@ def build_payload(outputs: Mapping[str, Mapping[str, Any]], obs: pd.DataFrame, *
         "model_names": {m: str(names.get(m, m)) for m in models},
         "umaps": umaps,
         "cell_labels": _cell_labels(obs, color_key, drawn_cells(len(obs), umap_cells, seed)),
-        "questions": [{k: v for k, v in q.items() if k != "columns"}
+        "questions": [{**{k: v for k, v in q.items() if k != "columns"},
+                       "choices": [list(c) for c in q["choices"]]}
                       for q in QUESTIONS if q["id"] in asked],
         "items": items,
         "gene_info": _gene_info(genes),

@@ -453,9 +453,9 @@
     if (it.metadata) panels.push(metadataPanel(it));
     if (it.hist) panels.push(histogramPanel(it));
     if (it.pathways) panels.push(pathwayPanel(it));
-    document.getElementById("detail").replaceChildren(
+    document.getElementById("detail").replaceChildren(...[
       el("h2", { id: "item-title", text: label(it) }), meta, flagNote(it),
-      el("div", { class: "panels" }, ...panels));
+      el("div", { class: "panels" }, ...panels)].filter((n) => n !== null));
     document.getElementById("form-slot").replaceChildren(annotationForm(it));
     renderList();
   }
