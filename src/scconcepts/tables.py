@@ -404,8 +404,8 @@ def show(df: pd.DataFrame | pd.Series, *, columns: Mapping | None = None, digits
     formats
         Raw (or shown) name → function from a value to its text, over all the rules.
     index
-        None: drop a default 0..n-1 index, keep any other as leading columns; True / False:
-        always keep / drop it.
+        None: drop unnamed integer levels (row positions), keep the others as leading
+        columns; True / False: keep / drop every level.
     caption
         Shown above the table.
     max_rows
