@@ -1,71 +1,138 @@
-"""Figures of the book (matplotlib / seaborn / scanpy). Each returns the matplotlib Figure."""
+"""Figures of the book (matplotlib / seaborn). Each function returns the matplotlib Figure.
+
+Style: importing this module applies the book's figure style (:func:`use_style`, from
+:mod:`scconcepts.figstyle`: fonts ≥ 9 pt at the book's content width, Okabe–Ito colours, one
+colour per cell type in every chapter via :func:`cell_type_colors`), and every figure here is
+drawn with constrained layout at most :data:`~scconcepts.figstyle.FULL_WIDTH_IN` inches wide, so
+the page never scales it down. Chapters 01–06 are drawn here, chapters 07–11 in
+:mod:`scconcepts.plotting_results` (re-exported).
+"""
 
 from __future__ import annotations
 
 from typing import Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
+from matplotlib.lines import Line2D
+from matplotlib.ticker import MaxNLocator
+from scipy.cluster.hierarchy import leaves_list, linkage
 
-__all__ = ["umap_panels", "r2_bars", "training_curves", "category_bars", "ratio_heatmap",
-           "gene_set_size_hist", "attribution_cdf", "top_genes_bars", "annotation_bars",
-           "pretraining_curve", "cross_r2_bars", "matching_hist", "confusion_panels",
-           "claim_intervals", "label_f1_plot"]
+from .figstyle import (FULL_WIDTH_IN, UNKNOWN_COLOR, category_colors, cell_type_colors,
+                       subplots, use_style, wrap)
+from .plotting_results import (claim_intervals, confusion_panels, cross_r2_bars,
+                               deletion_curves_plot, label_f1_plot, matching_hist,
+                               r2_sparsity_scatter, separation_scatter)
 
-_CAT_COLORS = {
-    "cell_type-specific": "#4C72B0",
-    "tissue-specific": "#55A868",
-    "donor_id-specific": "#C44E52",
-    "condition-specific": "#8172B2",
-    "other": "#CCB974",
-    "not enough data": "#BBBBBB",
-    "dead": "#444444",
+__all__ = ["use_style", "cell_type_colors", "umap_panels", "r2_bars", "training_curves",
+           "category_bars", "ratio_heatmap", "gene_set_size_hist", "attribution_cdf",
+           "top_genes_bars", "stacked_fraction_bars", "annotation_bars", "pretraining_curve",
+           "cross_r2_bars", "matching_hist", "confusion_panels", "deletion_curves_plot",
+           "separation_scatter", "claim_intervals", "label_f1_plot", "r2_sparsity_scatter"]
+
+use_style()
+
+#: ``obs`` columns holding cell types: coloured by :func:`cell_type_colors`.
+CELL_TYPE_KEYS = ("cell_type", "author_cell_type", "cell_type_label")
+
+_CAT_COLORS = {  # Sec 3.1 categories (chapter 03), Okabe–Ito
+    "cell_type-specific": "#0072B2",
+    "tissue-specific": "#009E73",
+    "donor_id-specific": "#D55E00",
+    "condition-specific": "#CC79A7",
+    "other": "#F0E442",
+    "not enough data": UNKNOWN_COLOR,
+    "dead": "#000000",
 }
 
 
-def umap_panels(adata, keys: Sequence[str], basis: str = "X_umap", title: str = ""):
-    """UMAP scatter coloured by each ``obs`` key (Fig 6/7). ``adata.obsm[basis]`` is (n, 2)."""
+def _text_color(background) -> str:
+    """Black or white, whichever reads on ``background`` (seaborn's luminance, as its heatmap)."""
+    return "black" if sns.utils.relative_luminance(background) > 0.4 else "white"
+
+
+def umap_panels(adata, keys: Sequence[str], basis: str = "X_umap", title: str = "",
+                max_legend: int = 20):
+    """UMAP scatter coloured by each ``obs`` key (Fig 6/7), two panels per row.
+
+    Parameters
+    ----------
+    adata
+        AnnData with ``obsm[basis]`` of shape (n_cells, 2); keys missing from ``obs`` are skipped.
+    keys
+        Categorical ``obs`` columns, one panel each. Cell-type columns (:data:`CELL_TYPE_KEYS`)
+        use :func:`cell_type_colors`, others the colour-blind-safe categorical palette.
+    basis, title
+        Coordinates and figure title.
+    max_legend
+        Largest number of legend entries (the most frequent labels; the legend title says how
+        many are listed when some are left out).
+
+    Returns
+    -------
+    matplotlib Figure
+        Each legend (9 pt, label and cell count) sits below its panel.
+    """
     keys = [k for k in keys if k in adata.obs]
-    fig, axes = plt.subplots(1, len(keys), figsize=(5.2 * len(keys), 4.4), squeeze=False)
-    xy = adata.obsm[basis]
-    for ax, key in zip(axes[0], keys):
-        lab = adata.obs[key].astype("category")
-        pal = sns.color_palette("tab20", len(lab.cat.categories))
-        for i, cat in enumerate(lab.cat.categories):
-            m = (lab == cat).to_numpy()
-            ax.scatter(xy[m, 0], xy[m, 1], s=2, color=pal[i], label=f"{cat} ({m.sum()})",
-                       rasterized=True, linewidths=0)
+    xy = np.asarray(adata.obsm[basis])
+    cols = [adata.obs[k].astype(str).astype("category") for k in keys]
+    n_entries = max([min(len(c.cat.categories), max_legend) for c in cols] or [1])
+    ncol = 1 if n_entries <= 10 else 2
+    legend_rows = -(-n_entries // ncol)
+    fig, axes = subplots(len(keys), 2, panel_height=3.3 + 0.2 * legend_rows * 1.3)
+    size = float(np.clip(3e4 / max(len(xy), 1), 0.5, 8))
+    # one scatter in a seeded random order, so that no label is drawn over all the others
+    perm = np.random.default_rng(0).permutation(len(xy))
+    for ax, key, lab in zip(axes, keys, cols):
+        counts = lab.value_counts()
+        cats = list(lab.cat.categories)
+        colors = (cell_type_colors(cats) if key in CELL_TYPE_KEYS else category_colors(cats))
+        ax.scatter(xy[perm, 0], xy[perm, 1], s=size, linewidths=0, rasterized=True,
+                   c=lab.astype(object).map(colors).to_numpy()[perm])
+        shown = [c for c in cats if c in set(counts.index[:max_legend])]
+        handles = [Line2D([], [], ls="", marker="o", ms=6, color=colors[c]) for c in shown]
+        labels = [wrap(f"{c} ({counts[c]:,})", 38 if ncol == 1 else 18) for c in shown]
+        ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=ncol,
+                  title=(f"{len(shown)} most frequent of {len(cats)}"
+                         if len(shown) < len(cats) else None),
+                  handletextpad=0.2, columnspacing=0.8, borderaxespad=0)
         ax.set_title(key)
         ax.set_xticks([])
         ax.set_yticks([])
-        ax.legend(fontsize=6, markerscale=4, loc="upper left", bbox_to_anchor=(1, 1),
-                  frameon=False)
+        ax.spines[["top", "right"]].set_visible(True)  # a frame, as scanpy draws embeddings
+        ax.set_aspect("equal", adjustable="datalim")
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return fig
 
 
+def _ticks_up_to_one(ax) -> None:
+    """Keep only y ticks ≤ 1 (R² axes get head room above 1 for the value labels)."""
+    ax.set_yticks([t for t in ax.get_yticks() if ax.get_ylim()[0] <= t <= 1 + 1e-9])
+
+
 def r2_bars(table: pd.DataFrame, paper: pd.DataFrame | None = None):
-    """Fig 2A: R² per SAE size; ``table`` has columns ``c``, ``k``, ``r2``; ``paper`` optional."""
-    fig, ax = plt.subplots(figsize=(6, 3.5))
+    """Fig 2A: R² per SAE size; ``table`` has columns ``c``, ``k``, ``r2``; ``paper`` optional
+    (same rows), drawn grey beside each bar. Values are printed on this book's bars."""
+    fig, (ax,) = subplots(1, width=6.5, panel_height=3.4)
     labels = [f"c={c}\nk={k}" for c, k in zip(table["c"], table["k"])]
     x = np.arange(len(table))
     w = 0.38 if paper is not None else 0.7
-    ax.bar(x - (w / 2 if paper is not None else 0), table["r2"], w, label="this book")
+    shift = w / 2 if paper is not None else 0
+    ax.bar(x - shift, table["r2"], w, label="this book")
     if paper is not None:
-        ax.bar(x + w / 2, paper["r2"], w, label="paper (TS Immune)", color="#BBBBBB")
+        ax.bar(x + shift, paper["r2"], w, label="paper (TS Immune)", color=UNKNOWN_COLOR)
+    lo = min(table["r2"].min(), paper["r2"].min() if paper is not None else 1)
+    lo = max(0.0, lo - 0.05)
+    ax.set_ylim(lo, 1 + 0.1 * (1 - lo))
     for xi, v in zip(x, table["r2"]):
-        ax.text(xi - (w / 2 if paper is not None else 0), v + 0.003, f"{v:.3f}", ha="center",
-                fontsize=7)
+        ax.annotate(f"{v:.3f}", (xi - shift, v), xytext=(0, 2), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=9)
+    _ticks_up_to_one(ax)
     ax.set_xticks(x, labels)
     ax.set_ylabel("R² (variance-weighted)")
-    lo = min(table["r2"].min(), paper["r2"].min() if paper is not None else 1)
-    ax.set_ylim(max(0, lo - 0.05), 1.0)
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
+    fig.legend(loc="outside upper center", ncol=2)
     return fig
 
 
@@ -73,60 +140,97 @@ def training_curves(histories: dict[str, dict]):
     """Per epoch, for several SAEs (``label -> history`` of :func:`scconcepts.sae.train_sae`):
     training R² (solid, running over the epoch) and held-out R² (dashed), with the epoch where
     the stopping rule was met marked by a dot; and the dead concepts."""
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 3.4))
+    fig, (a1, a2) = subplots(2, panel_height=3.0)
     lo = 1.0
+    handles = []
     for i, (label, h) in enumerate(histories.items()):
         col = f"C{i}"
-        a1.plot(h["epoch"], h["r2"], color=col, lw=1, label=label)
+        handles += a1.plot(h["epoch"], h["r2"], color=col, lw=1.2, label=label)
         if h.get("r2_val"):
-            a1.plot(h["epoch"], h["r2_val"], color=col, lw=1, ls="--")
+            a1.plot(h["epoch"], h["r2_val"], color=col, lw=1.2, ls="--")
             if h.get("converged"):
                 a1.plot(h["epoch"][-1], h["r2_val"][-1], "o", color=col, ms=4)
         lo = min(lo, float(np.nanmin(h["r2"][len(h["r2"]) // 4:] or [1.0])))
-        a2.plot(h["epoch"], h["dead"], color=col, label=label)
-    a1.set(xlabel="epoch", ylabel="R² (solid: training, dashed: held out)",
-           ylim=(max(0.0, lo - 0.05), 1))
+        a2.plot(h["epoch"], h["dead"], color=col, lw=1.2)
+    handles += [Line2D([], [], color="k", lw=1.2, label="training"),
+                Line2D([], [], color="k", lw=1.2, ls="--", label="held out")]
+    a1.set(xlabel="epoch", ylabel="R²", ylim=(max(0.0, lo - 0.05), 1))
     a2.set(xlabel="epoch", ylabel="dead concepts")
-    a1.legend(frameon=False, fontsize=7)
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="outside lower center", ncol=3)
     return fig
 
 
 def category_bars(counts: pd.DataFrame):
-    """Fig 2B: concepts per Sec 3.1 category (rows: SAE sizes, columns: categories)."""
+    """Fig 2B: concepts per Sec 3.1 category (rows: SAE sizes, columns: categories); counts
+    are printed on shares above 6 %."""
     cols = [c for c in _CAT_COLORS if c in counts.columns]
-    fig, ax = plt.subplots(figsize=(7, 0.6 * len(counts) + 1.4))
+    fig, (ax,) = subplots(1, panel_height=0.45 * len(counts) + 1.9)
     frac = counts[cols].div(counts[cols].sum(1), axis=0)
     left = np.zeros(len(frac))
     for col in cols:
         ax.barh(frac.index.astype(str), frac[col], left=left, color=_CAT_COLORS[col], label=col)
-        for i, (l, v, n) in enumerate(zip(left, frac[col], counts[col])):
+        for i, (l0, v, n) in enumerate(zip(left, frac[col], counts[col])):
             if v > 0.06:
-                ax.text(l + v / 2, i, str(int(n)), ha="center", va="center", fontsize=7,
-                        color="white")
+                ax.text(l0 + v / 2, i, str(int(n)), ha="center", va="center", fontsize=9,
+                        color=_text_color(_CAT_COLORS[col]))
         left += frac[col].to_numpy()
     ax.set_xlabel("fraction of concepts")
+    ax.set_xlim(0, 1)
     ax.invert_yaxis()
-    ax.legend(ncol=3, fontsize=7, frameon=False, loc="upper center", bbox_to_anchor=(0.5, -0.25))
-    fig.tight_layout()
+    fig.legend(loc="outside lower center", ncol=4)
     return fig
 
 
-def ratio_heatmap(ratios: pd.DataFrame, title: str = ""):
-    """Metadata ratios r (concepts × labels) as a heatmap."""
-    fig, ax = plt.subplots(figsize=(0.5 * ratios.shape[1] + 3, 0.18 * len(ratios) + 1.8))
-    sns.heatmap(ratios, vmin=0, vmax=1, cmap="viridis", ax=ax, cbar_kws={"label": "ratio r"},
-                yticklabels=True)
+def ratio_heatmap(ratios: pd.DataFrame, title: str = "", n_top: int = 30,
+                  order: str = "cluster"):
+    """Metadata ratios r (concepts × labels) of the ``n_top`` concepts with the highest ratio.
+
+    Parameters
+    ----------
+    ratios
+        Shape (n_concepts, n_labels), values in [0, 1]; NaN (never-active) rows count as 0.
+    title
+        First title line; the second says how many concepts are shown of how many.
+    n_top
+        Rows shown: the concepts with the largest maximum ratio (ties: the given order).
+    order
+        ``"cluster"``: rows in the leaf order of an average-linkage clustering of their ratio
+        profiles (SciPy, optimal leaf ordering), so concepts of one label sit together;
+        ``"given"``: the order of ``ratios``.
+
+    Returns
+    -------
+    matplotlib Figure
+    """
+    if order not in ("cluster", "given"):
+        raise ValueError(f"order must be 'cluster' or 'given', not {order!r}")
+    filled = ratios.fillna(0.0)
+    top = filled.max(axis=1).sort_values(ascending=False, kind="stable").index[:n_top]
+    shown = filled.loc[[i for i in filled.index if i in set(top)]]
+    if order == "cluster" and len(shown) > 2:
+        shown = shown.iloc[leaves_list(linkage(shown.to_numpy(), "average",
+                                               optimal_ordering=True))]
+    n_rows, n_cols = shown.shape
+    fig, (ax,) = subplots(1, width=min(FULL_WIDTH_IN, 0.45 * n_cols + 3.2),
+                          panel_height=0.19 * n_rows + 2.9)
+    sns.heatmap(shown, vmin=0, vmax=1, cmap="viridis", ax=ax, yticklabels=True,
+                cbar_kws={"label": "ratio r", "shrink": min(1.0, 3.0 / (0.19 * n_rows + 1)),
+                          "aspect": 12})
     ax.set_ylabel("concept")
-    ax.tick_params(axis="y", labelsize=6)
-    ax.set_title(title)
-    fig.tight_layout()
+    ax.set_xlabel("")
+    ax.tick_params(axis="y", labelsize=9, rotation=0)
+    ax.set_xticks(ax.get_xticks(), [wrap(c, 22) for c in shown.columns], rotation=90)
+    what = (f"the {n_rows} of {len(ratios)} concepts with the highest ratio"
+            if n_rows < len(ratios) else f"all {n_rows} concepts")
+    ax.set_title("\n".join(s for s in (wrap(title, 60), what + (
+        ", clustered" if order == "cluster" else "")) if s), fontsize=10)
     return fig
 
 
 def gene_set_size_hist(sizes: dict[str, np.ndarray], threshold_label: str):
-    """Fig 2C: distribution of genes per unit with attribution above the threshold."""
-    fig, ax = plt.subplots(figsize=(6.5, 3.4))
+    """Fig 2C: distribution of genes per unit with attribution above the threshold; one bar
+    series per entry of ``sizes`` (label → genes per unit, NaN ignored)."""
+    fig, (ax,) = subplots(1, panel_height=3.4)
     bins = [0, 1, 2, 3, 4, 6, 11, 21, 51, 10_000]
     names = ["0", "1", "2", "3", "4-5", "6-10", "11-20", "21-50", ">50"]
     width = 0.8 / max(1, len(sizes))
@@ -136,16 +240,16 @@ def gene_set_size_hist(sizes: dict[str, np.ndarray], threshold_label: str):
         h, _ = np.histogram(s, bins=bins)
         ax.bar(np.arange(len(names)) + i * width, h / max(1, len(s)), width, label=label)
     ax.set_xticks(np.arange(len(names)) + 0.4 - width / 2, names)
-    ax.set_xlabel(f"genes with {threshold_label}")
+    ax.set_xlabel(wrap(f"genes with {threshold_label}", 80))
     ax.set_ylabel("fraction of units")
-    ax.legend(frameon=False, fontsize=7)
-    fig.tight_layout()
+    ax.legend(loc="upper left", bbox_to_anchor=(1.0, 1.0))
     return fig
 
 
 def attribution_cdf(scores: dict[str, np.ndarray]):
-    """Fig 11: cumulative distribution of attribution scores (all genes of all units)."""
-    fig, ax = plt.subplots(figsize=(6, 3.4))
+    """Fig 11: cumulative distribution of attribution scores (all genes of all units), on a
+    symmetric log axis (linear within ±10⁻³); the dashed line marks 0.05."""
+    fig, (ax,) = subplots(1, width=6.5, panel_height=3.4)
     for label, s in scores.items():
         v = np.sort(np.asarray(s)[np.isfinite(s)].ravel())
         ax.plot(v, np.arange(1, v.size + 1) / v.size, label=label)
@@ -153,30 +257,43 @@ def attribution_cdf(scores: dict[str, np.ndarray]):
     ax.set_xlabel("attribution score (activation drop)")
     ax.set_ylabel("cumulative fraction")
     ax.axvline(0.05, ls="--", c="grey", lw=0.8)
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
+    ax.legend(loc="upper left")
     return fig
 
 
 def top_genes_bars(panels: dict[str, pd.Series], per_prototype: dict[str, np.ndarray] | None = None,
-                   ncols: int = 3):
-    """Top attribution genes of several units; dots show per-prototype values."""
+                   ncols: int = 2):
+    """Top attribution genes of several units; dots show per-prototype values.
+
+    Parameters
+    ----------
+    panels
+        Panel title → attribution per gene (index: gene names, shown top to bottom).
+    per_prototype
+        Panel title → array (n_prototypes, n_genes shown), in the order of the panel's genes.
+    ncols
+        Panels per row, at most 2 (wider rows would shrink gene names below 9 pt).
+
+    Returns
+    -------
+    matplotlib Figure
+    """
     n = len(panels)
-    nrows = int(np.ceil(n / ncols))
-    fig, axes = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), squeeze=False)
-    for ax, (title, s) in zip(axes.ravel(), panels.items()):
-        ax.barh(s.index[::-1], s.values[::-1], color="#4C72B0")
+    ncols = max(1, min(int(ncols), 2, n))
+    n_genes = max([len(s) for s in panels.values()] or [1])
+    fig, axes = subplots(n, ncols, panel_height=0.17 * n_genes + 1.4,
+                         width=FULL_WIDTH_IN if ncols > 1 else 4.5)
+    for ax, (title, s) in zip(axes, panels.items()):
+        ax.barh(s.index[::-1], s.values[::-1], color="C0")
         if per_prototype and title in per_prototype:
-            pp = per_prototype[title]  # (n_prototypes, n_genes shown), same order as s
+            pp = per_prototype[title]
             for j in range(pp.shape[1]):
                 y = len(s) - 1 - j
                 ax.scatter(pp[:, j], np.full(pp.shape[0], y), s=6, color="k", alpha=0.5, zorder=3)
-        ax.set_title(title, fontsize=9)
-        ax.tick_params(axis="y", labelsize=7)
+        ax.set_title(wrap(title, 40 if ncols > 1 else 55), fontsize=10)
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.set_ylim(-0.6, len(s) - 0.4)
         ax.set_xlabel("attribution")
-    for ax in axes.ravel()[n:]:
-        ax.axis("off")
-    fig.tight_layout()
     return fig
 
 
@@ -197,24 +314,24 @@ def stacked_fraction_bars(table: pd.DataFrame, colors: dict[str, str], labels=No
     -------
     matplotlib Figure
     """
-    fig, ax = plt.subplots(figsize=(6.5, 0.7 * len(table) + 1.5))
+    fig, (ax,) = subplots(1, panel_height=0.5 * len(table) + 1.9)
     if labels is None:
         labels = [" / ".join(map(str, i)) if isinstance(i, tuple) else str(i)
                   for i in table.index]
     left = np.zeros(len(table))
     for col, color in colors.items():
         v = table[col].to_numpy(dtype=float)
-        ax.barh(labels, v, left=left, color=color, label=col)
+        ax.barh([wrap(lab, 30) for lab in labels], v, left=left, color=color, label=col)
         for i, (l0, x) in enumerate(zip(left, v)):
             if x > 0.05:
-                ax.text(l0 + x / 2, i, f"{x:.0%}", ha="center", va="center", fontsize=8)
+                ax.text(l0 + x / 2, i, f"{x:.0%}", ha="center", va="center", fontsize=9,
+                        color=_text_color(color))
         left += v
     ax.set_xlim(0, 1)
     ax.set_xlabel(xlabel)
     ax.invert_yaxis()
-    ax.set_title(title)
-    ax.legend(ncol=3, frameon=False, fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.3))
-    fig.tight_layout()
+    ax.set_title(wrap(title, 70))
+    fig.legend(loc="outside lower center", ncol=3)
     return fig
 
 
@@ -226,171 +343,14 @@ def annotation_bars(table: pd.DataFrame, title: str = ""):
 
 def pretraining_curve(log: dict):
     """Training curve of the project scGPT (``training_log.json``): GEP and MVC losses per step."""
-    fig, ax = plt.subplots(figsize=(7, 3.2))
+    fig, (ax,) = subplots(1, width=7.0, panel_height=3.4)
     step = np.asarray(log["step"])
     for key, label in (("loss_gep", "masked value prediction (GEP)"),
                        ("loss_mvc", "cell-embedding value prediction (MVC)")):
         v = pd.Series(log[key]).rolling(25, min_periods=1).mean()
         ax.plot(step, v, label=label)
-    ax.set(xlabel="optimisation step (batch 32)", ylabel="masked MSE (bin units², 25-step mean)")
+    ax.set(xlabel="optimisation step (batch 32)",
+           ylabel="masked MSE (bin units²,\n25-step mean)")
     ax.set_yscale("log")
-    ax.legend(frameon=False, fontsize=8)
-    fig.tight_layout()
+    ax.legend()
     return fig
-
-
-def cross_r2_bars(tables: dict[str, pd.DataFrame]):
-    """Fig 4A: R² of SAEs on their own data and on the other dataset, one panel per model.
-
-    ``tables``: model → :func:`scconcepts.stability.cross_r2_table` output.
-    """
-    fig, axes = plt.subplots(1, len(tables), figsize=(4.6 * len(tables), 3.4), squeeze=False)
-    for ax, (model, t) in zip(axes[0], tables.items()):
-        trains = list(dict.fromkeys(t["trained on"]))
-        x = np.arange(len(trains))
-        for j, own in enumerate((True, False)):
-            sub = t[t["own data"] == own].set_index("trained on").reindex(trains)
-            ax.bar(x + (j - 0.5) * 0.38, sub["r2"], 0.38,
-                   label="own data (held-out cells)" if own else "the other dataset",
-                   color="#4C72B0" if own else "#DD8452")
-            for xi, v in zip(x, sub["r2"]):
-                ax.text(xi + (j - 0.5) * 0.38, v + 0.005, f"{v:.3f}", ha="center", fontsize=7)
-        ax.set_xticks(x, [f"SAE trained on\n{tr}" for tr in trains], fontsize=8)
-        ax.set_ylim(max(0, t["r2"].min() - 0.1), 1.0)
-        ax.set_title(model)
-        ax.set_ylabel("R² (variance-weighted)")
-    axes[0][0].legend(frameon=False, fontsize=8, loc="lower left")
-    fig.tight_layout()
-    return fig
-
-
-def matching_hist(real: dict[str, np.ndarray], null: dict[str, np.ndarray]):
-    """Fig 4B: matched-pair cosines of real dictionaries vs a random dictionary, per model."""
-    fig, axes = plt.subplots(1, len(real), figsize=(4.6 * len(real), 3.2), squeeze=False)
-    bins = np.linspace(-0.2, 1, 49)
-    for ax, (model, cos) in zip(axes[0], real.items()):
-        ax.hist(cos, bins=bins, alpha=0.7, label=f"main vs second (mean {np.mean(cos):.2f})",
-                color="#4C72B0")
-        ax.hist(null[model], bins=bins, alpha=0.6, color="#BBBBBB",
-                label=f"main vs random (mean {np.mean(null[model]):.2f})")
-        ax.set(title=model, xlabel="cosine of matched atoms", ylabel="pairs")
-        ax.legend(frameon=False, fontsize=7, loc="upper left")
-    fig.tight_layout()
-    return fig
-
-
-def confusion_panels(confusions: dict[str, pd.DataFrame], title: str = ""):
-    """Fig 10: row-normalised confusion matrices (true × predicted), one panel per entry."""
-    n = len(confusions)
-    fig, axes = plt.subplots(1, n, figsize=(3.6 * n + 0.8, 3.6), squeeze=False)
-    for ax, (name, cm) in zip(axes[0], confusions.items()):
-        frac = cm.div(cm.sum(1).replace(0, 1), axis=0)
-        sns.heatmap(frac, vmin=0, vmax=1, cmap="Blues", annot=cm.to_numpy(), fmt="d", ax=ax,
-                    cbar=False, annot_kws={"fontsize": 6})
-        ax.set_title(name, fontsize=9)
-        ax.tick_params(labelsize=6)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-# ------------------------------------------------------------------ chapters 10-11 (DGEA, perturbation)
-_CURVE_STYLE = {
-    "attribution": ("#C44E52", "-"),
-    "DGEA": ("#4C72B0", "-"),
-    "attribution, zero-masked": ("#C44E52", "--"),
-    "DGEA, zero-masked": ("#4C72B0", "--"),
-    "random": ("#888888", ":"),
-    "attribution, held-out pairs": ("#8C1C13", "-."),
-    "DGEA, held-out pairs": ("#1F3B73", "-."),
-}
-
-
-def deletion_curves_plot(curves: dict[str, pd.DataFrame], title: str = ""):
-    """Fig 8: relative concept activation vs genes removed, mean ± std over concepts.
-
-    ``curves``: panel name → long table with ``unit``, ``curve``, ``step``, ``activation``
-    (:func:`scconcepts.dgea.deletion_curves`).
-    """
-    n = len(curves)
-    fig, axes = plt.subplots(1, n, figsize=(5.0 * n, 3.8), squeeze=False)
-    for ax, (name, df) in zip(axes[0], curves.items()):
-        for curve, sub in df.groupby("curve", sort=False):
-            g = sub.groupby("step")["activation"]
-            m, s = g.mean(), g.std(ddof=0).fillna(0)
-            color, ls = _CURVE_STYLE.get(curve, (None, "-"))
-            ax.plot(m.index, m, ls, color=color, label=curve, lw=1.6)
-            ax.fill_between(m.index, m - s, m + s, color=color, alpha=0.12, linewidth=0)
-        n_units = df["unit"].nunique()
-        ax.set(title=f"{name} ({n_units} concepts)", xlabel="genes removed",
-               ylabel="activation / prototype activation")
-        ax.axhline(0, color="k", lw=0.5)
-        ax.legend(frameon=False, fontsize=7)
-    if title:
-        fig.suptitle(title)
-    fig.tight_layout()
-    return fig
-
-
-def separation_scatter(table: pd.DataFrame, highlight: Sequence[int] = (), title: str = ""):
-    """Chapter 11: activation frequency in control vs stimulated cells, coloured by AUROC.
-
-    ``table``: :func:`scconcepts.perturbation.separating_concepts` output.
-    """
-    fig, ax = plt.subplots(figsize=(5.2, 4.2))
-    sc_ = ax.scatter(table["freq_neg"], table["freq_pos"], c=table["auroc"], cmap="coolwarm",
-                     vmin=0, vmax=1, s=12, linewidths=0)
-    for u in highlight:
-        if u in table.index:
-            ax.annotate(f"C{u}", (table.loc[u, "freq_neg"], table.loc[u, "freq_pos"]),
-                        fontsize=8, xytext=(4, 2), textcoords="offset points")
-    lim = max(table["freq_neg"].max(), table["freq_pos"].max()) * 1.05
-    ax.plot([0, lim], [0, lim], color="k", lw=0.5)
-    ax.set(xlabel="share of control cells activating", ylabel="share of stimulated cells activating",
-           title=title)
-    fig.colorbar(sc_, ax=ax, label="AUROC (stimulated vs control)")
-    fig.tight_layout()
-    return fig
-
-
-def claim_intervals(panels: dict, xlabel: str = "value (95 % interval)"):
-    """Claims' values with their 95 % intervals, one row per claim and one panel per group,
-    with a dashed line at 0 (chapter 05: the concepts − neurons gap under each counterfactual
-    pool).
-
-    ``panels``: title → {row label → :class:`~scconcepts.claims.Claim`}; a claim without an
-    interval is drawn as a point only."""
-    n = max(len(panels), 1)
-    fig, axes = plt.subplots(1, n, figsize=(6 * n, 2.8), squeeze=False)
-    for ax, (title, rows) in zip(axes[0], panels.items()):
-        for y, c in enumerate(rows.values()):
-            lo, hi = c.interval if c.interval is not None else (c.value, c.value)
-            ax.errorbar([c.value], [y], xerr=[[c.value - lo], [hi - c.value]], fmt="o",
-                        capsize=4, color="#4C72B0")
-        ax.set_yticks(range(len(rows)), list(rows), fontsize=8)
-        ax.axvline(0, color="grey", lw=0.8, ls="--")
-        ax.set(xlabel=xlabel, title=title)
-    fig.tight_layout()
-    return fig
-
-
-def label_f1_plot(per_label: dict[str, pd.DataFrame], f1_min: float = 0.5):
-    """Chapter 09 (InterPLM protocol): the test F1 of the best unit per label, one dot per label
-    and one row per method, a panel per model.
-
-    ``per_label``: panel title → :func:`scconcepts.alignment.alignment_table`'s per-label table
-    (columns ``method``, ``f1_test``); the dashed line marks ``f1_min``."""
-    n = max(len(per_label), 1)
-    fig, axes = plt.subplots(1, n, figsize=(6 * n, 3.6), squeeze=False)
-    for ax, (title, per) in zip(axes[0], per_label.items()):
-        methods = list(dict.fromkeys(per["method"]))
-        for i, method in enumerate(methods):
-            f1 = per.loc[per["method"] == method, "f1_test"].to_numpy(float)
-            ax.scatter(f1, i + np.linspace(-0.2, 0.2, len(f1)), s=18)
-        ax.set_yticks(range(len(methods)), methods)
-        ax.axvline(f1_min, color="grey", lw=0.8, ls="--")
-        ax.set(xlabel="test F1 of the best unit (one dot per label)", xlim=(0, 1), title=title)
-    fig.tight_layout()
-    return fig
-
