@@ -265,7 +265,8 @@ def test_umap_is_coloured_by_cell_type(browser, pages):
         const c = document.getElementById('umap-types'), d = c.getContext('2d')
           .getImageData(0, 0, c.width, c.height).data, seen = new Set();
         for (let i = 0; i < d.length; i += 4) if (d[i + 3] === 255)
-          seen.add('#' + [d[i], d[i + 1], d[i + 2]].map(v => v.toString(16).padStart(2, '0')).join(''));
+          seen.add('#' + [d[i], d[i + 1], d[i + 2]]
+            .map(v => v.toString(16).padStart(2, '0')).join(''));
         return Array.from(seen);""")
     assert set(lab["colors"]) <= set(colours)
 

@@ -34,9 +34,10 @@ The annotations are read back by :func:`load_annotations` and summarised as Fig 
 (:func:`table7_rows`).
 
 The package: :mod:`~scconcepts.viewer.payload` collects the items and builds the open payload,
-:mod:`~scconcepts.viewer.blind` the blinded one, :mod:`~scconcepts.viewer.render` turns them into the HTML pages (assets in
-``scconcepts/viewer_assets``), :mod:`~scconcepts.viewer.annotations` reads the exported
-annotations back. Every public name is importable from :mod:`scconcepts.viewer`.
+:mod:`~scconcepts.viewer.blind` the blinded one, :mod:`~scconcepts.viewer.render` turns them
+into the HTML pages (assets in ``scconcepts/viewer_assets``),
+:mod:`~scconcepts.viewer.annotations` reads the exported annotations back. Every public name is
+importable from :mod:`scconcepts.viewer`.
 """
 
 from __future__ import annotations
