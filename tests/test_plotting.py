@@ -76,6 +76,15 @@ def _baseline_table(model):
                         index=["sparsity", "R² (held-out cells)"], columns=cols).rename_axis(model)
 
 
+def _pair_diag():
+    rng = np.random.default_rng(4)
+    parts = {(k, p): pd.DataFrame(rng.uniform(0, 1, (30, 3)), columns=[
+        "log distance ratio", "other cell type", "abs log library ratio"]).rename_axis("unit")
+        for k, p in (("concept", "paper"), ("neuron", "paper"),
+                     ("neuron", "firing-rate quantile"), ("concept", "median split"))}
+    return pd.concat(parts, names=["kind", "pools"])
+
+
 def _top_genes(seed, n_genes):
     rng = np.random.default_rng(seed)
     return pd.Series(np.sort(rng.uniform(0.01, 0.17, n_genes))[::-1], index=GENES[:n_genes])
@@ -160,6 +169,12 @@ FIGURES = {
         {f"{m}: PCA/ICA rank 15": pd.DataFrame(
             {"method": np.repeat(["concepts", "neurons", "PCA (matched)", "ICA (matched)"], 12),
              "f1_test": np.random.default_rng(3).uniform(0, 1, 48)}) for m in ("scVI", "scGPT")}),
+    "r2_overview": lambda: plotting.r2_overview(
+        {f"{m} (d = {d}): R²": pd.DataFrame({"c": [200, 500, 1000, 2000], "k": [3, 8, 16, 32],
+                                             "r2": [.86, .93, .972, .997]})
+         for m, d in (("scVI", 50), ("scGPT", 512))}),
+    "pair_diagnostics": lambda: plotting.pair_diagnostics(_pair_diag(), title=(
+        "scVI: the counterfactual pairs of each kind of unit and pool")),
     "r2_sparsity_scatter": lambda: plotting.r2_sparsity_scatter(
         {"scvi": _baseline_table("scvi"), "scgpt": _baseline_table("scgpt")},
         {"scvi": "scVI", "scgpt": "scGPT"}),
@@ -404,6 +419,22 @@ def test_claim_intervals_one_row_per_claim_with_its_interval():
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_yticklabels()] == ["paper's pools", "matched"]
     assert ax.get_title() == "scVI" and ax.get_xlim()[0] < 0.05 and ax.get_xlim()[1] > 0.2
+    plt.close(fig)
+
+
+def test_pair_diagnostics_one_box_per_group_labels_on_the_first_panel():
+    fig = FIGURES["pair_diagnostics"]()
+    assert len(fig.axes) == 3
+    labels = [t.get_text().replace("\n", " ") for t in fig.axes[0].get_yticklabels()]
+    assert labels == ["concept, median split", "concept, paper", "neuron, firing-rate quantile",
+                      "neuron, paper"]
+    # one box per group on every panel, the same groups (shared y)
+    # (box, median, two whiskers, two caps: six lines per box); medians are the groups'
+    medians = [ln.get_xdata()[0] for ln in fig.axes[1].lines if ln.get_color() == "C3"]
+    d = _pair_diag().groupby(["kind", "pools"])["other cell type"].median()
+    assert medians == pytest.approx(d.to_list())
+    assert [len(ax.lines) for ax in fig.axes] == [4 * 6] * 3
+    assert fig.axes[1].get_shared_y_axes().joined(fig.axes[0], fig.axes[1])
     plt.close(fig)
 
 

@@ -10,6 +10,7 @@ the page never scales it down. Chapters 01–06 are drawn here, chapters 07–11
 
 from __future__ import annotations
 
+import inspect
 from typing import Sequence
 
 import numpy as np
@@ -28,6 +29,7 @@ from .plotting_results import (claim_intervals, confusion_panels, cross_r2_bars,
 __all__ = ["use_style", "cell_type_colors", "umap_panels", "r2_bars", "training_curves",
            "category_bars", "ratio_heatmap", "gene_set_size_hist", "attribution_cdf",
            "top_genes_bars", "stacked_fraction_bars", "annotation_bars", "pretraining_curve",
+           "r2_overview", "pair_diagnostics",
            "cross_r2_bars", "matching_hist", "confusion_panels", "deletion_curves_plot",
            "separation_scatter", "claim_intervals", "label_f1_plot", "r2_sparsity_scatter"]
 
@@ -353,4 +355,59 @@ def pretraining_curve(log: dict):
            ylabel="masked MSE (bin units²,\n25-step mean)")
     ax.set_yscale("log")
     ax.legend()
+    return fig
+
+
+def r2_overview(tables: dict[str, pd.DataFrame]):
+    """Chapter 02: R² of every SAE size, one panel per model (two per row).
+
+    ``tables``: panel title → table with columns ``c``, ``k``, ``r2`` (one row per SAE).
+    """
+    fig, axes = subplots(max(len(tables), 1), 2, panel_height=3.0)
+    for ax, (title, t) in zip(axes, tables.items()):
+        ax.bar([f"{c}/{k}" for c, k in zip(t["c"], t["k"])], t["r2"], color="C0")
+        ax.set_ylim(min(0.5, float(t["r2"].min()) - 0.05), 1.0)
+        ax.set(title=wrap(title, 40), xlabel="c / k", ylabel="R²")
+    return fig
+
+
+def pair_diagnostics(diag: pd.DataFrame, title: str = "",
+                     columns: Sequence[str] = ("log distance ratio", "other cell type",
+                                               "abs log library ratio")):
+    """Chapter 05: how the counterfactual pairs of each kind of unit and pool look.
+
+    Parameters
+    ----------
+    diag
+        One row per unit (or pair), with ``kind`` and ``pools`` as columns or index levels and
+        the ``columns`` as values (:meth:`scconcepts.workflow.Workflow.pair_diagnostics`
+        tables, concatenated).
+    title
+        Figure title.
+    columns
+        One panel per column: a horizontal box (no outliers) per (kind, pools) group.
+
+    Returns
+    -------
+    matplotlib Figure
+        Panels side by side sharing the group labels, written horizontally on the first.
+    """
+    groups = [(f"{kind}, {pools}", g) for (kind, pools), g in diag.groupby(["kind", "pools"])]
+    fig, axes = subplots(len(columns), 3, panel_height=0.45 * len(groups) + 1.5, sharey=True)
+    # matplotlib 3.10 replaced vert=False by orientation= (vert warns from 3.11, and so does
+    # seaborn 0.13's boxplot, which passes vert)
+    horizontal = ({"orientation": "horizontal"} if "orientation" in
+                  inspect.signature(axes[0].boxplot).parameters else {"vert": False})
+    line = {"color": "C0", "linewidth": 1.4}
+    for ax, col in zip(axes, columns):
+        ax.boxplot([g[col].dropna().to_numpy(float) for _, g in groups],
+                   positions=range(len(groups)), widths=0.6, showfliers=False, boxprops=line,
+                   whiskerprops=line, capprops=line, medianprops={"color": "C3", "linewidth": 2},
+                   **horizontal)
+        ax.set_yticks(range(len(groups)), [wrap(name, 20) for name, _ in groups])
+        ax.set_ylim(len(groups) - 0.5, -0.5)  # first group on top
+        ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
+        ax.set(xlabel=wrap(col, 22))
+    if title:
+        fig.suptitle(wrap(title, 70))
     return fig
