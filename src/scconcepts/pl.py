@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import scipy.sparse as sp
 
+from .figstyle import OKABE_ITO
+
 __all__ = ["concept_embedding", "top_genes"]
 
 
@@ -28,7 +30,8 @@ def concept_embedding(adata, concept: int, *, key: str = "concepts", basis: str 
 
 
 def top_genes(adata, concept: int, n: int = 10, *, key: str = "concepts", ax=None):
-    """Horizontal bars of the ``n`` genes with the largest attribution C_i to ``concept``.
+    """Horizontal bars of the ``n`` genes with the largest attribution C_i to ``concept``
+    (in the book's first colour; fonts from the caller's ``rcParams``).
 
     Raises
     ------
@@ -43,8 +46,8 @@ def top_genes(adata, concept: int, n: int = 10, *, key: str = "concepts", ax=Non
                        f"{list(scores.index[:10])}...")
     row = scores.loc[str(concept)].astype(float).dropna().sort_values(ascending=False).head(n)
     if ax is None:
-        _, ax = plt.subplots(figsize=(4, 0.3 * n + 0.8))
-    ax.barh(row.index[::-1], row.to_numpy()[::-1], color="#4c72b0")
+        _, ax = plt.subplots(figsize=(4, 0.25 * n + 1.2), layout="constrained")
+    ax.barh(row.index[::-1], row.to_numpy()[::-1], color=OKABE_ITO[0])
     ax.set_xlabel("attribution C_i (activation)")
     ax.set_title(f"concept {concept}: top {n} genes")
     return ax
