@@ -112,7 +112,7 @@ FIGURES = {
         pd.DataFrame({"r2": [.80, .90, .95, .98]})),
     "training_curves": lambda: plotting.training_curves(
         {f"c={c}, k={k}": _history(i) for i, (c, k) in enumerate(
-            [(200, 3), (500, 8), (1000, 16), (2000, 32)])}),
+            [(200, 3), (500, 8), (1000, 16), (2000, 32)])}, title="scVI (d = 50)"),
     "category_bars": lambda: plotting.category_bars(pd.DataFrame(
         {"cell_type-specific": [40, 120, 300], "donor_id-specific": [3, 10, 50],
          "other": [100, 300, 500], "not enough data": [20, 40, 100], "dead": [0, 30, 50]},

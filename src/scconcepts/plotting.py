@@ -92,7 +92,8 @@ def umap_panels(adata, keys: Sequence[str], basis: str = "X_umap", title: str = 
         colors = (cell_type_colors(cats) if key in CELL_TYPE_KEYS else category_colors(cats))
         ax.scatter(xy[perm, 0], xy[perm, 1], s=size, linewidths=0, rasterized=True,
                    c=lab.astype(object).map(colors).to_numpy()[perm])
-        shown = [c for c in cats if c in set(counts.index[:max_legend])]
+        frequent = set(counts.index[:max_legend])
+        shown = [c for c in cats if c in frequent]
         handles = [Line2D([], [], ls="", marker="o", ms=6, color=colors[c]) for c in shown]
         labels = [wrap(f"{c} ({counts[c]:,})", 38 if ncol == 1 else 18) for c in shown]
         ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.02), ncol=ncol,
@@ -138,10 +139,14 @@ def r2_bars(table: pd.DataFrame, paper: pd.DataFrame | None = None):
     return fig
 
 
-def training_curves(histories: dict[str, dict]):
+def training_curves(histories: dict[str, dict], title: str = ""):
     """Per epoch, for several SAEs (``label -> history`` of :func:`scconcepts.sae.train_sae`):
     training R² (solid, running over the epoch) and held-out R² (dashed), with the epoch where
-    the stopping rule was met marked by a dot; and the dead concepts."""
+    the stopping rule was met marked by a dot; and the dead concepts.
+
+    ``title``: figure title. (Under constrained layout a title added afterwards with
+    ``fig.suptitle(..., y=1.02)`` is not given room and overlaps the panels; without ``y`` it
+    is.)"""
     fig, (a1, a2) = subplots(2, panel_height=3.0)
     lo = 1.0
     handles = []
@@ -159,6 +164,8 @@ def training_curves(histories: dict[str, dict]):
     a1.set(xlabel="epoch", ylabel="R²", ylim=(max(0.0, lo - 0.05), 1))
     a2.set(xlabel="epoch", ylabel="dead concepts")
     fig.legend(handles=handles, loc="outside lower center", ncol=3)
+    if title:
+        fig.suptitle(title)
     return fig
 
 
@@ -208,7 +215,8 @@ def ratio_heatmap(ratios: pd.DataFrame, title: str = "", n_top: int = 30,
         raise ValueError(f"order must be 'cluster' or 'given', not {order!r}")
     filled = ratios.fillna(0.0)
     top = filled.max(axis=1).sort_values(ascending=False, kind="stable").index[:n_top]
-    shown = filled.loc[[i for i in filled.index if i in set(top)]]
+    keep = set(top)
+    shown = filled.loc[[i for i in filled.index if i in keep]]
     if order == "cluster" and len(shown) > 2:
         shown = shown.iloc[leaves_list(linkage(shown.to_numpy(), "average",
                                                optimal_ordering=True))]

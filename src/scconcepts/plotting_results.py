@@ -101,7 +101,9 @@ def confusion_panels(confusions: dict[str, pd.DataFrame], title: str = ""):
         sns.heatmap(frac, vmin=0, vmax=1, cmap="Blues", annot=cm.to_numpy(), fmt="d", ax=ax,
                     cbar=False, annot_kws={"fontsize": 9})
         ax.set_title(wrap(name, 40), fontsize=10)
-        ax.set_xticks(ax.get_xticks(), [wrap(c, 16) for c in cm.columns], rotation=90)
+        long_names = max(len(str(c)) for c in cm.columns) > 5
+        ax.set_xticks(ax.get_xticks(), [wrap(c, 16) for c in cm.columns],
+                      rotation=90 if long_names else 0)
         ax.set_yticks(ax.get_yticks(), [wrap(c, 18) for c in cm.index], rotation=0)
     if title:
         fig.suptitle(title)
