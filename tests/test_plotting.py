@@ -8,6 +8,8 @@ it: every text at least 9 pt at the book's content width, and no two texts overl
 from __future__ import annotations
 
 import itertools
+import subprocess
+import sys
 
 import matplotlib
 
@@ -299,6 +301,37 @@ def test_umap_panels_colour_cell_types_by_the_fixed_table():
     fig.canvas.draw()
     r = fig.canvas.get_renderer()
     assert legend.get_window_extent(r).y1 <= ax.get_window_extent(r).y0 + 1
+    plt.close(fig)
+
+
+def test_importing_plotting_applies_the_style():
+    code = ("import matplotlib; matplotlib.use('Agg'); import scconcepts.plotting; "
+            "from scconcepts.figstyle import STYLE; "
+            "bad = [k for k, v in STYLE.items() if matplotlib.rcParams[k] != "
+            "(list(v) if isinstance(v, tuple) else v)]; print(bad)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_umap_legend_lists_the_most_frequent_of_many_types():
+    rng = np.random.default_rng(1)
+    types = [f"type {i:02d}" for i in range(30)]
+    obs = pd.DataFrame({"cell_type": rng.choice(types, 900, p=np.arange(30, 0, -1) / 465)},
+                       index=[f"c{i}" for i in range(900)])
+    adata = ad.AnnData(np.zeros((900, 1), np.float32), obs=obs,
+                       obsm={"X_umap": rng.normal(size=(900, 2))})
+    fig = plotting.umap_panels(adata, ["cell_type", "not a column"])
+    assert len(fig.axes) == 1
+    legend = fig.axes[0].get_legend()
+    assert len(legend.get_texts()) == 20
+    assert legend.get_title().get_text() == "20 most frequent of 30"
+    assert not _overlapping_texts(fig)
+    assert figstyle.rendered_font_pt(fig) >= figstyle.MIN_FONT_PT
+    # unlisted types: colours from the hash, the same as cell_type_colors gives
+    first = legend.get_texts()[0].get_text().replace("\n", " ").rsplit(" (", 1)[0]
+    assert matplotlib.colors.same_color(legend.legend_handles[0].get_color(),
+                                        figstyle.cell_type_colors([first])[first])
     plt.close(fig)
 
 
