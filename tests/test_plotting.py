@@ -441,7 +441,7 @@ def test_top_genes_bars_at_most_two_panels_per_row_gene_names_9pt():
     assert len(fig.axes) == 3 and len(xs) == 2
     for ax in fig.axes:
         assert all(t.get_fontsize() >= 9 for t in ax.get_yticklabels())
-        assert [t.get_text() for t in ax.get_yticklabels()][0] == "GAPDH"   # last gene at the bottom
+        assert [t.get_text() for t in ax.get_yticklabels()][0] == "GAPDH"  # last gene at the bottom
     plt.close(fig)
 
 

@@ -8,8 +8,9 @@ each figure as a PNG at ``figure.dpi`` (:data:`DPI` = 100 px per inch) with
 sphinx-book-theme content column (:data:`CONTENT_WIDTH_PX`, about 760 CSS px) when wider. A
 font of ``s`` pt is therefore read at ``s × DPI / 96 × scale`` CSS pt, where
 ``scale = min(1, CONTENT_WIDTH_PX / png width)``. Figures are at most :data:`FULL_WIDTH_IN`
-(7.4 in = 740 px, 760 px with the margins) wide, so they are not scaled, and every font is at least :data:`MIN_FONT_PT`
-(9 pt); :func:`rendered_font_pt` measures the result on a drawn figure.
+(7.4 in = 740 px, 760 px with the margins) wide, so they are not scaled, and every font is at
+least :data:`MIN_FONT_PT` (9 pt, read as 9.4); :func:`rendered_font_pt` measures the result on a
+drawn figure.
 
 Colours
 -------
