@@ -21,9 +21,10 @@
 # baselines too: **PCA** and **ICA** (scikit-learn) with as many components as the
 # under-complete semi-NMF.
 #
-# Each decomposition is fitted on the training cells of a task (at most `baselines.fit_cells`)
-# and evaluated on its held-out cells: sparsity on the main dataset's test cells, accuracies with
-# the logistic regressions of chapter 08. Reconstruction (variance-weighted R²) is measured for
+# Each decomposition is fitted on the training cells of a task (at most
+# {glue:text}`ch09_fit_cells` of them) and evaluated on its held-out cells: sparsity on the main
+# dataset's test cells, accuracies with the logistic regressions of
+# {numref}`chapter %s <ch08>`. Reconstruction (variance-weighted R²) is measured for
 # every method on the same cells, held out from all of them: the cell-type task's test cells
 # that the Top-K SAE also held out from its training ({numref}`chapter %s <ch02>`'s held-out split).
 #
@@ -32,19 +33,22 @@
 # * **Semi-NMF implementation**: the paper used the Overcomplete library; it does not install
 #   cleanly on a CPU machine (it needs torchvision, which replaces the pinned CPU torch with a
 #   CUDA build), so `scconcepts.baselines.semi_nmf` implements Ding et al.'s multiplicative
-#   updates (centred inputs, seeded uniform start, `baselines.nmf_iter` iterations).
+#   updates (centred inputs, seeded uniform start, {glue:text}`ch09_nmf_iter` iterations).
 # * **Sparsity of dense methods**: multiplicative updates shrink codes towards 0 without reaching
-#   it; a code counts as zero below `baselines.zero_tol` × its cell's largest code. Our plain
-#   semi-NMF codes come out dense, while the paper's are 97–99 % sparse, so the table adds a
-#   variant that keeps each cell's $k$ largest codes (the SAE's $k$): "comparable sparsity".
+#   it; a code counts as zero below {glue:text}`ch09_zero_tol` × its cell's largest code. Our
+#   plain semi-NMF codes are at most {glue:text}`ch09_nmf_sparsity:.1%` zeros, while the paper's
+#   are 97–99 % sparse, so the tables add a variant that keeps each cell's $k$ largest codes (the
+#   SAE's $k$): "comparable sparsity".
 # * **Cells of the R²**: the Top-K SAE is the book's, trained on all cells of its dataset but
-#   the seeded share `sae.val_fraction` its stopping rule holds out, so R² is measured only on
+#   the seeded share ({glue:text}`ch09_val_fraction:.0%`) its stopping rule holds out, so R² is
+#   measured only on
 #   the test cells among those: fewer cells than the paper's 10 % held-out split, hence the
 #   bootstrap intervals. The accuracies still use SAE codes of test cells the SAE was trained on
 #   (without their labels).
-# * **Cell cycle** on the second dataset, as in {numref}`chapter %s <ch08>`; $c < d$
-#   (`models.<model>.baseline_low_rank_c`) is 20 for scVI as in the paper and 25 for our
-#   64-dimensional scGPT (the paper's ratio 200/512).
+# * **Cell cycle** on the second dataset, as in {numref}`chapter %s <ch08>`.
+# * **Under-complete size** $c < d$: {glue:text}`ch09_low_rank_c` here, against
+#   {glue:text}`ch09_paper_low_rank_c` in the paper; our smaller scGPT keeps about the paper's
+#   ratio $c/d$.
 # ```
 
 # %% tags=["parameters"]
@@ -52,16 +56,15 @@ profile = "default"
 params = {}
 
 # %%
-import matplotlib.pyplot as plt
 import pandas as pd
-from IPython.display import display
 from myst_nb import glue
 
-from scconcepts import alignment, baselines, downstream, plotting, sae as sae_mod
+from scconcepts import alignment, baselines, downstream, figures, plotting, sae as sae_mod
 from scconcepts.claims import glue_sentences
 from scconcepts.claims import usefulness as claims
 from scconcepts.config import load_config
 from scconcepts.reference.usefulness import PAPER_BASELINES
+from scconcepts.tables import show
 from scconcepts.workflow import Workflow
 
 cfg = load_config(profile, params)
@@ -69,9 +72,23 @@ wf = Workflow(cfg)
 
 # %%
 models, labels = wf.models, {m: wf.label(m) for m in wf.models}
-cfg.table([f"models.{m}.{f}" for m in models for f in ("c", "k", "baseline_low_rank_c")]
-          + ["baselines.nmf_iter", "baselines.fit_cells", "baselines.zero_tol",
-             "usefulness.celltype_per_class", "usefulness.cycle_per_class", "seed"])
+show(cfg.table([f"models.{m}.{f}" for m in models for f in ("c", "k", "baseline_low_rank_c")]
+               + ["baselines.nmf_iter", "baselines.fit_cells", "baselines.zero_tol",
+                  "sae.val_fraction", "usefulness.celltype_per_class",
+                  "usefulness.cycle_per_class", "seed"]), index=True)
+
+# %% tags=["remove-input"]
+glue("ch09_fit_cells", f"{int(cfg.baselines.fit_cells):,}", display=False)
+glue("ch09_nmf_iter", int(cfg.baselines.nmf_iter), display=False)
+glue("ch09_zero_tol", f"{float(cfg.baselines.zero_tol):g}", display=False)
+glue("ch09_val_fraction", float(cfg.sae.val_fraction), display=False)
+dims = {m: wf.embeddings("main", m).shape[1] for m in models}
+glue("ch09_low_rank_c", " and ".join(
+    f"{wf.settings(m).baseline_low_rank_c} for {labels[m]} (d = {dims[m]})" for m in models),
+     display=False)
+glue("ch09_paper_low_rank_c", " and ".join(
+    f"{t.loc['semi-NMF (c < d)', 'c']} for {labels.get(m, m)} (d = {t.loc['neurons', 'c']})"
+    for m, t in PAPER_BASELINES.items()), display=False)
 
 # %%
 tasks = downstream.usefulness_tasks({r: wf.dataset(r) for r in ("main", "second")},
@@ -94,46 +111,48 @@ for m in models:
 #
 # The paper's Tables 4 (scGPT, $d$ = 512, Tabula Sapiens Immune) and 5 (scVI, $d$ = 50), as
 # transcribed in `scconcepts.reference.usefulness` (the paper's SAE and semi-NMF codes are
-# 97–99 % sparse). A model without a table in the paper (e.g. PCA as the foundation model) has
-# no reference.
+# 97–99 % sparse; "c" is the number of concepts, for the neurons the dimension $d$). A model
+# without a table in the paper (e.g. PCA as the foundation model) has no reference.
 
 # %%
-pd.concat(PAPER_BASELINES, names=["model", "method"])
+show(pd.concat({labels.get(m, m): t for m, t in PAPER_BASELINES.items()},
+               names=["model", "method"]), caption="The paper's Tables 4 and 5")
 
 # %% tags=["remove-input"]
 n_r2 = {m: details[m]["Top-K SAE"]["metrics"]["n_r2_cells"] for m in models}
 glue("ch09_n_test", len(tasks["cell type"]["test"]), display=False)
 glue("ch09_r2_cells", f"{min(n_r2.values()):,}" if len(set(n_r2.values())) == 1 else
      ", ".join(f"{n:,} ({labels[m]})" for m, n in n_r2.items()), display=False)
+glue("ch09_nmf_sparsity", max(details[m]["semi-NMF (c > d)"]["metrics"]["sparsity"]
+                              for m in models), display=False)
 
 # %% [markdown]
-# This book's tables, one per model of the profile. "R² (held-out cells)" is measured on the
-# {glue:text}`ch09_r2_cells` cells that are both among the {glue:text}`ch09_n_test` test cells
-# of the cell-type task (never used to fit a baseline) and held out from the Top-K SAE's
-# training, the same cells for every method; sparsity and active concepts on all
-# {glue:text}`ch09_n_test` test cells.
+# This book's tables, one row per method and model of the profile (the paper's layout
+# transposed). "R² (held-out cells)" is measured on the {glue:text}`ch09_r2_cells` cells that
+# are both among the {glue:text}`ch09_n_test` test cells of the cell-type task (never used to fit
+# a baseline) and held out from the Top-K SAE's training, the same cells for every method;
+# sparsity (mean, with the standard deviation over cells in brackets) and active concepts on all
+# {glue:text}`ch09_n_test` test cells; "–" marks what is not measured for the neurons.
 
 # %%
-for m, t in tables.items():
-    display(t.rename_axis(labels[m]))
+show(pd.concat({labels[m]: t.T.where(t.T != "—").infer_objects() for m, t in tables.items()},
+               names=["model", "method"]), columns={"number of concepts c": "c"})
+
+# %%
+fig = plotting.r2_sparsity_scatter(tables, labels)
+_ = figures.glue_figure("ch09_fig_r2_sparsity", fig)
 
 # %% [markdown]
-# Reconstruction against sparsity, per method and model (the trade-off the appendix argues from):
-# a method up and to the right reconstructs better with sparser codes.
-
-# %%
-fig, axes = plt.subplots(1, len(tables), figsize=(5 * len(tables), 3.6), squeeze=False)
-for ax, (m, t) in zip(axes[0], tables.items()):
-    r2 = pd.to_numeric(t.loc["R² (held-out cells)"], errors="coerce")
-    # the table shows "mean (std)"; the mean is the first number
-    sp_ = pd.to_numeric(t.loc["sparsity"].astype(str).str.split(" ").str[0], errors="coerce")
-    for method in t.columns[r2.notna() & sp_.notna()]:
-        ax.scatter(sp_[method], r2[method], s=40)
-        ax.annotate(method, (sp_[method], r2[method]), fontsize=7, xytext=(3, 3),
-                    textcoords="offset points")
-    ax.set(xlabel="sparsity (share of zero codes)", ylabel="R² (held-out cells)", title=labels[m])
-fig.tight_layout()
-plt.show()
+# ```{glue:figure} ch09_fig_r2_sparsity
+# :name: fig-ch09-r2-sparsity
+# :alt: Scatter plots, one per model, of held-out R² against the share of zero codes, one marker per decomposition method.
+#
+# **Reconstruction against sparsity (Tables 4–5 analogue).** Held-out R² (variance-weighted, on
+# the {glue:text}`ch09_r2_cells` held-out cells) against sparsity (mean share of zero codes per
+# cell, on the {glue:text}`ch09_n_test` test cells), one panel per model and one hollow marker per
+# method, named with both values in the legend below each panel. A method up and to the right
+# reconstructs better with sparser codes; the neurons have no sparsity and are left out.
+# ```
 
 # %% tags=["remove-input"]
 # values for the reproduction page, unrounded (the tables above round to 3 decimals)
@@ -160,9 +179,14 @@ for m in tables:
     app_b += [claims.accuracy_at_least(f"ch09_{m}_ct", m, lab, *a["sae"], *a["nmf"], n_ct),
               claims.concepts_vs_neurons(f"ch09_{m}_sae_neurons", m, lab, "cell type",
                                          a["sae"][1], a["neurons"][1], n_ct, "Top-K SAE")]
-pd.DataFrame([c.as_row() for c in app_b]).set_index("key").assign(interval=[
-    None if c.interval is None else f"{c.interval[0]:+.3f} to {c.interval[1]:+.3f}"
-    for c in app_b])[["test", "value", "interval", "paper", "verdict"]].round(3)
+
+# %%
+show(pd.DataFrame([c.as_row() for c in app_b]).assign(
+    model=[labels[c.key.split("_")[1]] for c in app_b],
+    interval=[None if c.interval is None else f"{c.interval[0]:+.3f} to {c.interval[1]:+.3f}"
+              for c in app_b]).set_index("model")[["test", "value", "interval", "paper",
+                                                   "verdict"]],
+     columns={"interval": "95 % interval", "paper": "paper value"})
 
 # %% tags=["remove-input"]
 _ = glue_sentences("ch09_appb_text", app_b)
@@ -200,8 +224,10 @@ _ = glue_sentences("ch09_lowrank_text", low)
 # with as many components as PCA needs to reach the SAE's held-out R² (**capacity-matched**;
 # both signs of the dense units, thresholds at percentiles). PCA and ICA are fitted on the SAE's
 # training cells; the validation/test split is stratified by cell type and seeded. A label held
-# by a large share of the cells is matched well by chance (calling every cell positive gives
-# F1 = 2p/(1 + p), column `f1_all_test`).
+# by a large share $p$ of the cells is matched well by chance (calling every cell positive gives
+# F1 = 2p/(1 + p)). The table counts, per kind of unit, the labels whose best unit reaches a test
+# F1 of at least {glue:text}`ch09_f1_min` ("labels aligned", InterPLM's threshold) and the mean
+# and median test F1 over the labels.
 
 # %%
 align = {}
@@ -215,13 +241,18 @@ for m in models:
     align[m] = {k: alignment.alignment_table(feats, obs[k].astype(str).to_numpy(), val, test)
                 for k in keys}
 ranks = {m: wf.matched_rank(m) for m in models}  # (components, held-out R²)
-pd.concat({(labels[m], k): s.set_index("method") for m, d in align.items()
-           for k, (_, s) in d.items()}, names=["model", "labels"]).round(3)
+
+# %%
+summary = pd.concat({(labels[m], k.replace("_id", "").replace("_", " ")): s.set_index("method")
+                     for m, d in align.items() for k, (_, s) in d.items()},
+                    names=["model", "label"])
+glue("ch09_f1_min", float(summary["f1_min"].iloc[0]), display=False)
+show(summary.drop(columns="f1_min"), columns={"n_units": "units", "n_labels": "labels"})
 
 # %%
 fig = plotting.label_f1_plot({f"{labels[m]}: PCA/ICA rank {ranks[m][0]}": pd.concat(
     [t for t, _ in align[m].values()]) for m in models})
-plt.show()
+_ = figures.glue_figure("ch09_fig_label_f1", fig)
 
 # %% tags=["remove-input"]
 per_all = {m: pd.concat([t for t, _ in d.values()]) for m, d in align.items()}
@@ -233,10 +264,20 @@ glue("ch09_matched_ranks", "; ".join(f"{labels[m]} {r} (held-out R² {r2:.3f})"
                                      for m, (r, r2) in ranks.items()), display=False)
 
 # %% [markdown]
-# Each dot is one label (a cell type or a donor) and the test F1 of the unit chosen for it on
-# the validation cells; the dashed line is InterPLM's F1 = 0.5. Components the capacity-matched
-# PCA needs to reach the SAE's held-out R²: {glue:text}`ch09_matched_ranks`. Differences of mean
-# F1 over the labels, with a paired t interval:
+# ```{glue:figure} ch09_fig_label_f1
+# :name: fig-ch09-label-f1
+# :alt: Dot plots, one per model, of the test F1 of the best unit per label, one row of dots for each kind of unit: concepts, neurons, matched PCA and ICA.
+#
+# **Which single unit matches a cell label (InterPLM protocol).** Each dot is one label (a cell
+# type or a donor of the main dataset) and the test F1 of the unit chosen for it on the
+# validation cells, one row per kind of unit and one panel per model (its title gives the rank
+# of the capacity-matched PCA and ICA); the dashed line is InterPLM's F1 =
+# {glue:text}`ch09_f1_min`.
+# ```
+#
+# Components the capacity-matched PCA needs to reach the SAE's held-out R²:
+# {glue:text}`ch09_matched_ranks`. Differences of mean F1 over the labels, with a paired t
+# interval:
 #
 # {glue:md}`ch09_f1_text`
 #
@@ -245,3 +286,23 @@ glue("ch09_matched_ranks", "; ".join(f"{labels[m]} {r} (held-out R² {r2:.3f})"
 # population; where the interval above holds 0, the single best concept is no better at that than
 # the best single neuron or capacity-matched component, and the advantage the paper reports
 # (Fig 3A) has to come from elsewhere (its gene attributions).
+
+# %% [markdown]
+# ## What this shows
+#
+# On held-out cells the Top-K SAE reconstructs the scVI embeddings with R²
+# {glue:text}`ch09_scvi_r2_sae:.3f`, against {glue:text}`ch09_scvi_r2_nmf_topk:.3f` for a
+# semi-NMF with as many concepts held to the same number of codes per cell (verdict on Appendix
+# B's claim that the SAE reconstructs better at comparable sparsity:
+# {glue:text}`ch09_scvi_r2_topk_agree:s`), and the scGPT embeddings with
+# {glue:text}`ch09_scgpt_r2_sae:.3f` against {glue:text}`ch09_scgpt_r2_nmf_topk:.3f` (verdict:
+# {glue:text}`ch09_scgpt_r2_topk_agree:s`). Against the dense semi-NMF the verdicts are
+# {glue:text}`ch09_scvi_r2_dense_agree:s` (scVI) and {glue:text}`ch09_scgpt_r2_dense_agree:s`
+# (scGPT); on cell-type accuracy, SAE concepts against semi-NMF codes
+# ({glue:text}`ch09_scvi_ct_sae:.3f` vs {glue:text}`ch09_scvi_ct_nmf:.3f` for scVI), they are
+# {glue:text}`ch09_scvi_ct_agree:s` (scVI) and {glue:text}`ch09_scgpt_ct_agree:s` (scGPT). PCA,
+# with as few dense components as the under-complete semi-NMF, reaches R²
+# {glue:text}`ch09_scvi_r2_pca:.3f` (scVI) and {glue:text}`ch09_scgpt_r2_pca:.3f` (scGPT). The
+# verdicts on whether the single best concept matches a cell label better than the single best
+# neuron (InterPLM protocol) are {glue:text}`ch09_scvi_f1_neurons_agree:s` (scVI) and
+# {glue:text}`ch09_scgpt_f1_neurons_agree:s` (scGPT).
