@@ -3,6 +3,7 @@ constructed inputs: every verdict (agrees, disagrees, inconclusive), value, n an
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -49,6 +50,27 @@ def test_knn_accuracy(acc, n, expected):
     assert c.verdict == expected
     assert f"{acc:.4f}" in c.sentence and "0.9000" in c.sentence
     assert c.interval[0] <= acc <= c.interval[1]
+
+
+
+def test_checkpoint_facts_from_the_training_log(tmp_path):
+    (tmp_path / "vocab.json").write_text(json.dumps({"<pad>": 0, "<cls>": 1, "<eoc>": 2,
+                                                     "CD3E": 3, "MS4A1": 4}))
+    (tmp_path / "training_log.json").write_text(json.dumps({
+        "n_params": 277313, "seconds": 7200.0, "steps": 5468, "stages": [{}] * 6,
+        "datasets": {"a": {"n_cells": 12261}, "b": {"n_cells": 4170}}}))
+    facts = cm.checkpoint_facts(tmp_path)
+    assert facts == {"ch01_scgpt_params": "0.28M", "ch01_scgpt_vocab": 2,
+                     "ch01_scgpt_cells": 16431, "ch01_scgpt_cpu_hours": 2.0,
+                     "ch01_scgpt_steps": 5468, "ch01_scgpt_runs": 6}
+
+
+def test_checkpoint_facts_without_a_log_count_the_model(tmp_path):
+    torch = pytest.importorskip("torch")
+    (tmp_path / "vocab.json").write_text(json.dumps(["<pad>", "<cls>", "A", "B", "C"]))
+    (tmp_path / "args.json").write_text(json.dumps({"n_bins": 51}))
+    facts = cm.checkpoint_facts(tmp_path, net=torch.nn.Linear(289, 1000), prefix="x")
+    assert facts == {"x_params": "0.29M", "x_vocab": 3, "x_bins": 51}   # nothing from a log
 
 
 # ------------------------------------------------------------------ chapter 02
