@@ -62,6 +62,15 @@ def test_fig5_outcomes():
     assert c.verdict == "inconclusive" and c.interval[0] < 0 < c.interval[1]
     c = cu.fig5("k", "scgpt", "scGPT", 5, 1, 0, 1)   # 2 units < 3, whatever the interval
     assert (c.verdict, c.n) == ("inconclusive", 2) and "fewer than 3" in c.sentence
+    # 9 markers among 2 concepts vs 0 among 8 neurons: the interval lies above 0, but two
+    # units of one kind cannot say "as in the paper"
+    c = cu.fig5("k", "scgpt", "scGPT", 9, 2, 0, 8)
+    assert c.interval[0] > 0 and (c.verdict, c.n) == ("inconclusive", 10)
+    assert "2 units of one kind, fewer than 3" in c.sentence
+    assert "as in the paper" not in c.sentence
+    c = cu.fig5("k", "scgpt", "scGPT", 40, 8, 0, 1)
+    assert c.interval[0] > 0 and c.verdict == "inconclusive"
+    assert "1 unit of one kind" in c.sentence
     c = cu.fig5("k", "scvi", "scVI", 12, 8, 0, 8)    # the paper's Fig 5 is scGPT only
     assert c.verdict == "inconclusive" and "12 Regev" in c.sentence
     c = cu.fig5("k", "scgpt", "scGPT", 0, 0, 0, 4)

@@ -76,8 +76,9 @@ def markers_vs_neurons(key: str, model: str, label: str, concept_markers: int,
     units with a marker list and attribution genes. Value: the share of marker genes among the
     concepts' top-gene slots minus among the neurons' (``markers / (units × n_genes)``), with
     Newcombe's 95 % interval; region (0, ∞). n: units of both kinds. Inconclusive with fewer
-    than 3 units, with no unit of one kind, when the interval holds 0, or when the paper has no
-    value for the model (``paper`` None: :data:`~scconcepts.reference.usefulness.PAPER_FIG5`).
+    than :data:`MIN_UNITS` units of either kind (a marker or two among one or two units cannot
+    say "as in the paper"), when the interval holds 0, or when the paper has no value for the
+    model (``paper`` None: :data:`~scconcepts.reference.usefulness.PAPER_FIG5`).
     """
     cm, nm, cu, nu = int(concept_markers), int(neuron_markers), int(concept_units), \
         int(neuron_units)
@@ -85,10 +86,10 @@ def markers_vs_neurons(key: str, model: str, label: str, concept_markers: int,
     slots_c, slots_n = cu * n_genes, nu * n_genes
     interval = stats.newcombe(cm, slots_c, nm, slots_n)
     diff = (cm / slots_c - nm / slots_n) if slots_c and slots_n else float("nan")
-    v, reason = decide(interval, (0.0, ABOVE), n=min(cu, nu), min_n=1,
-                       paper=paper is not None, fmt="+.0%")
-    if n < MIN_UNITS and v != "inconclusive":
-        v, reason = "inconclusive", f"n = {n} units, fewer than {MIN_UNITS}"
+    v, reason = decide(interval, (0.0, ABOVE), paper=paper is not None, fmt="+.0%")
+    if min(cu, nu) < MIN_UNITS and v != "inconclusive":   # "as in the paper" from 1 or 2 units
+        v, reason = "inconclusive", (f"{min(cu, nu)} unit{'s' * (min(cu, nu) != 1)} of one kind, "
+                                     f"fewer than {MIN_UNITS}")
     plural = lambda k: f"{k} unit{'s' if k != 1 else ''}"  # noqa: E731
     if cu == 0 or nu == 0:
         tail = "no top-coefficient unit of one kind has attribution genes in this profile"
@@ -244,5 +245,5 @@ def label_alignment(key: str, label: str, per_label, name_a: str = "concepts",
                       "value)",
                  sentence=f"{label}: over {n} labels the best single unit among the "
                           f"{name_a} reaches a test F1 of {t[name_a].mean():.2f} on average, "
-                          f"among the {name_b} {t[name_b].mean():.2f} (difference {m:+.3f}{ci_txt}); F1 > 0.5 for {a_hi} vs {b_hi} labels: "
-                          f"{tail}.")
+                          f"among the {name_b} {t[name_b].mean():.2f} (difference {m:+.3f}"
+                          f"{ci_txt}); F1 > 0.5 for {a_hi} vs {b_hi} labels: {tail}.")
