@@ -106,9 +106,11 @@ def test_enriched_agrees_disagrees_inconclusive():
     assert "n = 2 concepts, fewer than 3" in c.sentence and "62 vs 32" in c.sentence
     c = cd.enriched_claim("pca", "PCA", _metrics([1] * 2 + [0] * 8, [1] * 10), None)
     _check(c, "inconclusive", 10, "+.0%")
-    # seeded: the same interval twice
-    assert cd.enriched_claim("scvi", "scVI", m, SCVI).interval == \
-        cd.enriched_claim("scvi", "scVI", m, SCVI).interval
+    # every concept enriched by DGEA alone, but only 3 of them: wide, inconclusive
+    c = cd.enriched_claim("scvi", "scVI", _metrics([0] * 3, [1] * 3), SCVI)
+    _check(c, "inconclusive", 3, "+.0%")
+    assert c.value == 1.0 and c.interval[0] < 0 < c.interval[1]
+    assert "+100% to +100%" not in c.sentence
 
 
 @pytest.mark.parametrize("fn, name, good, bad", [
@@ -133,15 +135,16 @@ def test_pathway_gene_claims(fn, name, good, bad):
 
 
 def test_iou_agrees_disagrees_inconclusive_with_own_paper_value():
-    c = cd.iou_claim("scgpt", "scGPT", _metrics([1] * 4, [1] * 4, iou=[0.0, 0.1, 0.05, 0.0]),
-                     SCGPT)
-    _check(c, "agrees", 4)
-    assert c.value == pytest.approx(0.0375)
+    iou = [0.0, 0.1, 0.05, 0.0] * 3                      # 12 concepts: Hoeffding ±0.39
+    c = cd.iou_claim("scgpt", "scGPT", _metrics([1] * 12, [1] * 12, iou=iou), SCGPT)
+    _check(c, "agrees", 12)
+    assert c.value == pytest.approx(0.0375) and c.interval[1] < cd.IOU_MAX
     # the model's own paper IoUs (scGPT: 0.068 pathways, 0.055 genes), never scVI's
     assert "paper, scGPT: 0.068 and 0.055" in c.sentence and "0.025" not in c.sentence
-    assert c.paper == (0.068, 0.055)
-    c = cd.iou_claim("scvi", "scVI", _metrics([1] * 3, [1] * 3, iou=[0.9, 0.95, 0.92]), SCVI)
-    _check(c, "disagrees", 3)
+    assert c.paper == (0.068, 0.055) and "Hoeffding" in c.test
+    c = cd.iou_claim("scvi", "scVI", _metrics([1] * 12, [1] * 12, iou=[0.9, 0.95, 0.92] * 4),
+                     SCVI)
+    _check(c, "disagrees", 12)
     assert "paper, scVI: 0.025 and 0.027" in c.sentence
     c = cd.iou_claim("scvi", "scVI", _metrics([1] * 3, [1] * 3, iou=[0.1, 0.9, 0.5]), SCVI)
     _check(c, "inconclusive", 3)                 # interval includes 0.5
@@ -150,6 +153,53 @@ def test_iou_agrees_disagrees_inconclusive_with_own_paper_value():
     c = cd.iou_claim("pca", "PCA", _metrics([1] * 3, [1] * 3, iou=[0.0, 0.0, 0.0]), None)
     _check(c, "inconclusive", 3)
     assert "the paper has no value for PCA" in c.sentence
+
+
+@pytest.mark.parametrize("n", [3, 5])
+def test_iou_of_zero_on_few_concepts_is_not_evidence(n):
+    """The default profile's case: every one of 3 (scVI) or 5 (scGPT) concepts has IoU 0. A t
+    interval would be "0.000 to 0.000" and agree; the Hoeffding interval keeps its width, holds
+    0.5 and leaves the claim inconclusive."""
+    c = cd.iou_claim("scvi", "scVI", _metrics([1] * n, [1] * n, iou=[0.0] * n), SCVI)
+    _check(c, "inconclusive", n)
+    assert c.value == 0 and c.interval[0] == 0 and c.interval[1] > cd.IOU_MAX
+    assert "0.000 to 0.000" not in c.sentence and "includes 0.5" in c.sentence
+    assert "as in the paper" not in c.sentence and "find mostly different" not in c.sentence
+    assert "On these concepts the mean IoU is below 0.5" in c.sentence
+    # enough concepts, all with IoU 0: the interval closes below 0.5
+    c = cd.iou_claim("scvi", "scVI", _metrics([1] * 8, [1] * 8, iou=[0.0] * 8), SCVI)
+    _check(c, "agrees", 8)
+    assert c.interval[1] < cd.IOU_MAX
+
+
+def test_bounded_mean_interval():
+    m, ci, n = cd.bounded_mean_interval([0.0, 0.0, 0.0, np.nan])
+    assert (m, n) == (0.0, 3) and ci[0] == 0.0
+    assert ci[1] == pytest.approx(math.sqrt(math.log(40) / 6))
+    m, ci, n = cd.bounded_mean_interval([0.5] * 100)
+    assert ci == pytest.approx((0.5 - math.sqrt(math.log(40) / 200),
+                                0.5 + math.sqrt(math.log(40) / 200)))
+    assert cd.bounded_mean_interval([])[1] is None
+    # the range clips it
+    assert cd.bounded_mean_interval([1.0, 1.0])[1][1] == 1.0
+
+
+def test_zero_spread_gives_no_t_interval():
+    """Equal per-concept differences: no t interval, so the claim cannot agree on them."""
+    m, ci, n = cd.mean_interval([0.2, 0.2, 0.2])
+    assert (m, ci, n) == (pytest.approx(0.2), None, 3)
+    c = cd.maxfc_claim("scvi", "scVI", _metrics([1] * 3, [1] * 3, maxfc=[(1.0, 3.0)] * 3), SCVI)
+    _check(c, "inconclusive", 3)
+    assert "all equal" in c.sentence and c.interval is None
+
+
+def test_paired_difference_interval():
+    lo, hi = cd.paired_difference_interval(3, 0, 3)       # 3 of 3 one way: still wide
+    assert lo < 0 < hi
+    lo, hi = cd.paired_difference_interval(0, 0, 10)      # all concordant: centred on 0
+    assert lo == pytest.approx(-hi) and hi > 0
+    lo, hi = cd.paired_difference_interval(80, 0, 100)
+    assert 0.6 < lo < 0.8 < hi <= 1.0
 
 
 def test_chapter_claims_page_values_and_table6():

@@ -7,6 +7,13 @@ Every function takes what :func:`scconcepts.dgea.compare_with_dgea` measured for
 (``ch10_<model>_del``, ``_enriched``, ``_maxfc``, ``_maxatt``, ``_iou``). A claim over fewer than
 :data:`MIN_CONCEPTS` concepts, or whose 95 % interval includes the threshold, is inconclusive.
 The thresholds are the module constants below, written nowhere else.
+
+Intervals: a Student-t interval for a mean of per-concept differences, none when the values do
+not vary (a t interval of zero width on a few concepts is not evidence, and the claim is then
+inconclusive); for the mean IoU, which lies in [0, 1], the distribution-free Hoeffding interval
+(:func:`bounded_mean_interval`), which keeps its width when every concept has the same IoU;
+for the difference of enriched shares, Bonett and Price's interval for paired proportions
+(:func:`paired_difference_interval`), which keeps its width when every concept is alike.
 """
 
 from __future__ import annotations
@@ -18,7 +25,9 @@ import pandas as pd
 
 from . import ABOVE, BELOW, Claim, decide, stats
 
-__all__ = ["MIN_CONCEPTS", "IOU_MAX", "ALPHA", "mean_interval", "page_values", "table6",
+__all__ = ["MIN_CONCEPTS", "IOU_MAX", "ALPHA", "mean_interval", "bounded_mean_interval",
+           "paired_difference_interval",
+           "page_values", "table6",
            "deletion_claim", "enriched_claim", "maxfc_claim", "maxatt_claim", "iou_claim",
            "chapter_claims"]
 
@@ -51,14 +60,43 @@ def _reason(n: int, paper, interval, threshold: float) -> str:
     if n < MIN_CONCEPTS:
         return f"n = {_units(n)}, fewer than {MIN_CONCEPTS}"
     return (f"the 95 % interval {interval[0]:.3f} to {interval[1]:.3f} includes "
-            f"{threshold:g}") if interval is not None else "too uncertain"
+            f"{threshold:g}") if interval is not None else (
+        f"the {n} values are all equal, so a t interval has no width and is no evidence")
 
 
 def mean_interval(values, level: float = 1 - ALPHA
                   ) -> tuple[float, tuple[float, float] | None, int]:
-    """Mean of the finite ``values``, its Student-t interval (None for fewer than 2 values) and
-    their number (:func:`scconcepts.claims.stats.t_interval`)."""
-    return stats.t_interval(values, level)
+    """Mean of the finite ``values``, its Student-t interval and their number
+    (:func:`scconcepts.claims.stats.t_interval`).
+
+    The interval is None for fewer than 2 values and when the values do not vary: a t interval
+    of zero width says nothing about the mean of the concepts not sampled.
+    """
+    m, ci, n = stats.t_interval(values, level)
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if ci is not None and np.ptp(x) <= 1e-12 * max(1.0, abs(m)):   # equal up to rounding
+        ci = None
+    return m, ci, n
+
+
+def bounded_mean_interval(values, level: float = 1 - ALPHA, low: float = 0.0,
+                          high: float = 1.0) -> tuple[float, tuple[float, float] | None, int]:
+    """Mean of the finite ``values`` (each in [``low``, ``high``]), its Hoeffding (1963)
+    interval and their number.
+
+    The half-width (high − low) · √(ln(2 / α) / 2n) holds for any distribution on the bounded
+    range, so it does not shrink to 0 when the values happen to be equal (for IoUs in [0, 1]
+    at the 95 % level: ±0.78 for 3 concepts, ±0.48 for 8, ±0.14 for 100); clipped to the range.
+    None when there is no value.
+    """
+    x = np.asarray(values, dtype=float)
+    x = x[np.isfinite(x)]
+    if len(x) == 0:
+        return math.nan, None, 0
+    m = float(x.mean())
+    h = (high - low) * math.sqrt(math.log(2 / (1 - level)) / (2 * len(x)))
+    return m, (max(low, m - h), min(high, m + h)), len(x)
 
 
 def _decide(ci, region, n: int, paper) -> str:
@@ -187,13 +225,31 @@ def deletion_claim(model: str, label: str, curves: pd.DataFrame, paper: str | No
                  fmt="+.3f")
 
 
+def paired_difference_interval(only_1: int, only_2: int, n: int, level: float = 1 - ALPHA
+                               ) -> tuple[float, float]:
+    """Bonett & Price (2012) adjusted Wald interval of a difference of two paired proportions,
+    p₁ − p₂, from ``only_1`` units positive under the first method only, ``only_2`` under the
+    second only, out of ``n``; clipped to [−1, 1].
+
+    Each discordant count gets 1 added (and n gets 2), so the interval keeps a width when every
+    unit falls on the same side (a percentile bootstrap would give 0 to 0 on, e.g., 3 of 3
+    concepts enriched by one method only).
+    """
+    from scipy.stats import norm
+
+    a, b = (only_1 + 1) / (n + 2), (only_2 + 1) / (n + 2)
+    h = norm.ppf(0.5 + level / 2) * math.sqrt(max(a + b - (a - b) ** 2, 0.0) / (n + 2))
+    return max(-1.0, a - b - h), min(1.0, a - b + h)
+
+
 def enriched_claim(model: str, label: str, metrics: pd.DataFrame,
-                   paper: dict | None, seed: int = 0) -> Claim:
+                   paper: dict | None) -> Claim:
     """Table 6: DGEA-based GSEA enriches more concepts than attribution-based GSEA.
 
     Value: the share of the n compared concepts enriched by DGEA-GSEA minus the share enriched
-    by attribution-GSEA (at least one pathway with NES > 0 and p ≤ 0.005), with a paired
-    percentile bootstrap 95 % interval over the concepts (seeded); region (0, ∞). The exact
+    by attribution-GSEA (at least one pathway with NES > 0 and p ≤ 0.005), with the
+    Bonett–Price 95 % interval for paired proportions (:func:`paired_difference_interval`);
+    region (0, ∞). The exact
     McNemar p on the concepts enriched by one method only is reported beside it. Inconclusive
     when the interval holds 0, for fewer than :data:`MIN_CONCEPTS` concepts, or without a paper
     value (``paper``: :data:`scconcepts.reference.dgea.PAPER_TABLE6` entry).
@@ -204,15 +260,14 @@ def enriched_claim(model: str, label: str, metrics: pd.DataFrame,
     att, dg = metrics["n_att"].to_numpy(float) > 0, metrics["n_dgea"].to_numpy(float) > 0
     only_a, only_d = int((att & ~dg).sum()), int((dg & ~att).sum())
     p = binomtest(only_d, only_a + only_d, 0.5).pvalue if only_a + only_d else 1.0
-    test = ("share enriched by DGEA-GSEA − by attribution-GSEA > 0 (paired bootstrap over "
-            f"concepts), n ≥ {MIN_CONCEPTS}")
+    test = ("share enriched by DGEA-GSEA − by attribution-GSEA > 0 (Bonett–Price 95 % "
+            f"interval for paired proportions), n ≥ {MIN_CONCEPTS}")
     if n == 0:
         return Claim(f"ch10_{model}_enriched", math.nan, 0, test,
                      "inconclusive", f"**{label}**: no concept was compared by GSEA "
                      "(**inconclusive**).", paper=paper and (paper["n_dgea"], paper["n_att"]))
     diff = float(dg.mean() - att.mean())
-    w = stats.bootstrap_weights(n, seed=seed)
-    ci = stats.percentile((w @ (dg.astype(float) - att.astype(float))) / n)
+    ci = paired_difference_interval(only_d, only_a, n)
     v = _decide(ci, (0.0, ABOVE), n, paper)
     ref = (f"paper: {paper['n_dgea']} vs {paper['n_att']} of 100" if paper is not None
            else "no paper value")
@@ -274,16 +329,18 @@ def iou_claim(model: str, label: str, metrics: pd.DataFrame, paper: dict | None)
     """Table 6: the two methods find mostly different pathways (mean pathway IoU <
     :data:`IOU_MAX`) over the concepts enriched by both.
 
-    Value: mean pathway IoU with its 95 % t interval; agrees when the interval is below
-    IOU_MAX, disagrees when above, inconclusive when it includes IOU_MAX, for fewer than
-    :data:`MIN_CONCEPTS` concepts, or without a paper value. The sentence quotes the paper's
-    IoUs of the same model (``paper``: its :data:`scconcepts.reference.dgea.PAPER_TABLE6` entry).
+    Value: mean pathway IoU with its 95 % Hoeffding interval (:func:`bounded_mean_interval`:
+    IoUs lie in [0, 1]; a t interval would have zero width when the few concepts all have IoU
+    0); agrees when the interval is below IOU_MAX, disagrees when above, inconclusive when it
+    includes IOU_MAX, for fewer than :data:`MIN_CONCEPTS` concepts, or without a paper value.
+    The sentence quotes the paper's IoUs of the same model (``paper``: its
+    :data:`scconcepts.reference.dgea.PAPER_TABLE6` entry).
     """
     both = _both(metrics)
-    m, ci, n = mean_interval(both["iou_pathways"]) if len(both) else (math.nan, None, 0)
+    m, ci, n = bounded_mean_interval(both["iou_pathways"]) if len(both) else (math.nan, None, 0)
     v = _decide(ci, (BELOW, IOU_MAX), n, paper)
-    test = (f"mean pathway IoU < {IOU_MAX:g}, 95 % t interval, n ≥ {MIN_CONCEPTS} concepts "
-            "enriched by both")
+    test = (f"mean pathway IoU < {IOU_MAX:g}, 95 % Hoeffding interval (IoU in [0, 1]), "
+            f"n ≥ {MIN_CONCEPTS} concepts enriched by both")
     key = f"ch10_{model}_iou"
     if n == 0:
         return Claim(key, math.nan, 0, test, "inconclusive",
@@ -292,10 +349,12 @@ def iou_claim(model: str, label: str, metrics: pd.DataFrame, paper: dict | None)
     ref = (f"paper, {label}: {paper['iou_pathways'][0]:.3f} and {paper['iou_genes'][0]:.3f}"
            if paper is not None else f"the paper has no value for {label}")
     s = (f"**{label}** (n = {_units(n)} enriched by both): the pathway IoU is {m:.3f}"
-         + (f" (95 % interval {max(ci[0], 0):.3f} to {min(ci[1], 1):.3f})" if ci is not None
-            else "")
-         + f" and the gene IoU {both['iou_genes'].mean():.3f} ({ref}). The two methods find "
-         + ("mostly different" if m < IOU_MAX else "largely the same") + " pathways"
+         + (f" (95 % Hoeffding interval {ci[0]:.3f} to {ci[1]:.3f}, distribution-free for "
+            "values in [0, 1])" if ci is not None else "")
+         + f" and the gene IoU {both['iou_genes'].mean():.3f} ({ref}). "
+         + (f"On these concepts the mean IoU is {'below' if m < IOU_MAX else 'not below'} "
+            f"{IOU_MAX:g}" if v == "inconclusive" else "The two methods find "
+            + ("mostly different" if m < IOU_MAX else "largely the same") + " pathways")
          + _conclusion(v, _reason(n, paper, ci, IOU_MAX)) + ".")
     return Claim(key, m, n, test, v, s, ci,
                  paper and (paper["iou_pathways"][0], paper["iou_genes"][0]),
