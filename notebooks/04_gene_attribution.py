@@ -232,8 +232,8 @@ _ = figures.glue_figure("ch04_fig_cdf", plotting.attribution_cdf(
 # ## Example concepts: B cells, NK cells and classical monocytes
 #
 # For the concepts specific to three well-characterised populations, do the top-10 attribution
-# genes contain their canonical markers ({glue:text}`ch04_markers_list`, the profile's list,
-# chosen among the genes the models read)? As a control, the same markers are looked for in the
+# genes contain their canonical markers? The profile lists them, among the genes the models
+# read: {glue:text}`ch04_markers_list`. As a control, the same markers are looked for in the
 # top-10 genes of concepts specific to *other* cell types. Only attributed concepts are tested
 # (for a model with an interpretation sample, the sampled ones).
 
@@ -303,8 +303,9 @@ for m in wf.models:
 #
 # **Top attribution genes of example concepts, scVI.** One panel per example concept (title:
 # concept, cell type, the rule that picked it and its activating cells of that type). Bars: $C_i$,
-# the mean attribution over {glue:text}`ch04_scvi_np` prototypes and
-# {glue:text}`ch04_scvi_nc` counterfactuals each; dots: the prototypes' individual values.
+# the mean attribution over the prototypes and their counterfactuals ($N_p$ =
+# {glue:text}`ch04_scvi_np`, $N_c$ = {glue:text}`ch04_scvi_nc`); dots: the prototypes' individual
+# values.
 # ```
 #
 # ```{glue:figure} ch04_fig_examples_scgpt
@@ -312,8 +313,8 @@ for m in wf.models:
 # :alt: Horizontal bars of the top-10 attribution genes of example scGPT concepts, one panel per concept, with dots for the individual prototypes.
 #
 # **Top attribution genes of example concepts, scGPT.** As {numref}`fig-ch04-examples-scvi`,
-# for the attributed scGPT concepts ({glue:text}`ch04_scgpt_np` prototypes,
-# {glue:text}`ch04_scgpt_nc` counterfactuals each).
+# for the attributed scGPT concepts ($N_p$ = {glue:text}`ch04_scgpt_np`,
+# $N_c$ = {glue:text}`ch04_scgpt_nc`).
 # ```
 #
 # The same genes with their full names:
@@ -341,8 +342,9 @@ _ = glue_sentences("ch04_markers_text", marker_claims)
 #
 # {glue:md}`ch04_markers_text`
 #
-# Top genes that are not markers are often highly expressed housekeeping or ribosomal genes; the
-# next section measures how much of that comes from the space the perturbation happens in.
+# Top genes that are not markers can be highly expressed housekeeping or ribosomal genes; the
+# next section measures how often, and how much of that comes from the space the perturbation
+# happens in.
 #
 # ### Which space to perturb?
 #
