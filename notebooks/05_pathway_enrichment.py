@@ -28,7 +28,7 @@
 # :class: warning
 # * **Gene sets**: Enrichr's GO Biological Process **2023**, bundled for offline use; the paper
 #   used the 2025 release, which GSEApy downloads by name when online.
-# * **Gene universe**: our scVI sees {glue:text}`ch05_scvi_n_genes` genes, so only GO sets with
+# * **Gene universe**: our scVI sees {glue:text}`ch05_scvi_n_genes:,` genes, so only GO sets with
 #   at least {glue:text}`ch05_min_size` of them are testable, and many are small.
 # * **Which units**: the paper compares 20 random concepts with 20 random neurons per model.
 #   With 20 against 20, a lead smaller than about {glue:text}`ch05_paper_detectable:.0%` (at an
@@ -54,12 +54,12 @@
 # $P = 500$, where it allows at most one same-sign null score at or above the observed one — and
 # the strong one ($5 \cdot 10^{-5}$) needs some 40,000 permutations. We therefore re-test the
 # best pathway of every weakly annotated unit on its own and call it strong only when that
-# p-value is $\le 5 \cdot 10^{-5}$. This run's re-test is {glue:text}`ch05_strong_method`:
-# `multilevel` is GSEApy's port of fgsea's multilevel splitting ({cite:t}`korotkevich2021`),
-# which estimates the same gene-permutation p-value far below $1/P$ from
-# {glue:text}`ch05_strong_permutations` simple permutations plus Monte-Carlo levels;
-# `permutation` is the brute-force test with as many permutations, which would need some 40,000
-# per unit to resolve the strong threshold. GSEApy's multilevel code fails on rankings where a
+# p-value is $\le 5 \cdot 10^{-5}$. Two re-tests are available: `multilevel`, GSEApy's port of
+# fgsea's multilevel splitting ({cite:t}`korotkevich2021`), estimates the same gene-permutation
+# p-value far below $1/P$ from {glue:text}`ch05_strong_permutations` simple permutations plus
+# Monte-Carlo levels; `permutation`, the brute-force test with as many permutations, would need
+# some 40,000 per unit to resolve the strong threshold. This run uses
+# {glue:text}`ch05_strong_method`. GSEApy's multilevel code fails on rankings where a
 # random gene set can consist only of genes scored exactly 0 (common for scGPT, whose units
 # leave most vocabulary genes unexpressed in both prototype and counterfactual); those re-tests
 # fall back to brute force with {glue:text}`ch05_fallback_permutations:,` permutations (the
@@ -153,7 +153,7 @@ glue("ch05_comparison", {"all": "every attributed unit",
 # library's {glue:text}`ch05_library_sets:,` GO sets, only those with at least
 # {glue:text}`ch05_min_size` genes in a model's input panel can be tested (column "testable GO
 # sets"); a unit's label is the best of these by nominal p, and a small panel
-# ({glue:text}`ch05_scvi_n_genes` genes for scVI here, against the paper's 8,000) leaves few and
+# ({glue:text}`ch05_scvi_n_genes:,` genes for scVI here, against the paper's 8,000) leaves few and
 # broad ones.
 
 # %%

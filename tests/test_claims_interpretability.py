@@ -242,6 +242,16 @@ def test_adjusted_kind_reads_the_adjusted_coefficient():
     assert ci.adjusted_kind("scvi", "scVI", coef, ref.FIG3A_B["scvi"]).verdict == "agrees"
 
 
+def test_adjusted_kind_without_an_estimate_prints_no_nan():
+    """Too few units (or a separated fit): NaN coefficients give a sentence without 'nan'."""
+    coef = pd.DataFrame([{"model": m, "term": "concept", "coef": np.nan, "low": np.nan,
+                          "high": np.nan, "p": np.nan, "n": 8}
+                         for m in ("kind only", "kind + pairs")])
+    c = ci.adjusted_kind("scvi", "scVI", coef, ref.FIG3A_B["scvi"])
+    assert c.verdict == "inconclusive" and "nan" not in c.sentence.lower()
+    assert "no finite estimate on 8 units" in c.sentence and "fewer than 10" in c.sentence
+
+
 def test_perturbation_space_paired_over_concepts():
     raw = pd.Series([0.6, 0.5, 0.7, 0.4, 0.6], index=[1, 2, 3, 4, 5])
     matched = pd.Series([0.2, 0.1, 0.3, 0.2, 0.1], index=[1, 2, 3, 4, 5])

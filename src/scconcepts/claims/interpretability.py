@@ -13,6 +13,7 @@ below, written nowhere else.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from scipy.stats import fisher_exact
@@ -285,11 +286,17 @@ def adjusted_kind(model: str, label: str, coefficients, paper: str | None = None
     covs = "; ".join(f"{term} {r['coef']:+.2f} ({r['low']:+.2f} to {r['high']:+.2f})"
                      for (mdl, term), r in t.iterrows() if mdl == "kind + pairs"
                      and term != "concept")
-    sentence = (f"**{label}, adjusted.** Log-odds of an annotation for a concept rather than a "
-                f"neuron: {raw['coef']:+.2f} ({raw['low']:+.2f} to {raw['high']:+.2f}) alone, "
-                f"{adj['coef']:+.2f} ({ci[0]:+.2f} to {ci[1]:+.2f}) with the pair covariates "
-                f"(per standard deviation: {covs}; {int(adj['n'])} units, logistic "
-                f"regression): {conclusion(v, reason)}.")
+    if all(map(math.isfinite, (raw["coef"], adj["coef"], *ci))):
+        sentence = (f"**{label}, adjusted.** Log-odds of an annotation for a concept rather "
+                    f"than a neuron: {raw['coef']:+.2f} ({raw['low']:+.2f} to "
+                    f"{raw['high']:+.2f}) alone, {adj['coef']:+.2f} ({ci[0]:+.2f} to "
+                    f"{ci[1]:+.2f}) with the pair covariates (per standard deviation: {covs}; "
+                    f"{int(adj['n'])} units, logistic regression): {conclusion(v, reason)}.")
+    else:   # too few units, or a perfectly separated fit: no coefficient to print
+        sentence = (f"**{label}, adjusted.** The logistic regression of an annotation on the "
+                    f"kind of unit and the pair covariates has no finite estimate on "
+                    f"{int(adj['n'])} units (too few, or perfectly separated): "
+                    f"{conclusion('inconclusive', reason or 'no interval could be computed')}.")
     return Claim(key=f"ch05_{model}_adjusted", value=float(adj["coef"]), n=int(adj["n"]),
                  interval=ci, region=(0.0, ABOVE), verdict=v, unit="units", fmt="+.2f",
                  test="log-odds of annotation, concept vs neuron, adjusted for the "
