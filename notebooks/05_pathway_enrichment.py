@@ -65,8 +65,10 @@
 # fall back to brute force with {glue:text}`ch05_fallback_permutations:,` permutations (the
 # table below counts them). A brute-force re-test p of 0 (no same-sign null score reached the
 # observed one) is shown in the tables as "< {glue:text}`ch05_strong_bound:.2g`", 2 over its
-# permutations: the p-value lies below that bound, and the unit counts as strong, although with
-# fewer than 40,000 permutations the bound itself is above $5 \cdot 10^{-5}$.
+# permutations: the p-value lies below that bound, and the unit counts as strong. The fall-back
+# runs 40,000 permutations, so its bound is the strong threshold itself; a brute-force run
+# (`permutation` re-test) with fewer permutations cannot resolve the threshold, and its "strong"
+# units are only below its bound.
 #
 # **A null control (not in the paper).** The label is the best of the testable pathways of each
 # unit ({glue:text}`ch05_scvi_testable_sets` for scVI, {glue:text}`ch05_scgpt_testable_sets` for
@@ -81,7 +83,6 @@ profile = "default"
 params = {}
 
 # %%
-import numpy as np
 import pandas as pd
 from myst_nb import glue
 
@@ -123,7 +124,7 @@ show(pd.DataFrame([{
     for (m, kind, sh), t in comp.items()]).set_index(["model", "kind"]))
 
 # %% tags=["remove-input"]
-n_fallback = max(int(cfg.gsea.strong_permutations), int(np.ceil(1 / enrichment.STRONG_P)))
+n_fallback = max(int(cfg.gsea.strong_permutations), enrichment.STRONG_FALLBACK_PERMUTATIONS)
 # a zero re-test p is a brute-force one: the method of the run, or the multilevel fall-back
 n_strong = n_fallback if cfg.gsea.strong_method == "multilevel" else int(
     cfg.gsea.strong_permutations)

@@ -33,10 +33,15 @@ from tqdm import tqdm
 
 from .attribution import AttributionResult
 
-__all__ = ["prerank", "annotate_units", "annotation_summary", "WEAK_P", "STRONG_P"]
+__all__ = ["prerank", "annotate_units", "annotation_summary", "WEAK_P", "STRONG_P",
+           "STRONG_FALLBACK_PERMUTATIONS"]
 
 WEAK_P = 5e-3
 STRONG_P = 5e-5
+#: Permutations of the brute-force strong re-test when gseapy's multilevel estimate cannot run:
+#: GSEApy's p counts only the null scores of the observed sign (about half of them), so
+#: resolving STRONG_P needs 2 / STRONG_P = 40,000 permutations (p = 0 then means p < 5e-5).
+STRONG_FALLBACK_PERMUTATIONS = int(np.ceil(2 / STRONG_P))
 
 
 def _restrict(gene_sets: dict[str, list[str]], genes: Sequence[str], min_size: int,
@@ -137,7 +142,8 @@ def _strong_retest(scores: pd.Series, one: dict[str, list[str]], method: str, pe
     of genes with C_i = 0 (genes equal in prototype and counterfactuals). When a random set of
     this size is all zeros with probability ≥ 1e-9 (the sampler draws up to ~10⁵ sets), or if it
     panics anyway, the re-test falls back to brute force with
-    enough permutations to resolve ``STRONG_P`` (``ceil(1 / STRONG_P)`` = 20,000).
+    enough permutations to resolve ``STRONG_P`` (:data:`STRONG_FALLBACK_PERMUTATIONS` = 40,000:
+    only the same-sign half of the null scores counts).
     """
     if method == "multilevel":
         genes = {g.upper() for g in next(iter(one.values()))}
@@ -154,7 +160,7 @@ def _strong_retest(scores: pd.Series, one: dict[str, list[str]], method: str, pe
             except BaseException as err:  # pyo3's PanicException derives from BaseException
                 if type(err).__name__ != "PanicException":
                     raise
-        permutations = max(int(permutations), int(np.ceil(1 / STRONG_P)))
+        permutations = max(int(permutations), STRONG_FALLBACK_PERMUTATIONS)
     tab = prerank(scores, one, permutations=permutations, method="permutation", **kw)
     return (float(tab["pval"].iloc[0]) if len(tab) else np.nan), "permutation"
 

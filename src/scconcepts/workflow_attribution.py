@@ -323,7 +323,7 @@ class AttributionSteps:
             While attribution is sharded (GSEA needs the whole attribution).
         """
         from .data import census
-        from .enrichment import annotate_units
+        from .enrichment import STRONG_FALLBACK_PERMUTATIONS, annotate_units
 
         g = self.cfg.gsea
         if self.cfg.scale.attribution_shard_count > 1:
@@ -347,6 +347,7 @@ class AttributionSteps:
         key = self.store.key("gsea", {
             "units": units.tolist(), "perm": g.permutations, "strong": g.strong_permutations,
             "strong_method": g.strong_method, "min": size, "seed": int(self.cfg.seed),
+            "fallback": STRONG_FALLBACK_PERMUTATIONS,
             "shuffle": shuffle, "library": lib_key}, [att_key])
 
         def compute(sub):
