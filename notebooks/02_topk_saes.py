@@ -24,23 +24,26 @@
 #
 # keeping exactly $k$ candidate concepts per cell. As in Gao et al., the decoder columns have unit
 # norm, the inputs are centred by $b_{dec}$, and an auxiliary loss (AuxK) makes the
-# $k_{aux} = 512$ most active *dead* latents reconstruct the residual, which brings them back.
-# A concept *activates* in a cell when its code is $> 0$.
+# $k_{aux}$ = {glue:text}`ch02_aux_k:d` most active *dead* latents reconstruct the residual,
+# which brings them back. A concept *activates* in a cell when its code is $> 0$.
 #
 # The paper trains SAEs on scVI embeddings ($d = 50$) with $c = 200, 500, 1000, 2000, 5000$ and
 # $k = 3, 8, 16, 32, 80$ (Sec 4.2), and keeps $c = 500$, $k = 8$ (expansion factor 10) for the
-# rest of the study. We train the same grid up to $c = 2000$ on the scVI embeddings of the main
-# dataset (the largest size, $c = 5000$, is left out to keep the whole book within 20 minutes on
-# a CPU; the exact grid is in the parameters table below), and repeat the study for every other
-# model of the profile (`models.<name>.grid`), scGPT first among them.
+# rest of the study. We train a grid of sizes on the scVI embeddings of the main dataset
+# ($c$ = {glue:text}`ch02_scvi_grid_c` with $k$ = {glue:text}`ch02_scvi_grid_k` in this run;
+# the default profile leaves out the paper's largest size, $c = 5000$, to keep the whole book
+# within 20 minutes on a CPU), and repeat the study for the project scGPT and any other model
+# of the profile; the grids are in the run-parameters table below.
 #
 # ```{admonition} What differs from the paper here
 # :class: warning
 # The paper trains on 592,317 cells for 1,000–3,000 epochs at learning rates $10^{-4}$ to
-# $5 \cdot 10^{-4}$ (batch 1,024). Our main dataset has about 50 times fewer cells, so one epoch
-# is about 11 optimisation steps; we train at a higher learning rate (see the run-parameters
-# table) and, instead of a fixed number of epochs, until the reconstruction of held-out cells
-# stops improving (below), which takes a few minutes on a CPU.
+# $5 \cdot 10^{-4}$ (batch 1,024). Our main dataset has {glue:text}`ch02_cells_ratio:.0f` times
+# fewer cells ({glue:text}`ch02_cells:,d`), so one epoch is
+# {glue:text}`ch02_steps_per_epoch:d` optimisation steps of {glue:text}`ch02_batch:,d` cells;
+# we train at a higher learning rate (see the run-parameters table) and, instead of a fixed
+# number of epochs, until the reconstruction of held-out cells stops improving (below), which
+# takes a few minutes on a CPU.
 # ```
 
 # %% tags=["parameters"]
@@ -48,61 +51,83 @@ profile = "default"
 params = {}
 
 # %%
-import matplotlib.pyplot as plt
+import math
+
 import pandas as pd
 from myst_nb import glue
 
-from scconcepts import plotting
-from scconcepts.concepts import categorize_concepts
+from scconcepts import figures, plotting
 from scconcepts import sae as sae_mod
 from scconcepts.claims import glue_sentences
 from scconcepts.claims import scale as claims
+from scconcepts.concepts import categorize_concepts
 from scconcepts.config import load_config
+from scconcepts.data.cache import PAPER_DATASETS
 from scconcepts.reference.scale import paper_default, paper_grid
+from scconcepts.tables import human_name, show
 from scconcepts.workflow import Workflow
 
 # %%
 cfg = load_config(profile, params)
 wf = Workflow(cfg)
-cfg.table(["data.main.dataset"] + [f"models.{m}.{key}" for m in wf.models
-                                   for key in ("grid", "c", "k")]
-          + ["sae.lr", "sae.epochs", "sae.val_fraction", "sae.tol", "sae.patience",
-             "sae.batch_size", "sae.aux_k", "seed"])
+show(cfg.table(["data.main.dataset"] + [f"models.{m}.{key}" for m in wf.models
+                                        for key in ("grid", "c", "k")]
+               + ["sae.lr", "sae.epochs", "sae.val_fraction", "sae.tol", "sae.patience",
+                  "sae.batch_size", "sae.aux_k", "seed"]))
 
 # %% [markdown]
 # ## Training
 #
 # Each SAE is trained once and cached under `artifacts/<profile>/sae/`; the file name carries a
 # hash of every hyper-parameter and of the embeddings it was trained on, so rerunning this
-# chapter reuses the weights and changing a parameter retrains. The grid of each model is
-# `models.<name>.grid` of the profile; the SAEs of a grid that are not cached yet train side by
-# side (one CPU thread each), each exactly as it would alone.
+# chapter reuses the weights and changing a parameter retrains. The SAEs of a model's grid that
+# are not cached yet train side by side (one CPU thread each), each exactly as it would alone.
 #
-# **Stopping rule.** A seeded tenth of the cells (`sae.val_fraction`; the paper also holds out
-# 10 %) is never trained on. After every epoch the SAE reconstructs these held-out cells, and
-# training stops when the best held-out R² of the last `sae.patience` epochs is no more than
-# `sae.tol` (absolute) above the best before them; `sae.epochs` is only a cap. An SAE stopped by
-# the cap is reported as not converged.
+# **Stopping rule.** A seeded {glue:text}`ch02_val_share:.0%` of the cells (the paper also
+# holds out 10 %) is never trained on. After every epoch the SAE reconstructs these held-out
+# cells, and training stops when the best held-out R² of the last
+# {glue:text}`ch02_patience:d` epochs is no more than {glue:text}`ch02_tol:g` (absolute) above
+# the best before them; {glue:text}`ch02_epochs_cap:,d` epochs is only a cap. An SAE stopped
+# by the cap is reported as not converged.
 
 # %%
 saes = {m: wf.sae_grid(m) for m in wf.models}
 dims = {m: int(wf.embeddings("main", m).shape[1]) for m in wf.models}
+
+# %% tags=["remove-input"]
+# values the text states: the training set-up and each model's grid
+n_cells, (_, meta) = wf.dataset("main").n_obs, wf.sae(wf.models[0])
+glue("ch02_cells", int(n_cells), display=False)
+glue("ch02_cells_ratio", PAPER_DATASETS["tabula_sapiens_immune"]["n_cells"] / n_cells,
+     display=False)
+glue("ch02_steps_per_epoch", math.ceil(meta["history"]["n_train"] / cfg.sae.batch_size),
+     display=False)
+for key, value in {"aux_k": int(cfg.sae.aux_k), "batch": int(cfg.sae.batch_size),
+                   "val_share": float(cfg.sae.val_fraction), "patience": int(cfg.sae.patience),
+                   "tol": float(cfg.sae.tol), "epochs_cap": int(cfg.sae.epochs),
+                   "dead_after": int(meta["config"]["dead_after"]),
+                   "min_sizes": claims.MIN_SIZES, "r2_min": claims.R2_MIN,
+                   "active_points": round(claims.ACTIVE_TOLERANCE * 100)}.items():
+    glue(f"ch02_{key}", value, display=False)
 
 # %% [markdown]
 # ## Reconstruction and sparsity (Table 3 and Fig 2A analogues)
 #
 # R² is $1 - \sum \lVert a - a' \rVert^2 / \sum \lVert a - \bar a \rVert^2$ with $\bar a$ the
 # per-dimension mean embedding (variance-weighted R²): 1 is a perfect reconstruction and 0 is no
-# better than the mean cell. `r2` is measured on the cells the SAE was trained on, `r2_val` on
-# the held-out cells. *Active* concepts fire in at least one cell of the dataset; L0 is the mean
-# number of non-zero codes per cell; `epochs` is the number of epochs run (`max_epochs` the cap).
+# better than the mean cell. The tables give R² on the cells the SAE was trained on and on the
+# held-out cells. *Active* concepts fire in at least one cell of the dataset; L0 is the mean
+# number of non-zero codes per cell.
 #
 # The paper trains four SAEs on scGPT's 512-dimensional CLS embeddings, $c$ = 1000, 2000, 5000,
 # 10000 with $k$ = 16, 32, 80, 160 (expansion factors ≈ 2 to 20, $k$ = 1.6 % of $c$), and keeps
-# $c$ = 5000, $k$ = 80 (expansion ≈ 10). Our scGPT is the project-pretrained model of {numref}`chapter %s <ch01>`
-# ($d$ = 64), so we keep the paper's expansion factors and $k/c$ ratio: $c$ = 128, 256, 640,
-# 1280 with $k$ = 2, 4, 10, 20, default $c$ = 640, $k$ = 10. The optimiser settings are those of
-# the scVI SAEs. A model without paper values (e.g. `pca`) is shown without them.
+# $c$ = 5000, $k$ = 80 (expansion ≈ 10). Our scGPT is the project-pretrained model of
+# {numref}`chapter %s <ch01>` ($d$ = {glue:text}`ch02_scgpt_d:d`), so the default profile keeps
+# the paper's expansion factors and $k/c$ ratio: this run trains $c$ =
+# {glue:text}`ch02_scgpt_grid_c` with $k$ = {glue:text}`ch02_scgpt_grid_k`, default $c$ =
+# {glue:text}`ch02_scgpt_c_default:d`, $k$ = {glue:text}`ch02_scgpt_k_default:d`. The optimiser
+# settings are those of the scVI SAEs. A model without paper values (e.g. PCA) is shown without
+# them.
 
 # %%
 tables, papers, merged = {}, {}, {}
@@ -111,9 +136,11 @@ for m in wf.models:  # the paper's Table 3 rows of the same model (none for e.g.
     papers[m] = paper_grid(wf.label(m))[["c", "k", "r2", "active_concepts"]].rename(
         columns={"r2": "paper R²", "active_concepts": "paper active"})
     merged[m] = tables[m].merge(papers[m], on=["c", "k"], how="left")
-pd.concat({f"{wf.label(m)} (d = {dims[m]})": t.drop(columns=["init_cosine_median",
-                                                            "init_cosine_min"])
-           for m, t in merged.items()}, names=["model"])
+results = pd.concat({f"{wf.label(m)} (d = {dims[m]})": t for m, t in merged.items()},
+                    names=["model"])[["c", "k", "c/d", "r2_val", "active_concepts",
+                                      "dead_concepts", "l0", "paper R²", "paper active"]]
+show(results, caption="Table 3 analogue: every SAE of each model's grid; R² on held-out "
+                      "cells; paper values where the paper has the same c and k")
 
 # %% [markdown]
 # Where our sizes differ from the paper's (scGPT), the paper's rows of the same model, with
@@ -122,57 +149,79 @@ pd.concat({f"{wf.label(m)} (d = {dims[m]})": t.drop(columns=["init_cosine_median
 # %%
 others = {m: p.assign(**{"c/d": p["c"] / paper_default(wf.label(m))["d"]})
           for m, p in papers.items() if len(p) and merged[m]["paper R²"].isna().all()}
-pd.concat({wf.label(m): p.set_index(["c", "k"]) for m, p in others.items()},
-          names=["model"]) if others else None
+show(pd.concat({wf.label(m): p for m, p in others.items()}, names=["model"]),
+     caption="The paper's Table 3 rows (Tabula Sapiens Immune)") if others else None
 
 # %%
 for m in wf.models:  # this book next to the paper, at the sizes both have
     paper_r2 = merged[m][["paper R²"]].rename(columns={"paper R²": "r2"})
-    if paper_r2["r2"].notna().any():
-        fig = plotting.r2_bars(tables[m], paper_r2)
-        fig.axes[0].set_title(f"{wf.label(m)} ($d$ = {dims[m]})")
-        plt.show()
-
-# %%
-fig, axes = plt.subplots(1, len(wf.models), figsize=(4.5 * len(wf.models), 3.2), squeeze=False)
-for ax, m in zip(axes[0], wf.models):
-    t = tables[m]
-    ax.bar([f"{c}/{k}" for c, k in zip(t["c"], t["k"])], t["r2"], color="#4c72b0")
-    ax.set_ylim(min(0.5, float(t["r2"].min()) - 0.05), 1.0)
-    ax.set_title(f"{wf.label(m)} (d = {dims[m]}): R²")
-    ax.set_xlabel("c / k")
-axes[0][0].set_ylabel("R²")
-fig.tight_layout()
-plt.show()
+    fig = plotting.r2_bars(tables[m], paper_r2 if paper_r2["r2"].notna().any() else None)
+    fig.axes[0].set_title(f"{wf.label(m)} ($d$ = {dims[m]})")
+    figures.glue_figure(f"ch02_fig_r2_{m}", fig)
 
 # %% [markdown]
+# ```{glue:figure} ch02_fig_r2_scvi
+# :name: fig-ch02-r2-scvi
+# :alt: Bars of R² for each SAE size of the scVI grid, with the paper's R² in grey beside the sizes the paper also trained.
+#
+# **R² of the scVI SAEs (Fig 2A analogue).** Variance-weighted R² on the training cells for
+# each size $c$ / $k$ of the grid (value on each bar); grey: the paper's R² on Tabula Sapiens
+# Immune at the same $c$ and $k$, where it trained that size.
+# ```
+#
+# ```{glue:figure} ch02_fig_r2_scgpt
+# :name: fig-ch02-r2-scgpt
+# :alt: Bars of R² for each SAE size of the scGPT grid.
+#
+# **R² of the scGPT SAEs (Fig 2A analogue).** As {numref}`fig-ch02-r2-scvi`, for the SAEs on the
+# project scGPT's embeddings ($d$ = {glue:text}`ch02_scgpt_d:d`). The paper's scGPT sizes differ
+# from ours (its $d$ is 512), so its values are in the table above instead.
+# ```
+#
 # ## Training curves, convergence and dead concepts
 #
-# Per model, the R² of every SAE of the grid after each epoch: on the training cells (solid,
-# averaged over the epoch's batches) and on the held-out cells (dashed); a dot marks the epoch at
-# which the stopping rule was met. The paper observes that the learning rate mostly controls the
-# number of dead concepts, and that scVI SAEs with large dictionaries ($c \geq 2000$) keep many
-# dead concepts. The right panel counts latents that have not fired for the last 100,000
-# training samples (the AuxK criterion).
+# The paper observes that the learning rate mostly controls the number of dead concepts, and
+# that scVI SAEs with large dictionaries ($c \geq 2000$) keep many dead concepts. The training
+# curves of every SAE of each grid ({numref}`fig-ch02-curves-scvi`,
+# {numref}`fig-ch02-curves-scgpt`) show R² and dead concepts per epoch.
 
 # %%
 for m in wf.models:
     fig = plotting.training_curves({f"c={c}, k={k}": meta["history"]
-                                    for (c, k), (_, meta) in saes[m].items()})
-    fig.suptitle(f"{wf.label(m)} (d = {dims[m]})", y=1.02)
-    plt.show()
+                                    for (c, k), (_, meta) in saes[m].items()},
+                                   title=f"{wf.label(m)} (d = {dims[m]})")
+    figures.glue_figure(f"ch02_fig_curves_{m}", fig)
 
 # %% [markdown]
+# ```{glue:figure} ch02_fig_curves_scvi
+# :name: fig-ch02-curves-scvi
+# :alt: Two panels of line plots per epoch for each scVI SAE size, R² on the left and dead concepts on the right.
+#
+# **Training of the scVI SAEs.** Left: R² per epoch on the training cells (solid, averaged over
+# the epoch's batches) and on the held-out cells (dashed), one colour per SAE size; a dot marks
+# the epoch at which the stopping rule was met. Right: latents that have not fired for the last
+# {glue:text}`ch02_dead_after:,d` training samples (the AuxK criterion of dead).
+# ```
+#
+# ```{glue:figure} ch02_fig_curves_scgpt
+# :name: fig-ch02-curves-scgpt
+# :alt: Two panels of line plots per epoch for each scGPT SAE size, R² on the left and dead concepts on the right.
+#
+# **Training of the scGPT SAEs**, drawn as {numref}`fig-ch02-curves-scvi`.
+# ```
+#
 # The stopping rule for every SAE of the grid: epochs run, whether the rule was met before the
 # cap, R² on the training and on the held-out cells, and the mean cosine of each decoder atom
 # (concept vector) with its random initialisation: atoms that never fire are never updated and
 # keep a cosine near 1, so a high mean flags a dictionary with many unused atoms.
 
 # %%
-conv = pd.concat({wf.label(m): t.set_index(["c", "k"])[
-    ["epochs", "max_epochs", "converged", "r2", "r2_val", "init_cosine"]]
-    for m, t in tables.items()}, names=["model"])
-conv.round(4)
+conv = pd.concat({wf.label(m): t for m, t in tables.items()}, names=["model"])[
+    ["c", "k", "lr", "max_epochs", "epochs", "converged", "r2", "r2_val", "init_cosine"]]
+same = [col for col in ("lr", "max_epochs") if conv[col].nunique() == 1]  # to the caption
+caption = ", ".join(f"{human_name(col)} {conv[col].iloc[0]:g}" for col in same)
+show(conv.drop(columns=same), columns={"r2": "R² (training)"},
+     caption=f"Every SAE: {caption}" if same else None)
 
 # %% tags=["remove-input"]
 glue("ch02_n_saes", len(conv), display=False)
@@ -205,28 +254,30 @@ for m in wf.models:
 
 # %% tags=["remove-input"]
 # glue every claim (ch02_<model>_<claim>, _agree, _n, _sentence), one paragraph per claim, and
-# the measured values the reproduction page shows next to the verdicts
+# the measured values the reproduction page and the text show next to the verdicts
 for topic, topic_claims in found.items():
     glue_sentences(f"ch02_{topic}_text", topic_claims)
 for m in wf.models:
-    for name, value in claims.page_values(m, tables[m], wf.settings(m).c, wf.settings(m).k).items():
+    values = claims.page_values(m, tables[m], wf.settings(m).c, wf.settings(m).k)
+    for name, value in {**values, f"ch02_{m}_d": dims[m]}.items():
         glue(name, value, display=False)
 
 # %% [markdown]
-# The default size is chosen as the paper chooses it: the expansion factor $c/d = 10$
-# ($c = 500$, $k = 8$ for $d = 50$), where reconstruction is already high and the number of dead
-# concepts is still small; the larger dictionaries add little R² and many dead concepts.
+# The paper chooses its default size at the expansion factor $c/d = 10$ ($c = 500$, $k = 8$ for
+# $d = 50$), where its reconstruction is already high and its dead concepts are still few; the
+# default profile of this book keeps that expansion factor for every model.
 #
 # ## Summary per model
 #
 # Each claim below is tested once (`scconcepts.claims.scale`) and the same verdict is shown on the
 # reproduction page. A claim is *inconclusive* when the model is not in the paper, when the grid
-# has fewer than three sizes, or when the 95 % interval of the value contains the threshold.
+# has fewer than {glue:text}`ch02_min_sizes:d` sizes, or when the 95 % interval of the value
+# contains the threshold.
 #
-# **Reconstruction.** Every SAE of the paper reconstructs its embeddings with R² above 0.95. The
-# default SAE of each model (`models.<name>.c`, `.k`), next to the paper's default SAE of the same
-# model ($c$ = 500, $k$ = 8 for scVI; $c$ = 5000, $k$ = 80 for scGPT), with a bootstrap interval
-# over cells:
+# **Reconstruction.** Every SAE of the paper reconstructs its embeddings with R² above
+# {glue:text}`ch02_r2_min:.2f`. The default SAE of each model, next to the paper's default SAE of
+# the same model ($c$ = 500, $k$ = 8 for scVI; $c$ = 5000, $k$ = 80 for scGPT), with a bootstrap
+# interval over cells:
 #
 # ```{glue:md} ch02_r2_text
 # :format: myst
@@ -242,11 +293,12 @@ for m in wf.models:
 # ```
 #
 # Where our R² is below the paper's at the same size, a plausible reason that the book does not
-# test is that our small embeddings of about 12,000 cells, with few active concepts per cell, are
-# harder to compress than the paper's.
+# test is that our small embeddings of {glue:text}`ch02_cells:,d` cells, with few active
+# concepts per cell, are harder to compress than the paper's.
 #
-# **Active concepts.** Table 3 lists how many concepts of each SAE fire at least once; the share
-# at the default size should be within 5 points of the paper's:
+# **Active concepts.** The Table 3 analogue lists how many concepts of each SAE fire at least
+# once; the share at the default size should be within {glue:text}`ch02_active_points:d` points
+# of the paper's:
 #
 # ```{glue:md} ch02_active_text
 # :format: myst
@@ -256,47 +308,69 @@ for m in wf.models:
 # by a small model give the SAE less to spread over its concepts.
 #
 # **Dead concepts.** The paper's larger dictionaries keep more dead concepts; we compare the
-# whole grid of each model (not the default size with itself) and test the dead count at the
-# largest against the smallest size (each concept dead or alive by chance of training: a
-# binomial interval of the difference):
+# smallest and the largest SAE of each model's grid (scVI: $c$ =
+# {glue:text}`ch02_scvi_c_smallest:d` and {glue:text}`ch02_scvi_c_largest:d`; scGPT:
+# {glue:text}`ch02_scgpt_c_smallest:d` and {glue:text}`ch02_scgpt_c_largest:d`), each concept
+# dead or alive by chance of training (a binomial interval of the difference):
 #
 # ```{glue:md} ch02_dead_text
 # :format: myst
 # ```
 #
-# The scGPT SAEs are trained on a small model pretrained by the project on 16k cells, not on the
-# whole-human scGPT: the comparison with the paper is of trends, not of values.
+# The scGPT SAEs are trained on the small model pretrained by the project
+# ({numref}`chapter %s <ch01>`), not on the whole-human scGPT: the comparison with the paper is of
+# trends, not of values. All claims of the chapter in one table:
 
 # %%
-pd.DataFrame([c.as_row() for cs in found.values() for c in cs]).drop(
-    columns="sentence").set_index("key")
+show(claims.claims_table([(wf.label(m), c) for cs in found.values()
+                          for m, c in zip(wf.models, cs)]))
 
 # %% [markdown]
 # ## Ablation: the paper's decoder, without a bias
 #
 # The paper reconstructs $A' = U D^\top$; this book's SAE adds a learned decoder bias
 # $b_\text{dec}$, subtracted before encoding and added after decoding ($A' = U D^\top +
-# b_\text{dec}$, Gao et al. 2024), which centres the embeddings so that the concepts need not
+# b_\text{dec}$, {cite:t}`gao2024`), which centres the embeddings so that the concepts need not
 # spend capacity on their mean. The default SAE of each model trained again, identical except
 # for $b_\text{dec} = 0$ throughout: R² on the same held-out cells, active concepts, and the
-# Sec 3.1 categories of chapter 03.
+# share of concepts in each Sec 3.1 category of {numref}`chapter %s <ch03>`.
 
 # %%
-ablation = {}
+ablation, obs = {}, wf.dataset("main").obs
+keys, threshold = cfg.data.metadata_keys, float(cfg.concepts.specificity_threshold)
 for m in wf.models:
-    A, obs = wf.embeddings("main", m), wf.dataset("main").obs
-    for bias, name in ((True, "with b_dec (this book)"), (False, "without (the paper's)")):
+    A = wf.embeddings("main", m)
+    for bias, name in ((True, "with bias (this book)"), (False, "without (the paper's)")):
         sae, meta = wf.sae(m, decoder_bias=bias)
-        cats = categorize_concepts(sae_mod.encode(sae, A), obs, keys=cfg.data.metadata_keys,
-                                   threshold=float(cfg.concepts.specificity_threshold),
+        cats = categorize_concepts(sae_mod.encode(sae, A), obs, keys=keys, threshold=threshold,
                                    min_cells=int(cfg.concepts.min_cells))
         ablation[(wf.label(m), name)] = {
             "R² (held-out cells)": meta["metrics"]["r2_val"],
             "active concepts": meta["metrics"]["active_concepts"],
-            **cats["category"].value_counts(normalize=True).add_prefix("share ").to_dict()}
-pd.DataFrame(ablation).T.rename_axis(["model", "decoder"]).round(3)
+            **cats["category"].value_counts(normalize=True).to_dict()}
+table = pd.DataFrame(ablation).T.rename_axis(["model", "decoder"]).fillna(0.0)
+names = {c: c.replace("cell_type", "cell-type").replace("donor_id", "donor") for c in table}
+show(table, percent=table.columns[2:], columns=names)
 
 # %% [markdown]
 # Rows of the same model differ only by the decoder bias. Where the R², the active concepts and
 # the category shares barely move, the bias is a detail of training rather than of the concepts,
 # and the book's results stand for the paper's decoder; where they move, the table says how far.
+#
+# ## What this shows
+#
+# At the default size, the SAE reconstructs held-out scVI embeddings with R² =
+# {glue:text}`ch02_scvi_r2_default:.3f` and the project scGPT's with
+# {glue:text}`ch02_scgpt_r2_default:.3f`; against the paper's R² >
+# {glue:text}`ch02_r2_min:.2f` the verdicts are {glue:text}`ch02_scvi_r2_default_agree:s` (scVI)
+# and {glue:text}`ch02_scgpt_r2_default_agree:s` (scGPT). Across the grid, the smallest R² step
+# between consecutive sizes is {glue:text}`ch02_scvi_r2_trend:+.4f` for scVI
+# ({glue:text}`ch02_scvi_r2_trend_agree:s`) and {glue:text}`ch02_scgpt_r2_trend:+.4f` for scGPT
+# ({glue:text}`ch02_scgpt_r2_trend_agree:s`). From the smallest to the largest dictionary, the
+# dead concepts change by {glue:text}`ch02_scvi_dead:+d` for scVI
+# ({glue:text}`ch02_scvi_dead_agree:s`) and {glue:text}`ch02_scgpt_dead:+d` for scGPT
+# ({glue:text}`ch02_scgpt_dead_agree:s`). At the default size
+# {glue:text}`ch02_scvi_active_share:.0%` (scVI) and {glue:text}`ch02_scgpt_active_share:.0%`
+# (scGPT) of the concepts are active; against the paper's shares the verdicts are
+# {glue:text}`ch02_scvi_active_agree:s` and {glue:text}`ch02_scgpt_active_agree:s`. The default
+# SAEs are the dictionaries that the following chapters characterise.

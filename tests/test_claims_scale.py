@@ -185,6 +185,32 @@ def test_page_values_sort_by_c():
     assert v["ch02_scgpt_r2_first"] == 0.75 and v["ch02_scgpt_r2_last"] == 0.85
     assert v["ch02_scgpt_c_largest"] == 640 and v["ch02_scgpt_dead_largest"] == 432
     assert v["ch02_scgpt_dead_default"] == 432 and v["ch02_scgpt_active_share"] == 208 / 640
+    assert v["ch02_scgpt_c_smallest"] == 128 and v["ch02_scgpt_dead_smallest"] == 104
+    assert v["ch02_scgpt_grid_c"] == "128, 256, 640" and v["ch02_scgpt_k_default"] == 10
+
+
+def test_page_values_compare_smallest_and_largest_when_the_default_is_the_largest():
+    # smoke profile: the default SAE is the largest of the grid; the dead-concept row must still
+    # show two different SAEs (smallest and largest), as the claim compares them
+    t = _grid([64, 128], [0.95, 0.96], [46, 98])
+    v = cs.page_values("scgpt", t, 128, int(t["k"].iloc[-1]))
+    assert (v["ch02_scgpt_c_smallest"], v["ch02_scgpt_dead_smallest"]) == (64, 46)
+    assert (v["ch02_scgpt_c_largest"], v["ch02_scgpt_dead_largest"]) == (128, 98)
+    c = cs.dead_growth("scgpt", "scGPT", t, paper_grid("scGPT"))
+    assert c.value == 98 - 46
+
+
+def test_claims_table_is_readable():
+    claims = [("scVI", cs.r2_default("scvi", "scVI", 500, 8, 0.982, (0.980, 0.984), SCVI,
+                                     held_out=1211)),
+              ("scGPT", cs.dead_growth("scgpt", "scGPT", _grid([128, 256], [0.9] * 2, [1, 2]),
+                                       paper_grid("scGPT")))]
+    t = cs.claims_table(claims)
+    assert list(t.columns) == ["model", "claim", "n", "value (95 % interval)", "verdict"]
+    assert t.loc[0, "n"] == "1,211 held-out cells"
+    assert t.loc[0, "value (95 % interval)"] == "0.982 (0.980 to 0.984)"
+    assert t.loc[0, "verdict"] == "agrees" and t.loc[1, "verdict"] == "inconclusive"
+    assert t.loc[1, "value (95 % interval)"].startswith("+1 (")
 
 
 # ------------------------------------------------------------------ chapter 03

@@ -21,7 +21,7 @@ from . import conclusion as _conclusion
 
 __all__ = ["R2_MIN", "ACTIVE_TOLERANCE", "CELLTYPE_LARGE", "MIN_SIZES", "MIN_CONCEPTS",
            "wilson_interval", "bootstrap_r2", "r2_step_replicates", "page_values", "r2_default",
-           "r2_trend", "active_share", "dead_growth", "celltype_share"]
+           "r2_trend", "active_share", "dead_growth", "celltype_share", "claims_table"]
 
 #: Fig 2A / Sec 4.2: every SAE of the paper reconstructs its embeddings with R² above this
 R2_MIN = 0.95
@@ -66,17 +66,45 @@ def _sorted(table: pd.DataFrame) -> pd.DataFrame:
 
 
 def page_values(model: str, table: pd.DataFrame, c: int, k: int) -> dict:
-    """The measured values of chapter 02 that the reproduction page shows next to the verdicts:
-    ``ch02_<model>_{c_default, active_default, active_share, dead_default, r2_first, r2_last,
-    c_largest, dead_largest}`` (first/last/largest by c)."""
+    """The measured values of chapter 02 that the reproduction page and the chapter's text show
+    next to the verdicts: ``ch02_<model>_{c_default, k_default, active_default, active_share,
+    dead_default, r2_first, r2_last, c_smallest, dead_smallest, c_largest, dead_largest}``
+    (first/last/smallest/largest by c; the dead-concept claim compares the smallest and the
+    largest SAE of the grid), and the grid as text: ``grid_c``, ``grid_k`` ("128, 256, 640")."""
     t = _sorted(table)
     d = t.set_index(["c", "k"]).loc[(c, k)]
     return {f"ch02_{model}_{name}": v for name, v in {
-        "c_default": int(c), "active_default": int(d["active_concepts"]),
+        "c_default": int(c), "k_default": int(k), "active_default": int(d["active_concepts"]),
         "active_share": float(d["active_concepts"]) / c, "dead_default": int(d["dead_concepts"]),
         "r2_first": float(t["r2"].iloc[0]), "r2_last": float(t["r2"].iloc[-1]),
+        "c_smallest": int(t["c"].iloc[0]), "dead_smallest": int(t["dead_concepts"].iloc[0]),
         "c_largest": int(t["c"].iloc[-1]), "dead_largest": int(t["dead_concepts"].iloc[-1]),
+        "grid_c": ", ".join(str(int(x)) for x in t["c"]),
+        "grid_k": ", ".join(str(int(x)) for x in t["k"]),
     }.items()}
+
+
+def _format(x, fmt: str) -> str:
+    try:
+        return format(x, fmt)
+    except (TypeError, ValueError):
+        return str(x)
+
+
+def claims_table(claims: Sequence[tuple[str, Claim]]) -> pd.DataFrame:
+    """The claims of a chapter as a table a reader can read: one row per (model label, claim)
+    with what was tested, n (with its unit), the value with its 95 % interval (formatted as the
+    claim formats it) and the verdict."""
+    rows = []
+    for label, c in claims:
+        value = _format(c.value, c.fmt)
+        if c.interval is not None and all(map(math.isfinite, c.interval)):
+            value += f" ({_format(c.interval[0], c.fmt)} to {_format(c.interval[1], c.fmt)})"
+        n = "–" if c.n is None else f"{int(c.n):,}" + (f" {c.unit}" if c.unit else "")
+        rows.append({"model": label, "claim": c.test, "n": n,
+                     "value (95 % interval)": value, "verdict": c.verdict})
+    return pd.DataFrame(rows, columns=["model", "claim", "n", "value (95 % interval)",
+                                       "verdict"])
 
 
 def r2_default(model: str, label: str, c: int, k: int, r2: float,
