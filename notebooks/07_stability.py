@@ -35,12 +35,12 @@
 #
 # ```{admonition} What differs from the paper here
 # :class: warning
-# * **Datasets**: the main dataset is {glue:text}`ch07_cells_main:,` of Kang et al.'s control
-#   PBMCs and the second is {glue:text}`ch07_cells_second:,` cells of the 10x PBMC 4k, both
-#   blood, instead of Tabula Sapiens Immune (592,317 cells) and the Cross-tissue Immune Cell
-#   Atlas (329,762 cells). The main dataset has {glue:text}`ch07_cells_ratio:.1f` times as many
-#   cells as the second (the paper's ratio is 1.8), so the second dataset's SAE sees fewer
-#   optimisation steps.
+# * **Datasets**: the main dataset is {glue:text}`ch07_cells_main:,` control PBMCs of
+#   {cite:t}`kang2018` and the second is {glue:text}`ch07_cells_second:,` cells of the 10x PBMC
+#   4k {cite}`tenx2018pbmc4k`, both blood, instead of Tabula Sapiens Immune (592,317 cells) and
+#   the Cross-tissue Immune Cell Atlas (329,762 cells). The main dataset has
+#   {glue:text}`ch07_cells_ratio:.1f` times as many cells as the second (the paper's ratio is
+#   1.8), so the second dataset's SAE sees fewer optimisation steps.
 # * **Models**: scVI trained by the project on the main dataset (the second is mapped as query
 #   data) and the small project-pretrained scGPT. Each model reads one gene panel on both
 #   datasets: scVI the main dataset's {glue:text}`ch07_genes_main:,` genes, scGPT the main
@@ -104,8 +104,8 @@ cfg.table(["data.main.dataset", "data.second.dataset", "sae.epochs", "sae.patien
 # {numref}`chapter %s <ch02>`'s stopping rule.
 
 # %%
-seed, epochs, n_null = int(cfg.seed), cfg.stability.epochs, int(cfg.stability.null_repeats)
-seeds, seed_role = {"main": seed, "second": seed + 1}, cfg.stability.seed_role
+seed, epochs, seed_role = int(cfg.seed), cfg.stability.epochs, cfg.stability.seed_role
+seeds, n_null = {"main": seed, "second": seed + 1}, int(cfg.stability.null_repeats)
 comp, fits = {}, {}
 for m in models:
     fits[m] = {"main": wf.sae(m),
@@ -113,7 +113,8 @@ for m in models:
     saes = {r: sae for r, (sae, _) in fits[m].items()}
     emb = {r: wf.embeddings(r, m) for r in saes}
     hist = {r: meta["history"] for r, (_, meta) in fits[m].items()}  # held-out cells
-    comp[m] = stability.dataset_comparison(saes, emb, seeds, n_null, seed, histories=hist)
+    comp[m] = stability.dataset_comparison(saes, emb, seeds, n_null, seed,
+                                           histories=hist)
 
 # %% tags=["remove-input"]
 n_cells = {r: wf.dataset(r).n_obs for r in ("main", "second")}
@@ -158,8 +159,9 @@ glue("ch07_init_max", float(max(moved)), display=False)
 # %%
 r2 = {labels[m]: c["r2"] for m, c in comp.items()}
 figures.glue_figure("ch07_fig_r2", plotting.cross_r2_bars(r2))
-show(pd.concat(r2, names=["model"]).droplevel(1).drop(columns=["own data"]),
-     columns={"held_out": "held-out cells only", "r2": "R²"})
+r2_rows = pd.concat(r2, names=["model"]).droplevel(1).set_index("trained on", append=True)
+show(r2_rows.drop(columns=["own data"]), columns={"held_out": "held-out cells only"},
+     index=True)
 
 # %% [markdown]
 # ```{glue:figure} ch07_fig_r2
@@ -169,8 +171,8 @@ show(pd.concat(r2, names=["model"]).droplevel(1).drop(columns=["own data"]),
 # **Generalisation (Fig 4A analogue).** One panel per model; x: the dataset each SAE was trained
 # on. Blue: R² on the SAE's own held-out cells (never trained on); orange: R² on every cell of the
 # other dataset; the value is printed above each bar, and the y axis starts near the smallest
-# R², not at 0. The table below the code gives the cells behind each R² (own data: the held-out
-# cells only).
+# R², not at 0. The table above the figure gives the cells behind each R² (own data: the
+# held-out cells only).
 # ```
 
 # %% tags=["remove-input"]
@@ -210,7 +212,8 @@ figures.glue_figure("ch07_fig_matching", fig)
 show(pd.DataFrame([{
     "model": labels[m], "pairs": len(c["matching"].cosine),
     "matching score (mean cosine)": c["matching"].score,
-    "random dictionaries: mean": c["null"].mean(), "random dictionaries: std": c["null"].std(),
+    "random dictionaries: mean": c["null"].mean(),
+    "random dictionaries: std": c["null"].std(),
     "pairs with cosine > 0.9": (c["matching"].cosine > 0.9).mean(),
     "pairs above every random pair": (c["matching"].cosine > c["null_cosine"].max()).mean()}
     for m, c in comp.items()]),
@@ -269,7 +272,8 @@ for m in models:
                                 epochs=epochs, units=sorted(pairs["atom_2"].astype(int)))
     fig4c[labels[m]] = stability.matched_gene_table(att_main, att_second, pairs)
 gene_pairs = pd.concat(fig4c, names=["model", "pair"])
-show(gene_pairs.droplevel("pair").drop(columns=["shared"]), columns={"n shared": "shared genes"})
+show(gene_pairs.droplevel("pair").drop(columns=["shared"]),
+     columns={"n shared": "shared genes"})
 
 # %% tags=["remove-input"]
 shared = gene_pairs["n shared"]
@@ -307,14 +311,16 @@ show(pd.concat({labels[m]: t[1] for m, t in seed_tables.items()}, names=["model"
      percent=["pairs with cosine > 0.9"])
 
 # %%
-show(pd.DataFrame([{"model": labels[m], "seed": s, **{c: sae_mod.sae_row(meta)[c] for c in cols}}
-                   for m, f in seed_fits.items() for s, (_, meta) in f.items()]).set_index(
-    ["model", "seed"]),
+seed_rows = pd.DataFrame([{"model": labels[m], "seed": s,
+                           **{c: sae_mod.sae_row(meta)[c] for c in cols}}
+                          for m, f in seed_fits.items() for s, (_, meta) in f.items()])
+show(seed_rows.set_index(["model", "seed"]),
      columns={"init_cosine": "cosine to init., all atoms (mean)",
               "init_cosine_median": "cosine to init., all atoms (median)"})
 
 # %%
-summary = pd.concat({labels[m]: t[2] for m, t in seed_tables.items()}, names=["model", "score"])
+summary = pd.concat({labels[m]: t[2] for m, t in seed_tables.items()},
+                    names=["model", "score"])
 show(summary, columns={"mean": "mean over seeds", "std": "std over seeds"})
 
 # %% tags=["remove-input"]
@@ -357,8 +363,8 @@ for m, fits_m in seed_fits.items():
 atom_rows = pd.concat({labels[m]: t[0.9].assign(share_07=t[0.7]["share_above"],
                                                 null_07=t[0.7]["null_share_above"])
                        for m, t in atom_tables.items()}, names=["model"])
-show(atom_rows[["seed_a", "seed_b", "mean_best_cosine", "null_mean_best_cosine", "share_above",
-                "null_share_above", "share_07", "null_07"]],
+show(atom_rows[["seed_a", "seed_b", "mean_best_cosine", "null_mean_best_cosine",
+                "share_above", "null_share_above", "share_07", "null_07"]],
      columns={"mean_best_cosine": "best cosine (mean)", "null_mean_best_cosine":
               "random: best cosine", "share_above": "atoms > 0.9", "null_share_above":
               "random > 0.9", "share_07": "atoms > 0.7", "null_07": "random > 0.7"},

@@ -23,7 +23,7 @@
 # * **cell type**: the classes of the main dataset with enough cells, at most
 #   {glue:text}`ch08_celltype_max_iter` iterations (the paper's 50);
 # * **cell-cycle phase** (G1, S, G2M) from `scanpy.tl.score_genes_cell_cycle` with the Regev-lab
-#   gene list (Tirosh et al. 2016), on the dataset that measures those genes, at most
+#   gene list {cite}`tirosh2016`, on the dataset that measures those genes, at most
 #   {glue:text}`ch08_cycle_max_iter` iterations (scikit-learn's default 100 in the paper).
 #
 # Features: the concept codes of the default-size SAE trained on the task's dataset, or the
@@ -32,7 +32,7 @@
 #
 # ```{admonition} What differs from the paper here
 # :class: warning
-# * **Cell-cycle dataset**: the main dataset (Kang et al.) keeps only
+# * **Cell-cycle dataset**: the main dataset {cite}`kang2018` keeps only
 #   {glue:text}`ch08_genes_main:,` genes and measures
 #   {glue:text}`ch08_cycle_genes_main:s` of the Regev S / G2M genes, so the cell-cycle task uses
 #   the first dataset with at least {glue:text}`ch08_cycle_min_genes` genes of each list, the
