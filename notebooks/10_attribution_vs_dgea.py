@@ -216,11 +216,11 @@ show(t6.where(~t6.isin(["", "—"])),
 # %% [markdown]
 # Table 6 makes four points, each compared with the paper's value for the same model (a model
 # the paper does not study is inconclusive). The number of concepts each method enriches is
-# compared by the difference of the two shares, with Bonett and Price's 95 % interval for paired
+# compared by the difference of the two shares, with the 95 % interval of {cite:t}`bonett2012` for paired
 # proportions (the exact McNemar test on the concepts enriched by one method only is given
 # beside it); the maximal fold change and attribution by the mean per-concept difference with a
 # 95 % t interval, none when every concept gives the same difference; the overlap of pathways
-# (IoU, between 0 and 1) by its mean with a 95 % Hoeffding interval, which holds for any
+# (IoU, between 0 and 1) by its mean with a 95 % Hoeffding interval {cite}`hoeffding1963`, which holds for any
 # distribution of values in [0, 1] and keeps its width when every concept has the same IoU.
 #
 # **DGEA-GSEA enriches more concepts than attribution-GSEA.** {glue:md}`ch10_enriched_text`
