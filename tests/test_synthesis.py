@@ -2,6 +2,7 @@
 read from the glue outputs of executed notebooks, on constructed pages and notebooks with known
 counts, and on the book's own reproduction page."""
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -90,3 +91,5 @@ def test_book_page_rows_are_self_contained():
     assert not [r.claim for r in rows if r.claim.split(": ", 1)[1].lower().startswith("same")]
     keys = [r.key for r in rows]
     assert len(keys) == len(set(keys))
+    # each row links to the figure or chapter that shows its measurement
+    assert all(re.match(r"\{ref\}`\d\d <(fig-)?ch\d\d[a-z0-9-]*>`: ", r.claim) for r in rows)
