@@ -164,9 +164,19 @@ def test_hover_a_gene_shows_its_description(browser, page):
     assert known, "no top gene is in the bundled gene table"
     gene = known[0]
     browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", gene)
-    ActionChains(browser).move_to_element(gene).perform()
+    # the frame grows to its content and the page scrolls with it: hover once the label's
+    # position has settled, and again if the page moved under the pointer meanwhile
+    rect = "const r = arguments[0].getBoundingClientRect(); return [r.x, r.y, r.width];"
+    _wait(lambda: browser.execute_script(rect, gene) == (time.sleep(0.3) or
+                                                         browser.execute_script(rect, gene)),
+          what="the gene label to stop moving")
     tip = browser.find_element(By.ID, "tooltip")
-    _wait(tip.is_displayed, what="tooltip")
+
+    def hovered():
+        ActionChains(browser).move_to_element(gene).perform()
+        return tip.is_displayed() and tip.text.startswith(gene.text)
+
+    _wait(hovered, what=f"the tooltip of {gene.text}")
     text = tip.text
     assert text.startswith(gene.text)
     assert info.loc[gene.text, "name"] in text
