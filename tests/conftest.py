@@ -237,3 +237,43 @@ def smoke_site(smoke_book, tmp_path_factory):
                                        done["stderr"])
     root = Path(done["root"])
     return {"root": root, "html": root / "_build" / "html", "proc": proc}
+
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+
+
+@pytest.fixture(scope="session")
+def chromium():
+    """Factory of headless Chromium drivers (Debian's ``chromium`` + ``chromium-driver``, which
+    ``.ci/run`` installs), one way for every browser test: ``chromium(width, height,
+    downloads=None)`` returns a selenium driver with the browser console captured
+    (``get_log("browser")``) and, with ``downloads``, file downloads allowed into that folder
+    (``driver.downloads``). The caller quits it."""
+    if not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()):
+        pytest.fail("Chromium and its driver are needed: apt-get install chromium chromium-driver "
+                    "(.ci/run does it).")
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    def make(width: int = 1400, height: int = 1000, downloads: Path | None = None):
+        opts = webdriver.ChromeOptions()
+        opts.binary_location = CHROMIUM
+        for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    f"--window-size={width},{height}", "--no-first-run", "--disable-extensions",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--disable-default-apps"):
+            opts.add_argument(arg)
+        if downloads is not None:
+            opts.add_experimental_option("prefs", {"download.default_directory": str(downloads),
+                                                   "download.prompt_for_download": False})
+        opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+        # an explicit driver path: selenium-manager never tries to download one
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+        if downloads is not None:
+            driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                                   {"behavior": "allow", "downloadPath": str(downloads)})
+        driver.downloads = downloads
+        return driver
+
+    return make
