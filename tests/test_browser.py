@@ -100,7 +100,7 @@ def test_open_viewer_and_click_an_item(browser, page):
     assert data["mode"] == "open"
     buttons = browser.find_elements(By.CSS_SELECTOR, "#item-list button")
     assert len(buttons) == len(data["items"]) >= 2
-    buttons[1].click()
+    _click(browser, buttons[1])
     item = data["items"][1]
     assert browser.find_element(By.ID, "item-title").text.endswith(f"{item['kind']} {item['unit']}")
     labels = browser.find_elements(By.CSS_SELECTOR, "#panel-attribution .gene-label")
@@ -212,7 +212,7 @@ def test_export_json(browser, page):
     data = _payload(browser)
     assert browser.find_element(By.ID, "rater").get_attribute("value") == RATER
     path = _download(browser, "annotations_*.json",
-                     browser.find_element(By.ID, "export-btn").click)
+                     lambda: _click(browser, browser.find_element(By.ID, "export-btn")))
     doc = json.loads(path.read_text())
     assert doc["schema"] == "expert-annotations/1"
     assert doc["study"] == data["study"] and doc["mode"] == "open" and doc["rater"] == RATER
@@ -241,7 +241,7 @@ def test_reload_keeps_the_annotation(browser, page):
     n = len(data["items"])
     assert browser.find_element(By.ID, "progress").text == f"1 of {n} annotated"
     assert browser.find_element(By.ID, "rater").get_attribute("value") == RATER
-    browser.find_elements(By.CSS_SELECTOR, "#item-list button")[1].click()
+    _click(browser, browser.find_elements(By.CSS_SELECTOR, "#item-list button")[1])
     form = browser.find_element(By.ID, "ann-form")
     assert form.find_element(By.CSS_SELECTOR, "input[name=cell_type][value=yes]").is_selected()
     assert form.find_element(By.NAME, "cell_type_which").get_attribute("value") == "B cell"
@@ -266,7 +266,7 @@ def _assert_blind(browser, open_items):
     assert not IDENTITY.search(json.dumps(data))
     # visit every item so that everything the page can show is in the DOM
     for i in range(len(data["items"])):
-        browser.find_elements(By.CSS_SELECTOR, "#item-list button")[i].click()
+        _click(browser, browser.find_elements(By.CSS_SELECTOR, "#item-list button")[i])
         dom = browser.execute_script("return document.documentElement.outerHTML")
         assert not IDENTITY.search(dom), IDENTITY.search(dom).group(0)
         for it in open_items:
@@ -292,10 +292,10 @@ def test_blinded_mode_leaks_no_identity(browser, page):
         "blinded items are not shuffled"
     assert not browser.find_elements(By.ID, "filter-kind")  # no unit-type filter when blinded
     # rate one blinded item and export it (used by the chapter test below)
-    browser.find_elements(By.CSS_SELECTOR, "#item-list button")[0].click()
+    _click(browser, browser.find_elements(By.CSS_SELECTOR, "#item-list button")[0])
     _fill_form(browser, which="NK cell", explanation="cytotoxicity")
     path = _download(browser, "annotations_*.json",
-                     browser.find_element(By.ID, "export-btn").click)
+                     lambda: _click(browser, browser.find_element(By.ID, "export-btn")))
     doc = json.loads(path.read_text())
     assert doc["mode"] == "blinded" and doc["study"] == data["study"]
     assert list(doc["annotations"]) == [data["items"][0]["id"]]
