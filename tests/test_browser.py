@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 import pytest
+from browser_util import wait_for
 
 ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts"
@@ -48,14 +49,7 @@ def _shot(driver, name):
     driver.save_screenshot(str(ARTIFACTS / f"viewer_{name}.png"))
 
 
-def _wait(cond, timeout=10.0, what="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+_wait = wait_for
 
 
 @pytest.fixture(scope="module")

@@ -17,6 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
+from browser_util import wait_for
 from test_viewer_blind import NAMES, PATHWAY, _obs, _outputs
 
 from scconcepts import viewer
@@ -66,14 +67,7 @@ def browser(chromium, tmp_path_factory):
     driver.quit()
 
 
-def _wait(cond, timeout=10.0, what="condition"):
-    end = time.time() + timeout
-    while time.time() < end:
-        value = cond()
-        if value:
-            return value
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
+_wait = wait_for
 
 
 def _load(driver, path):
