@@ -33,24 +33,25 @@ ANNOTATION_SCHEMA = "expert-annotations/1"
 LEVELS = ["interpretable", "signal but unclear", "not interpretable"]
 #: The questions of the annotation form (Fig 9), in order: ``id`` (answer field), ``legend``,
 #: ``text``, ``choices`` ([value, label]), ``which`` (the text field asked for when the answer is
-#: "yes"), ``placeholder``, and ``columns``: the obs columns that make the question meaningful
+#: "yes"), ``hint`` (the grey text of its empty answer box), and ``columns``: the obs columns
+#: that make the question meaningful
 #: (the form asks it only when the dataset has one of them with more than one value; an empty
 #: tuple means always asked). The viewer builds its form from this list.
 QUESTIONS = (
     {"id": "cell_type", "legend": "Cell type specificity",
      "text": "Do these genes suggest a specific cell type?",
      "choices": (("no", "No"), ("yes", "Yes")), "which": "cell_type_which",
-     "placeholder": "Which cell type?", "columns": ("cell_type", "author_cell_type")},
+     "hint": "Which cell type?", "columns": ("cell_type", "author_cell_type")},
     {"id": "tissue", "legend": "Tissue specificity",
      "text": "Do these genes suggest a specific tissue?",
      "choices": (("no", "No"), ("yes", "Yes")), "which": "tissue_which",
-     "placeholder": "Which tissue? e.g., liver, brain, immune system...",
+     "hint": "Which tissue? e.g., liver, brain, immune system...",
      "columns": ("tissue", "tissue_general")},
     {"id": "process", "legend": "Biological process specificity",
      "text": "Do these genes suggest a specific biological process?",
      "choices": (("no", "No"), ("unclear", "Signal but unclear"), ("yes", "Yes")),
      "which": "process_explanation",
-     "placeholder": "Please explain the biological process or signal", "columns": ()},
+     "hint": "Please explain the biological process or signal", "columns": ()},
 )
 _FORM_FIELDS = {q["id"]: tuple(v for v, _ in q["choices"]) for q in QUESTIONS}
 _TEXT_FIELDS = ("cell_type_which", "tissue_which", "process_explanation", "notes")

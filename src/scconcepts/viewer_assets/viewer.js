@@ -399,8 +399,8 @@
     const form = el("form", { id: "ann-form", novalidate: true });
     for (const q of QUESTIONS) {
       const which = q.id === "process"
-        ? el("textarea", { name: q.which, placeholder: q.placeholder })
-        : el("input", { type: "text", name: q.which, placeholder: q.placeholder });
+        ? el("textarea", { name: q.which, placeholder: q.hint })
+        : el("input", { type: "text", name: q.which, placeholder: q.hint });
       form.append(el("fieldset", { "data-question": q.id }, el("legend", { text: q.legend }),
         el("p", { text: q.text }), ...q.choices.map(([v, t]) => radio(q.id, v, t)), which));
     }
@@ -431,7 +431,7 @@
     }
     for (const k of TEXTS) ann[k] = form.elements[k].value.trim();
     for (const q of QUESTIONS) {
-      if (ann[q.id] === "yes" && !ann[q.which]) { err.textContent = q.placeholder; return; }
+      if (ann[q.id] === "yes" && !ann[q.which]) { err.textContent = q.hint; return; }
     }
     err.textContent = "";
     ann.saved_at = new Date().toISOString();
