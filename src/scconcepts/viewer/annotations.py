@@ -55,6 +55,11 @@ QUESTIONS = (
 )
 _FORM_FIELDS = {q["id"]: tuple(v for v, _ in q["choices"]) for q in QUESTIONS}
 _TEXT_FIELDS = ("cell_type_which", "tissue_which", "process_explanation", "notes")
+#: Limits on an imported export, the same as the viewer's import check: an export of a few
+#: hundred items is tens of kB; the text is kept as text (tables escape it when shown).
+MAX_FILE_BYTES = 5 * 1024 * 1024
+MAX_TEXT = 5000
+MAX_SHORT = 200
 
 
 def form_questions(obs: pd.DataFrame) -> list[str]:
@@ -102,10 +107,15 @@ def _validate_annotation(item_id: str, ann: Any, source: str,
                              f"of {list(allowed)} (schema {ANNOTATION_SCHEMA}). Fix or re-save "
                              "this item in the viewer and export again.")
         out[name] = v
-    for name in _TEXT_FIELDS:
+    for name in _TEXT_FIELDS + ("saved_at",):
         v = ann.get(name, "")
-        out[name] = "" if v is None else str(v)
-    out["saved_at"] = str(ann.get("saved_at", ""))
+        v = "" if v is None else v
+        limit = MAX_SHORT if name == "saved_at" else MAX_TEXT
+        if not isinstance(v, str) or len(v) > limit:
+            raise ValueError(f"{source}: field {name!r} of {item_id!r} must be text of at most "
+                             f"{limit} characters (got {type(v).__name__} of length "
+                             f"{len(str(v))}). Export the file again from the viewer.")
+        out[name] = v
     return out
 
 
@@ -150,6 +160,10 @@ def load_annotations(paths: str | os.PathLike | Sequence[str | os.PathLike],
         if not f.is_file():
             raise FileNotFoundError(f"Annotation file {f} does not exist; pass the JSON file "
                                     "exported with the viewer's 'Export JSON' button.")
+        if f.stat().st_size > MAX_FILE_BYTES:
+            raise ValueError(f"{f} is {f.stat().st_size:,} bytes, more than the "
+                             f"{MAX_FILE_BYTES:,} an annotation export can be: pass the file "
+                             "exported with the viewer's 'Export JSON' button.")
         try:
             doc = json.loads(f.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:
@@ -175,12 +189,15 @@ def load_annotations(paths: str | os.PathLike | Sequence[str | os.PathLike],
             raise ValueError(f"{f}: unknown item id(s) {unknown[:5]} for study {study}; known ids "
                              f"look like {sorted(known)[:3]}. The file was edited or mixes "
                              "viewers: export it again from one viewer.")
-        rater = str(doc.get("rater") or "").strip()
+        rater = doc.get("rater") or ""
+        rater = rater.strip() if isinstance(rater, str) and len(rater) <= MAX_SHORT else None
         if not rater:
-            raise ValueError(f"{f} names no rater: enter a rater id in the viewer and export "
-                             "again (ratings must be attributable to compare raters).")
+            raise ValueError(f"{f} names no rater (a text of at most {MAX_SHORT} characters): "
+                             "enter a rater id in the viewer and export again (ratings must be "
+                             "attributable to compare raters).")
         asked = doc.get("questions", list(_FORM_FIELDS))
-        unknown_q = sorted(set(asked) - set(_FORM_FIELDS)) if isinstance(asked, list) else asked
+        valid = isinstance(asked, list) and all(isinstance(q, str) for q in asked)
+        unknown_q = sorted(set(asked) - set(_FORM_FIELDS)) if valid else repr(asked)[:80]
         if unknown_q:
             raise ValueError(f"{f}: unknown question id(s) {unknown_q}; expected a list of "
                              f"{list(_FORM_FIELDS)}. Export the file again from the viewer.")

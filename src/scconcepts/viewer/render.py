@@ -6,6 +6,7 @@ written with the blinding key (:func:`export_viewer`), and both embedded in a no
 from __future__ import annotations
 
 import base64
+import hashlib
 import html
 import json
 import os
@@ -20,7 +21,8 @@ from ..utils import atomic_write
 from .blind import blind_payload
 from .payload import VIEWER_SCHEMA
 
-__all__ = ["ViewerExport", "render_html", "export_viewer", "embed_html"]
+__all__ = ["ViewerExport", "render_html", "content_security_policy", "export_viewer",
+           "embed_html"]
 
 #: Folder of the page's HTML, CSS and JavaScript inside the ``scconcepts`` package.
 _ASSETS = "viewer_assets"
@@ -51,13 +53,30 @@ def render_html(payload: dict[str, Any]) -> str:
                          "build it with build_payload() / blind_payload().")
     blob = base64.b64encode(json.dumps(payload, allow_nan=False,
                                        separators=(",", ":")).encode("utf-8")).decode("ascii")
-    page = _asset("viewer.html")
-    for name, value in (("{{TITLE}}", html.escape(payload["title"])),
+    page, js = _asset("viewer.html"), _asset("viewer.js")
+    for name, value in (("{{CSP}}", content_security_policy(js)),
+                        ("{{TITLE}}", html.escape(payload["title"])),
                         ("{{CSS}}", _asset("viewer.css")),
-                        ("{{JS}}", _asset("viewer.js")),
+                        ("{{JS}}", js),
                         ("{{PAYLOAD}}", blob)):
         page = page.replace(name, value)
     return page
+
+
+def content_security_policy(js: str) -> str:
+    """The page's Content-Security-Policy: only the viewer's own script runs.
+
+    ``script-src`` allows exactly one script, by the SHA-256 of its text (the ``<script>``
+    element holds ``"\\n" + js + "\\n"``), so an inline event handler (``onerror=``), a
+    ``<script>`` or a ``javascript:`` URL that text from a data file or an imported rating might
+    smuggle into the document never runs; nothing is fetched (``default-src 'none'``), images
+    only from ``data:``/``blob:``, and no form is submitted anywhere. Styles stay inline (the
+    page sets bar widths and colours as ``style`` attributes).
+    """
+    digest = base64.b64encode(hashlib.sha256(("\n" + js + "\n").encode("utf-8")).digest())
+    return ("default-src 'none'; script-src 'sha256-" + digest.decode("ascii") + "'; "
+            "style-src 'unsafe-inline'; img-src data: blob:; base-uri 'none'; "
+            "form-action 'none'; object-src 'none'")
 
 
 @dataclass

@@ -81,8 +81,12 @@
     try {
       const raw = window.localStorage.getItem(STORE_KEY);
       if (raw) {
-        const s = JSON.parse(raw);
-        state = { rater: s.rater || "", annotations: s.annotations || {} };
+        const s = JSON.parse(raw);  // checked like an import: another file:// page shares it
+        const anns = isObject(s.annotations) ? s.annotations : {};
+        state = { rater: typeof s.rater === "string" ? s.rater.slice(0, MAX_SHORT) : "", annotations: {} };
+        for (const [id, ann] of Object.entries(anns)) {
+          if (BY_ID.has(id) && !checkAnnotation(id, ann)) state.annotations[id] = ann;
+        }
       }
     } catch (e) {
       storageOk = false;
@@ -410,9 +414,10 @@
       el("span", { id: "save-status" }));
     const prev = state.annotations[it.id];
     if (prev) {
-      for (const q of QUESTIONS) {
-        const r = form.querySelector("input[name=" + q.id + "][value=" + prev[q.id] + "]");
-        if (r) r.checked = true;
+      for (const q of QUESTIONS) {  // values compared, never put into a selector
+        for (const r of form.querySelectorAll("input[type=radio]")) {
+          if (r.name === q.id && r.value === prev[q.id]) r.checked = true;
+        }
       }
       for (const k of TEXTS) form.elements[k].value = prev[k] || "";
       form.querySelector("#save-status").textContent = "Already annotated on " + prev.saved_at;
@@ -475,19 +480,50 @@
     a.remove();
     message("Exported " + Object.keys(state.annotations).length + " annotation(s).", "ok");
   }
+  // An imported file is untrusted (it comes from another rater's machine): it is checked
+  // against the export schema (types, allowed answers, sizes) before anything is kept, and its
+  // text is only ever set as text (textContent / form values), never parsed as HTML.
+  const MAX_IMPORT_BYTES = 5 * 1024 * 1024, MAX_TEXT = 5000, MAX_SHORT = 200;
+  function isObject(v) { return v !== null && typeof v === "object" && !Array.isArray(v); }
+  function checkAnnotation(id, ann) {
+    if (!isObject(ann)) return "the annotation of " + id + " is not an object";
+    const allowed = new Set(TEXTS.concat(QUESTIONS.map((q) => q.id), ["saved_at"]));
+    for (const [k, v] of Object.entries(ann)) {
+      if (!allowed.has(k)) return "the annotation of " + id + " has an unknown field " + JSON.stringify(k.slice(0, 40));
+      if (typeof v !== "string") return "field " + k + " of " + id + " is not text";
+      if (v.length > (k === "saved_at" ? MAX_SHORT : MAX_TEXT)) return "field " + k + " of " + id + " is longer than " + MAX_TEXT + " characters";
+    }
+    for (const q of QUESTIONS) {
+      const ok = q.choices.map(([v]) => v);
+      if (!ok.includes(ann[q.id])) return "the answer " + q.id + " of " + id + " is not one of " + ok.join(", ");
+    }
+    return "";
+  }
+  function checkImport(doc) {
+    if (!isObject(doc) || doc.schema !== ANN_SCHEMA) return "it is not an annotation export (schema " + ANN_SCHEMA + ")";
+    if (doc.study !== DATA.study) return "it belongs to another viewer (study " + String(doc.study).slice(0, 40) + ", this page is " + DATA.study + ")";
+    if (doc.rater !== undefined && (typeof doc.rater !== "string" || doc.rater.length > MAX_SHORT)) return "its rater id is not a short text";
+    if (!isObject(doc.annotations)) return "it has no annotations object";
+    const unknown = Object.keys(doc.annotations).filter((k) => !BY_ID.has(k));
+    if (unknown.length) return "unknown item ids " + unknown.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 40))).join(", ");
+    for (const [id, ann] of Object.entries(doc.annotations)) {
+      const why = checkAnnotation(id, ann);
+      if (why) return why;
+    }
+    return "";
+  }
   function importJson(file) {
+    if (file.size > MAX_IMPORT_BYTES) { message("Import failed: " + file.name + " is larger than 5 MB; an annotation export is far smaller.", "error"); return; }
     const reader = new FileReader();
     reader.onload = () => {
       let doc;
       try { doc = JSON.parse(reader.result); } catch (e) { message("Import failed: " + file.name + " is not JSON.", "error"); return; }
-      if (!doc || doc.schema !== ANN_SCHEMA) { message("Import failed: " + file.name + " is not an annotation export (schema " + ANN_SCHEMA + ").", "error"); return; }
-      if (doc.study !== DATA.study) { message("Import failed: " + file.name + " belongs to another viewer (study " + doc.study + ", this page is " + DATA.study + ").", "error"); return; }
-      const unknown = Object.keys(doc.annotations || {}).filter((k) => !BY_ID.has(k));
-      if (unknown.length) { message("Import failed: unknown item ids " + unknown.slice(0, 5).join(", ") + ".", "error"); return; }
+      const why = checkImport(doc);
+      if (why) { message("Import failed: " + file.name + ": " + why + ". Nothing was imported; export the file again from the viewer.", "error"); return; }
       Object.assign(state.annotations, doc.annotations);
       if (!state.rater && doc.rater) { state.rater = doc.rater; document.getElementById("rater").value = doc.rater; }
       saveState();
-      message("Imported " + Object.keys(doc.annotations || {}).length + " annotation(s) from " + file.name + ".", "ok");
+      message("Imported " + Object.keys(doc.annotations).length + " annotation(s) from " + file.name + ".", "ok");
       if (current) select(current); else renderList();
     };
     reader.readAsText(file);
