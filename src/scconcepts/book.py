@@ -227,6 +227,12 @@ def execute(
             census.preflight(cfg)
         except census.PaperInputsMissing as err:
             raise BookError(str(err)) from err
+    from .store import StoreError
+
+    try:  # an unwritable or full artefacts folder fails here, before any kernel starts
+        cfg.artifacts  # noqa: B018  (the property creates and probes the folder)
+    except StoreError as err:
+        raise BookError(str(err)) from err
     todo, why = plan(sources, out, profile, cfg, force)
     for src in sources:
         if src not in todo:

@@ -125,13 +125,14 @@ class Profile(Traced):
     # ------------------------------------------------------------------ derived values
     @property
     def artifacts(self) -> Path:
-        """``<artifacts_dir or repo/artifacts>/<profile name>/`` (created)."""
+        """``<artifacts_dir or repo/artifacts>/<profile name>/`` (created, proven writable;
+        :class:`scconcepts.store.StoreError` when it cannot be)."""
+        from .store import prepare_root
+
         root = Path(self.artifacts_dir) if self.artifacts_dir else repo_root() / "artifacts"
         if not root.is_absolute():
             root = repo_root() / root
-        path = root / self.name
-        path.mkdir(parents=True, exist_ok=True)
-        return path
+        return prepare_root(root / self.name)
 
     @property
     def overrides(self) -> dict[str, Any]:

@@ -15,8 +15,10 @@ finished blocks are kept, so an interrupted run resumes where it stopped.
 Several runs may share one store (two terminals, the runner's parallel chapters, a cluster
 array): an artefact is computed under a file lock of its key (``<root>/.locks/<key>.lock``,
 :mod:`filelock`), so a second run waits for the first and then loads its result instead of
-computing it again. Every load and computation is recorded in the chapter's trace
-(:mod:`scconcepts.trace`), computations with their wall and CPU time.
+computing it again. A run killed at any moment leaves at most temporaries, which the next run
+deletes (:meth:`ArtifactStore.sweep`); an unwritable or full folder raises :class:`StoreError`
+naming the folder and the space needed, with nothing partial kept. Every load and computation
+is recorded in the chapter's trace (:mod:`scconcepts.trace`), with its wall and CPU time.
 
 No other code in the package builds cache paths; the Census download cache
 (:mod:`scconcepts.data.census`) holds inputs, not results, and the chunked embedding store of
@@ -25,10 +27,12 @@ No other code in the package builds cache paths; the Census download cache
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -39,20 +43,16 @@ import numpy as np
 from . import trace
 from .utils import atomic_write
 
-__all__ = ["ArtifactStore", "file_fingerprint", "content_key"]
+__all__ = ["ArtifactStore", "StoreError", "file_fingerprint", "content_key", "prepare_root"]
 
 log = logging.getLogger("scconcepts.store")
 
 
 def _json_default(o: Any):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    if isinstance(o, Path):
-        return str(o)
+    for kind, convert in ((np.integer, int), (np.floating, float), (np.ndarray, np.ndarray.tolist),
+                          (Path, str)):
+        if isinstance(o, kind):
+            return convert(o)
     if hasattr(o, "model_dump"):
         return o.model_dump()
     if hasattr(o, "__dict__"):
@@ -92,20 +92,92 @@ def file_fingerprint(path: str | os.PathLike) -> str:
     return _FINGERPRINTS[memo]
 
 
+class StoreError(OSError):
+    """The artefacts folder cannot hold a result: unwritable, read-only or full.
+
+    The message names the folder, the artefact and the space it needs, and the fix; nothing
+    partial is left behind (the temporary file is removed, the artefact keeps its old state).
+    """
+
+
+#: errors of a full disk or quota, and of a folder one may not write
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
+#: below this much free space (or the artefact's size) a failed write is taken for a full disk
+#: even when the writer's error carries no errno
+_FULL_BELOW = 32 << 20
+#: an artefact key, ``<step>-<16 hex>`` (:meth:`ArtifactStore.key`)
+_KEY = re.compile(r"^[^.]+-[0-9a-f]{16}$")
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:,.1f} MB"
+
+
+def prepare_root(root: str | os.PathLike) -> Path:
+    """Create the store folder ``root`` and prove it writable (a probe file), or raise.
+
+    Raises
+    ------
+    StoreError
+        The folder cannot be created or written (read-only, no permission, full), naming it
+        and the fix.
+    """
+    root = Path(root)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        fd, probe = tempfile.mkstemp(dir=root, prefix=".probe-", suffix=".tmp")
+        os.close(fd)
+        os.remove(probe)
+    except OSError as err:
+        free = _free(root)
+        raise StoreError(
+            err.errno or errno.EIO,
+            f"the artefacts folder {root} is not writable ({err.strerror or err}); "
+            + (f"{_mb(free)} free there. " if free is not None else "")
+            + "Make it writable, free space, or point the profile at another folder "
+            "(--set artifacts_dir=/path/with/space).") from err
+    return root
+
+
+def _free(path: Path) -> int | None:
+    for p in (path, *path.parents):
+        if p.exists():
+            try:
+                return shutil.disk_usage(p).free
+            except OSError:
+                return None
+    return None
+
+
+def _nbytes(value: Any) -> int | None:
+    """Size of an artefact's value in memory: what its file needs, to a small factor."""
+    if isinstance(value, np.ndarray):
+        return int(value.nbytes)
+    if hasattr(value, "memory_usage"):  # a DataFrame
+        return int(value.memory_usage(deep=True).sum())
+    return None
+
+
 class ArtifactStore:
     """Content-addressed cache under ``root`` (``artifacts/<profile>/``).
 
     Parameters
     ----------
     root
-        Folder of the store (created).
+        Folder of the store (created, and proven writable).
+
+    Raises
+    ------
+    StoreError
+        ``root`` cannot be created or written.
     """
 
     def __init__(self, root: str | os.PathLike):
-        self.root = Path(root)
-        self.root.mkdir(parents=True, exist_ok=True)
+        self.root = prepare_root(root)
         self._memo: dict[str, Any] = {}
         self._locks: dict[str, Any] = {}
+        self.sweep()
 
     # ------------------------------------------------------------------ keys and paths
     @staticmethod
@@ -136,16 +208,89 @@ class ArtifactStore:
                 self._memo[key] = compute()
         return self._memo[key]
 
+    # ------------------------------------------------------------------ temporary files
+    def sweep(self) -> int:
+        """Delete the temporary files and folders of writers that died (SIGKILL, power loss).
+
+        Every artefact is written under its key's lock (:meth:`cached`, :meth:`blocks`,
+        :meth:`folder`) to a temporary name (``.<key><suffix>.<random>.tmp`` or
+        ``.<key>.<random>/``) that is renamed when complete. A temporary whose key's lock is
+        free has no live writer (the operating system releases the lock of a dead process), so
+        it is deleted; one whose lock is held belongs to a run writing it now and is left.
+        Returns the number deleted.
+        """
+        from filelock import Timeout
+
+        n = 0
+        folders = [d for d in self.root.iterdir() if d.is_dir() and d.name not in (".locks",)]
+        blocks = self.root / "blocks"
+        if blocks.is_dir():
+            folders += [d for d in blocks.iterdir() if d.is_dir()]
+        for folder in folders:
+            for entry in list(os.scandir(folder)):
+                key = entry.name[1:].split(".", 1)[0]
+                if not entry.name.startswith(".") or not _KEY.match(key):
+                    continue  # not the temporary of an artefact (e.g. a chapter's own file)
+                lock = self.lock(key)
+                try:
+                    lock.acquire(timeout=0)
+                except Timeout:
+                    continue  # a live run is writing it
+                try:
+                    log.info("removing %s, left by a run that was killed", entry.path)
+                    if entry.is_dir(follow_symlinks=False):
+                        shutil.rmtree(entry.path, ignore_errors=True)
+                    else:
+                        os.remove(entry.path)
+                    n += 1
+                except FileNotFoundError:
+                    pass
+                finally:
+                    lock.release()
+        return n
+
     # ------------------------------------------------------------------ files
     def _sidecar(self, path: Path) -> Path:
         return path.with_name(path.name + ".json")
 
     def _write(self, path: Path, save: Callable[[Any, str], None], value: Any,
                recipe: dict) -> None:
-        atomic_write(path, lambda tmp: save(value, tmp))
-        meta = {**recipe, "sha256": _sha256(path), "bytes": path.stat().st_size}
-        atomic_write(self._sidecar(path),
-                     lambda tmp: Path(tmp).write_text(json.dumps(meta, default=_json_default)))
+        try:
+            atomic_write(path, lambda tmp: save(value, tmp))
+            meta = {**recipe, "sha256": _sha256(path), "bytes": path.stat().st_size}
+            atomic_write(self._sidecar(path),
+                         lambda tmp: Path(tmp).write_text(json.dumps(meta,
+                                                                     default=_json_default)))
+        except Exception as err:
+            # no data file without its checksum: a failed sidecar takes the data file with it
+            path.unlink(missing_ok=True)
+            problem = self._storage_problem(err, str(recipe.get("key", path.name)),
+                                            _nbytes(value))
+            if problem is None:
+                raise
+            raise problem from err
+
+    def _storage_problem(self, err: BaseException, what: str,
+                         needed: int | None) -> StoreError | None:
+        """A :class:`StoreError` naming folder, artefact and space when ``err`` is a full or
+        unwritable disk, else None (the error is the computation's own)."""
+        free = _free(self.root)
+        code = getattr(err, "errno", None)
+        # writers that report no errno (numpy: "N requested and M written"; torch.save) fail
+        # for a full disk when the space left cannot hold the artefact
+        full = code in _FULL or (code is None and free is not None
+                                 and free < max(_FULL_BELOW, needed or 0))
+        if not full and code not in _DENIED:
+            return None
+        need = f"about {_mb(needed)}" if needed else "more than the free space"
+        state = "is full" if full else "is not writable"
+        return StoreError(
+            code or errno.ENOSPC,
+            f"the artefacts folder {self.root} {state}: writing {what} needs {need}"
+            + (f", {_mb(free)} free" if free is not None else "")
+            + f" ({type(err).__name__}: {err}). Nothing partial was kept. Free space or make "
+            "the folder writable and run again (finished artefacts are reused), or point the "
+            "profile at another folder (--set artifacts_dir=/path/with/space).")
 
     def verify(self, path: Path) -> bool:
         """True when ``path`` and its sidecar exist and the checksum matches."""
@@ -242,6 +387,11 @@ class ArtifactStore:
             except OSError:  # another run finished the same artefact first: use it
                 if not (path.is_dir() and self.verify(path / marker)):
                     raise
+        except Exception as err:
+            problem = self._storage_problem(err, key, None)
+            if problem is None:
+                raise
+            raise problem from err
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
         return path
@@ -337,9 +487,7 @@ class ArtifactStore:
         with open(path, "wb") as fh:
             np.save(fh, value)
 
-    @staticmethod
-    def load_npy(path: str) -> np.ndarray:
-        return np.load(path)
+    load_npy = staticmethod(np.load)
 
     @staticmethod
     def save_parquet(value, path: str) -> None:
