@@ -216,3 +216,20 @@ def test_cell_cycle_genes():
     assert len(cc["S"]) == 43 and len(cc["G2M"]) == 54
     assert cc["S"][0] == "MCM5" and cc["G2M"][0] == "HMGB2"
     assert not set(cc["S"]) & set(cc["G2M"])
+
+
+def test_every_bundled_file_has_a_checksum_that_matches():
+    """``data/SHA256SUMS`` lists every bundled file (a new file must be added to it) and each
+    file matches (``cd data && sha256sum -c SHA256SUMS``); loaders verify with it."""
+    import hashlib
+
+    from scconcepts import data
+
+    root = data.data_dir()
+    sums = dict(reversed(line.split(None, 1))
+                for line in (root / data.CHECKSUMS).read_text().splitlines())
+    files = {str(p.relative_to(root)) for p in root.rglob("*") if p.is_file()
+             and p.name not in ("README.md", data.CHECKSUMS)}
+    assert set(sums) == files
+    for rel, digest in sums.items():
+        assert hashlib.sha256((root / rel).read_bytes()).hexdigest() == digest, rel

@@ -168,8 +168,10 @@ def test_corrupt_checkpoint(wh_folder, tmp_path):
     folder = _write_folder(tmp_path / "corrupt", None)
     with open(wh_folder / "best_model.pt", "rb") as src:  # a truncated download
         (folder / "best_model.pt").write_bytes(src.read(1 << 20))
+    truncated = (folder / "best_model.pt").read_bytes()
     with pytest.raises(ValueError, match=r"best_model\.pt.*corrupt"):
         ms.load_checkpoint(folder)
+    assert (folder / "best_model.pt").read_bytes() == truncated  # never rewritten
     (folder / "best_model.pt").write_bytes(b"<html>404 not found</html>")
     with pytest.raises(ValueError, match=r"best_model\.pt"):
         ms.load_checkpoint(folder)

@@ -184,3 +184,62 @@ def test_an_unwritable_artefacts_folder_fails_before_any_kernel_starts(read_only
     assert proc.returncode == 1
     assert "not writable" in proc.stderr and str(read_only / "smoke") in proc.stderr
     assert "executing" not in proc.stderr      # no kernel was started
+
+
+# --------------------------------------------------------------------------------------------
+# corrupt inputs: a clear error, and the file is never rewritten
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def data_copy(tmp_path, monkeypatch):
+    """A copy of the bundled data folder (``$SCCONCEPTS_DATA``), caches cleared."""
+    import shutil
+
+    from scconcepts import data
+
+    folder = tmp_path / "data"
+    shutil.copytree(data.data_dir(), folder)
+    monkeypatch.setenv("SCCONCEPTS_DATA", str(folder))
+    data._VERIFIED.clear()
+    data._load_gene_sets_cached.cache_clear()
+    yield folder
+    data._VERIFIED.clear()
+    data._load_gene_sets_cached.cache_clear()
+
+
+@pytest.mark.parametrize("how", ["flip", "truncate"])
+@pytest.mark.parametrize("what", ["dataset", "gene sets", "gene table"])
+def test_a_corrupt_bundled_input_stops_with_a_clear_error_and_is_kept(data_copy, what, how):
+    from scconcepts import data
+
+    rel, load = {"dataset": ("scrna/kang2018_pbmc_ifnb.h5ad",
+                             lambda: data.load_dataset("kang2018_pbmc_ifnb")),
+                 "gene sets": ("genesets/PanglaoDB_2020_human.gmt",
+                               lambda: data.load_gene_sets("PanglaoDB_2020_human")),
+                 "gene table": ("genes/human_gene_info.tsv.gz", data.load_gene_info)}[what]
+    if what == "gene table":
+        data.load_gene_info.cache_clear()
+    path = data_copy / rel
+    _damage(path, how)
+    damaged = path.read_bytes()
+    with pytest.raises(data.DataValidationError, match="corrupt") as err:
+        load()
+    assert str(path) in str(err.value) and "git checkout -- data/" + rel in str(err.value)
+    assert path.read_bytes() == damaged        # never rewritten
+    data.load_gene_info.cache_clear()
+
+
+def test_corrupt_user_inputs_stop_with_a_clear_error_and_are_kept(tmp_path):
+    from scconcepts import data
+
+    h5ad = tmp_path / "mine.h5ad"
+    h5ad.write_bytes((data.data_dir() / "scrna/kang2018_pbmc_ifnb.h5ad").read_bytes()[:200_000])
+    gmt = tmp_path / "mine.gmt"
+    gmt.write_bytes(b"SET\tdesc\tCD3E\tCD4\n" + bytes(range(256)) * 4)
+    before = {p: p.read_bytes() for p in (h5ad, gmt)}
+    with pytest.raises(data.DataValidationError, match="complete .h5ad"):
+        data.load_dataset(h5ad)
+    with pytest.raises(data.DataValidationError, match="not a text GMT file"):
+        data.read_gmt(gmt)
+    assert {p: p.read_bytes() for p in (h5ad, gmt)} == before

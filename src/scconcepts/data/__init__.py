@@ -41,6 +41,7 @@ import scipy.sparse as sp
 __all__ = [
     "BUNDLED_DATASETS",
     "DataValidationError",
+    "bundled_file",
     "data_dir",
     "load_dataset",
     "validate_counts",
@@ -85,6 +86,53 @@ def data_dir() -> Path:
             f"Bundled data folder not found at {path}. Run from a clone of the scconcepts "
             "repository (pip install -e .) or set SCCONCEPTS_DATA to its data/ folder."
         )
+    return path
+
+
+#: checksums of the bundled files (``sha256sum`` format; check by hand with
+#: ``cd data && sha256sum -c SHA256SUMS``)
+CHECKSUMS = "SHA256SUMS"
+_VERIFIED: set[tuple[str, int, int]] = set()
+
+
+def bundled_file(relpath: str) -> Path:
+    """``data_dir() / relpath``, verified against ``data/SHA256SUMS`` (once per process and
+    file version).
+
+    A bundled file that was truncated or altered stops the run here, before anything uses it;
+    it is never rewritten (the repository holds the original). A data folder without
+    ``SHA256SUMS`` (``$SCCONCEPTS_DATA`` pointing at one's own copy) is not checked.
+
+    Raises
+    ------
+    DataValidationError
+        The file's SHA-256 differs from the recorded one; the message says how to restore it.
+    FileNotFoundError
+        The file is missing.
+    """
+    import hashlib
+
+    root = data_dir()
+    path = root / relpath
+    st = path.stat()
+    memo = (str(path), st.st_size, st.st_mtime_ns)
+    sums = root / CHECKSUMS
+    if memo in _VERIFIED or not sums.is_file():
+        return path
+    expected = dict(reversed(line.split(None, 1)) for line in sums.read_text().splitlines()
+                    if line.strip())
+    want = expected.get(relpath)
+    if want is not None:
+        h = hashlib.sha256()
+        with open(path, "rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                h.update(block)
+        if h.hexdigest() != want:
+            raise DataValidationError(
+                f"bundled file {path} is corrupt: {st.st_size:,} bytes whose SHA-256 differs "
+                f"from {sums.name} (truncated or altered copy). Restore it with "
+                f"`git checkout -- data/{relpath}` (or re-clone); it was not modified.")
+    _VERIFIED.add(memo)
     return path
 
 
@@ -150,7 +198,7 @@ def _validate_symbols(adata: ad.AnnData) -> None:
 def _resolve_path(name_or_path: str | os.PathLike) -> Path:
     key = str(name_or_path)
     if key in BUNDLED_DATASETS:
-        return data_dir() / BUNDLED_DATASETS[key]
+        return bundled_file(BUNDLED_DATASETS[key])
     path = Path(key)
     if path.suffix != ".h5ad":
         raise DataValidationError(
@@ -242,13 +290,20 @@ def read_gmt(path: str | os.PathLike) -> dict[str, list[str]]:
     # Not gseapy.read_gmt: we also upper-case (Enrichr vs dataset symbols) and de-duplicate
     # members, and fail loudly on a file with no sets.
     sets: dict[str, list[str]] = {}
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            parts = line.rstrip("\n").split("\t")
-            if len(parts) < 3:
-                continue
-            genes = [g.strip().upper() for g in parts[2:] if g.strip()]
-            sets[parts[0]] = list(dict.fromkeys(genes))
+    try:
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                parts = line.rstrip("\n").split("\t")
+                if len(parts) < 3:
+                    continue
+                if "\0" in line:
+                    raise UnicodeError("NUL byte")
+                genes = [g.strip().upper() for g in parts[2:] if g.strip()]
+                sets[parts[0]] = list(dict.fromkeys(genes))
+    except UnicodeError as err:
+        raise DataValidationError(
+            f"{path} is not a text GMT file ({err}): it is corrupt or binary. Re-download it "
+            "or pass another .gmt file (name, description, genes; tab-separated).") from err
     if not sets:
         raise DataValidationError(f"No gene sets parsed from {path}; is it a GMT file?")
     return sets
@@ -257,7 +312,7 @@ def read_gmt(path: str | os.PathLike) -> dict[str, list[str]]:
 @lru_cache(maxsize=8)
 def _load_gene_sets_cached(name: str) -> dict[str, list[str]]:
     if name in BUNDLED_GENE_SETS:
-        return read_gmt(data_dir() / BUNDLED_GENE_SETS[name])
+        return read_gmt(bundled_file(BUNDLED_GENE_SETS[name]))
     if Path(name).exists():
         return read_gmt(name)
     raise DataValidationError(
@@ -282,7 +337,7 @@ def load_gene_info() -> pd.DataFrame:
         Indexed by symbol; columns ``entrez_id``, ``name`` (full name), ``gene_type``,
         ``chromosome``, ``cytoband``, ``ensembl_ids`` (``;``-joined), ``aliases``.
     """
-    with gzip.open(data_dir() / "genes" / "human_gene_info.tsv.gz", "rt") as fh:
+    with gzip.open(bundled_file("genes/human_gene_info.tsv.gz"), "rt") as fh:
         df = pd.read_csv(fh, sep="\t", dtype=str)
     df = df.drop_duplicates("symbol").set_index("symbol")
     return df
@@ -290,7 +345,7 @@ def load_gene_info() -> pd.DataFrame:
 
 def load_cell_cycle_genes() -> dict[str, list[str]]:
     """Regev-lab cell-cycle genes (Tirosh et al. 2016): ``{"S": [...43], "G2M": [...54]}``."""
-    lines = (data_dir() / "genesets" / "regev_lab_cell_cycle_genes.txt").read_text().split()
+    lines = bundled_file("genesets/regev_lab_cell_cycle_genes.txt").read_text().split()
     return {"S": lines[:43], "G2M": lines[43:]}
 
 

@@ -95,9 +95,9 @@ DEFAULT_CONFIG = {
 
 
 def _whole_human_vocab() -> dict[str, int]:
-    from ..data import data_dir
+    from ..data import bundled_file
 
-    with open(data_dir() / "scgpt" / "whole_human_vocab.json") as fh:
+    with open(bundled_file("scgpt/whole_human_vocab.json")) as fh:
         return json.load(fh)
 
 
