@@ -121,6 +121,33 @@ def test_execute_one_failure_keeps_partial_notebook(tmp_path):
     assert any(o.get("ename") == "ValueError" for c in partial.cells for o in c.get("outputs", []))
 
 
+def test_exit_status_names_a_timeout_a_failed_cell_and_a_bad_profile(tmp_path, caplog):
+    """The runner's documented exit codes: 4 a cell ran past --timeout (named, partial notebook
+    kept), 1 a cell raised, 3 an unusable profile (before any kernel starts), 2 usage."""
+    nbs = tmp_path / "nbs"
+    nbs.mkdir()
+    _write_percent(nbs / "01_slow.py", "# %%\nimport time\n\n# %%\ntime.sleep(60)\n")
+    _write_percent(nbs / "02_fails.py", "# %%\nraise ValueError('boom')\n")
+    base = ["execute", "--profile", "smoke", "--notebooks", str(nbs), "--root", str(ROOT),
+            "--out", str(tmp_path / "out"), "--jobs", "1",
+            "--set", f"artifacts_dir={tmp_path / 'art'}"]
+    with caplog.at_level("ERROR"):
+        assert runner.main(base + ["--only", "01", "--timeout", "2"]) == 4
+    assert "01_slow.py timed out: cell [4] ran longer than the per-cell timeout of 2 s" in caplog.text
+    assert (tmp_path / "out" / "01_slow.failed.ipynb").is_file()
+    caplog.clear()
+    with caplog.at_level("ERROR"):
+        assert runner.main(base + ["--only", "02"]) == 1
+    assert "02_fails.py failed in cell [3]" in caplog.text and "ValueError: boom" in caplog.text
+    caplog.clear()
+    with caplog.at_level("ERROR"):
+        assert runner.main(base + ["--only", "02", "--set", "sae.epochs=many"]) == 3
+    assert "sae.epochs" in caplog.text
+    with pytest.raises(SystemExit) as exit_:
+        runner.main(["execute", "--no-such-flag"])
+    assert exit_.value.code == 2
+
+
 def test_toc_lists_every_notebook_and_config_is_offline():
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     files = runner._toc_files(toc)

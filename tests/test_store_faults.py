@@ -181,7 +181,7 @@ def test_an_unwritable_artefacts_folder_fails_before_any_kernel_starts(read_only
         [sys.executable, "-m", "scconcepts.book", "execute", "--profile", "smoke", "--only",
          "01", "--out", str(read_only.parent / "out"), "--root", str(ROOT),
          "--set", f"artifacts_dir={read_only}"], cwd=ROOT, capture_output=True, text=True)
-    assert proc.returncode == 1
+    assert proc.returncode == 3                # InputError: nothing was started
     assert "not writable" in proc.stderr and str(read_only / "smoke") in proc.stderr
     assert "executing" not in proc.stderr      # no kernel was started
 

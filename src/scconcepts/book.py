@@ -20,6 +20,12 @@ Command line::
     python -m scconcepts.book build [--strict]
     python -m scconcepts.book all --profile default      # execute, strict build, print index.html
 
+Exit status: 0 success; 1 a chapter failed in a cell (the message names the notebook, the cell,
+the exception and where the partially executed notebook is kept) or the build failed; 2 a
+command-line usage error; 3 the profile, the artefacts folder or an input is unusable (found
+before any kernel starts); 4 a chapter ran past ``--timeout`` (per cell); 130 interrupted
+(Ctrl-C). With ``--keep-going`` the status is the highest of the failed chapters'.
+
 ``python -m scconcepts.book mathjax`` vendors MathJax (npm, once). ``--notebooks DIR`` and
 ``--params-dir DIR`` redirect the sources (tests use them); ``--set key=value`` overrides one
 parameter of the profile (dotted key, value parsed as YAML; see :mod:`scconcepts.config`); the
@@ -57,6 +63,8 @@ from .book_build import (  # noqa: F401  (re-exported: the build half of this mo
     MATHJAX_PARTS,
     MATHJAX_VERSION,
     BookError,
+    ChapterTimeout,
+    InputError,
     _toc_files,
     build,
     check_sources,
@@ -86,7 +94,7 @@ def discover_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -
     notebooks_dir = Path(notebooks_dir)
     found = sorted(notebooks_dir.glob(NOTEBOOK_GLOB))
     if not found:
-        raise BookError(f"no notebooks matching {NOTEBOOK_GLOB!r} in {notebooks_dir}")
+        raise InputError(f"no notebooks matching {NOTEBOOK_GLOB!r} in {notebooks_dir}")
     if not only:
         return found
     wanted = [w.strip() for item in only for w in str(item).split(",") if w.strip()]
@@ -100,7 +108,7 @@ def discover_notebooks(notebooks_dir: Path, only: Sequence[str] | None = None) -
         ]
         if not hits:
             names = ", ".join(p.stem for p in found)
-            raise BookError(f"--only {w!r} matches no notebook (have: {names})")
+            raise InputError(f"--only {w!r} matches no notebook (have: {names})")
         selected.extend(h for h in hits if h not in selected)
     return sorted(selected)
 
@@ -127,7 +135,7 @@ def load_params(profile: str, params_dir: Path, overrides: Iterable[str] = ()) -
         params = parse_overrides(overrides)
         cfg = load_config(profile, params, params_dir=params_dir)
     except ConfigError as err:
-        raise BookError(str(err)) from None
+        raise InputError(str(err)) from None
     return {"params": cfg.overrides, "cfg": cfg}
 
 
@@ -226,13 +234,13 @@ def execute(
         try:
             census.preflight(cfg)
         except census.PaperInputsMissing as err:
-            raise BookError(str(err)) from err
+            raise InputError(str(err)) from err
     from .store import StoreError
 
     try:  # an unwritable or full artefacts folder fails here, before any kernel starts
         cfg.artifacts  # noqa: B018  (the property creates and probes the folder)
     except StoreError as err:
-        raise BookError(str(err)) from err
+        raise InputError(str(err)) from err
     todo, why = plan(sources, out, profile, cfg, force)
     for src in sources:
         if src not in todo:
@@ -259,7 +267,7 @@ def execute(
                 kernel_name=kernel_name, timeout=timeout, threads=threads)
     runs: list[NotebookRun] = []
     bar = tqdm(total=len(todo), desc=f"notebooks [{profile}]", unit="nb", disable=not interactive)
-    failed: dict[str, str] = {}
+    failed: dict[str, BookError] = {}
     if jobs == 1:
         for src in todo:
             bar.set_postfix_str(src.stem)
@@ -270,7 +278,7 @@ def execute(
                 if not keep_going:
                     raise
                 log.error("%s", err)
-                failed[src.stem] = str(err)
+                failed[src.stem] = err
                 continue
             finally:
                 bar.update()
@@ -279,14 +287,16 @@ def execute(
     else:
         runs = _execute_parallel(todo, jobs, args, bar, keep_going, failed)
     if failed:
-        raise BookError(f"{len(failed)} chapter(s) failed: {', '.join(sorted(failed))}")
+        summary = BookError(f"{len(failed)} chapter(s) failed: {', '.join(sorted(failed))}")
+        summary.exit_code = max(e.exit_code for e in failed.values())  # 4 if one timed out
+        raise summary
     log.info("executed %d notebook(s) in %.1f s of kernel time", len(runs),
              sum(r.seconds for r in runs))
     return runs
 
 
 def _execute_parallel(todo: list[Path], jobs: int, args: dict, bar, keep_going: bool,
-                      failed: dict[str, str]) -> list[NotebookRun]:
+                      failed: dict[str, BookError]) -> list[NotebookRun]:
     """Chapters in a pool of ``jobs`` worker processes (spawned: no inherited threads), started
     in chapter order; the first failure cancels the chapters not yet started unless
     ``keep_going`` (then each failure is logged and put in ``failed``)."""
@@ -305,7 +315,7 @@ def _execute_parallel(todo: list[Path], jobs: int, args: dict, bar, keep_going: 
                 err = fut.exception()
                 if err is not None and keep_going and isinstance(err, BookError):
                     log.error("%s", err)
-                    failed[futures[fut].stem] = str(err)
+                    failed[futures[fut].stem] = err
                     bar.update()
                     continue
                 if err is not None:
@@ -329,6 +339,9 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m scconcepts.book",
         description="Execute the scconcepts notebooks with papermill and build the Jupyter Book.",
+        epilog="exit status: 0 ok, 1 a chapter (cell) or the build failed, 2 usage error, "
+               "3 unusable profile, artefacts folder or input (nothing started), 4 a cell ran "
+               "past --timeout, 130 interrupted",
     )
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -416,10 +429,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(index.resolve())
     except BookError as err:
         log.error("%s", err)
-        return 1
+        return err.exit_code
     except subprocess.CalledProcessError as err:
         log.error("command failed (exit %s): %s", err.returncode, " ".join(map(str, err.cmd)))
         return 1
+    except KeyboardInterrupt:
+        log.error("interrupted: finished artefacts and chapters are kept; run the same command "
+                  "again to resume")
+        return 130
     return 0
 
 

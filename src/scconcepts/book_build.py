@@ -59,7 +59,26 @@ MATHJAX_PARTS = (
 
 
 class BookError(RuntimeError):
-    """A failure the user can act on; the message says what to do."""
+    """A failure the user can act on; the message says what to do.
+
+    ``exit_code`` is the runner's exit status for it (documented in :mod:`scconcepts.book`):
+    1 a chapter failed in a cell (or the build failed), 3 the profile or an input is unusable
+    (nothing was started), 4 a chapter ran past ``--timeout``.
+    """
+
+    exit_code = 1
+
+
+class InputError(BookError):
+    """The profile, the artefacts folder or an input is unusable; no kernel was started."""
+
+    exit_code = 3
+
+
+class ChapterTimeout(BookError):
+    """A chapter's cell ran longer than the per-cell ``--timeout``."""
+
+    exit_code = 4
 
 
 def find_root(start: Path | None = None) -> Path:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from .book_build import BookError
+from .book_build import BookError, ChapterTimeout
 
 KERNEL_NAME = "python3"
 #: Tags papermill puts on (``injected-parameters``) or finds on (``parameters``) the parameter
@@ -142,6 +142,23 @@ def _ipc_kernel_manager():
     return IPCKernelManager
 
 
+def _running_cell(running: Path) -> str:
+    """``[n]`` (execution count) or ``#i`` (position) of the last cell papermill started."""
+    import nbformat
+
+    try:
+        nb = nbformat.read(running, as_version=4)
+    except Exception:  # noqa: BLE001 - a best-effort detail of an error message
+        return "?"
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    started = [(i, c) for i, c in enumerate(code, 1)
+               if c.get("metadata", {}).get("papermill", {}).get("start_time")]
+    if not started:
+        return "?"
+    i, c = started[-1]
+    return f"[{c.execution_count}]" if c.execution_count else f"#{i} of {len(code)}"
+
+
 @dataclass
 class NotebookRun:
     source: Path
@@ -217,10 +234,18 @@ def execute_one(
                 f"notebook {source.name} failed in cell [{err.exec_count}] after {seconds:.0f} s: "
                 f"{err.ename}: {err.evalue}\n  partially executed notebook kept at {failed}"
             ) from err
-        except BaseException:
+        except BaseException as err:
             final.unlink(missing_ok=True)
+            cell = _running_cell(running)
             if running.exists():
                 running.replace(failed)
+            if type(err).__name__ == "CellTimeoutError":  # nbclient's; no import for a name
+                raise ChapterTimeout(
+                    f"notebook {source.name} timed out: cell {cell} ran longer than the "
+                    f"per-cell timeout of {timeout} s ({time.perf_counter() - t0:.0f} s in all)."
+                    f"\n  Raise --timeout (or leave it out: no limit) or use a smaller profile;"
+                    f" finished artefacts are kept and reused. Partially executed notebook "
+                    f"kept at {failed}") from err
             raise
     executed = nbformat.read(running, as_version=4)
     hide_parameter_cells(executed)
