@@ -20,13 +20,13 @@ deletes (:meth:`ArtifactStore.sweep`); an unwritable or full folder raises :clas
 naming the folder and the space needed, with nothing partial kept. Every load and computation
 is recorded in the chapter's trace (:mod:`scconcepts.trace`), with its wall and CPU time.
 
-No other code in the package builds cache paths; the Census download cache
-(:mod:`scconcepts.data.census`) holds inputs, not results, and the chunked embedding store of
-:mod:`scconcepts.scale` lives in a folder this store names.
+No other code builds cache paths; the Census download cache (:mod:`scconcepts.data.census`)
+holds inputs, and :mod:`scconcepts.scale`'s chunk store lives in a folder this store names.
 """
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import json
@@ -141,12 +141,10 @@ def prepare_root(root: str | os.PathLike) -> Path:
 
 
 def _free(path: Path) -> int | None:
-    for p in (path, *path.parents):
-        if p.exists():
-            try:
-                return shutil.disk_usage(p).free
-            except OSError:
-                return None
+    """Free bytes on the file system of ``path`` (its nearest existing parent)."""
+    existing = next((p for p in (path, *path.parents) if p.exists()), None)
+    with contextlib.suppress(OSError):
+        return shutil.disk_usage(existing).free if existing else None
     return None
 
 
@@ -212,12 +210,10 @@ class ArtifactStore:
     def sweep(self) -> int:
         """Delete the temporary files and folders of writers that died (SIGKILL, power loss).
 
-        Every artefact is written under its key's lock (:meth:`cached`, :meth:`blocks`,
-        :meth:`folder`) to a temporary name (``.<key><suffix>.<random>.tmp`` or
-        ``.<key>.<random>/``) that is renamed when complete. A temporary whose key's lock is
-        free has no live writer (the operating system releases the lock of a dead process), so
-        it is deleted; one whose lock is held belongs to a run writing it now and is left.
-        Returns the number deleted.
+        Every artefact is written under its key's lock to a temporary name (``.<key>...``)
+        renamed when complete. A temporary whose key's lock is free has no live writer (the
+        system releases a dead process's lock): it is deleted; one whose lock is held belongs
+        to a run writing it now and is left. Returns the number deleted.
         """
         from filelock import Timeout
 
@@ -250,8 +246,7 @@ class ArtifactStore:
         return n
 
     # ------------------------------------------------------------------ files
-    def _sidecar(self, path: Path) -> Path:
-        return path.with_name(path.name + ".json")
+    _sidecar = staticmethod(lambda path: path.with_name(path.name + ".json"))
 
     def _write(self, path: Path, save: Callable[[Any, str], None], value: Any,
                recipe: dict) -> None:
@@ -365,13 +360,18 @@ class ArtifactStore:
         trace.record("artifact", key=key)
         if path.is_dir() and self.verify(path / marker):
             return path
-        with self.lock(key), trace.timed_step(key):
+        with self.lock(key):
             return self._build_folder(path, key, build, marker, recipe)
 
     def _build_folder(self, path: Path, key: str, build: Callable[[Path], None], marker: str,
                       recipe: Mapping[str, Any] | None) -> Path:
         if path.is_dir() and self.verify(path / marker):  # another run finished it meanwhile
             return path
+        with trace.timed_step(key):
+            return self._build_new_folder(path, key, build, marker, recipe)
+
+    def _build_new_folder(self, path: Path, key: str, build: Callable[[Path], None],
+                          marker: str, recipe: Mapping[str, Any] | None) -> Path:
         if path.exists():
             log.warning("artefact folder %s incomplete or corrupt: rebuilding", path)
             shutil.rmtree(path)
