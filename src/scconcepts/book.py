@@ -143,8 +143,10 @@ def _chapter_env(trace_file: Path, params_dir: Path, threads: int | None) -> dic
     """Environment of one chapter's kernel: its trace file, the profiles, BLAS/OpenMP threads."""
     env = {trace.ENV: str(trace_file), "SCCONCEPTS_PARAMS_DIR": str(params_dir)}
     if threads:
-        # numpy/scipy BLAS and OpenMP threads, as many as torch's (the profile's torch_threads)
-        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        # numpy/scipy BLAS, OpenMP and numba (UMAP, pynndescent) threads, as many as torch's
+        # (the profile's torch_threads): every step runs on a fixed number of threads
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+                    "NUMBA_NUM_THREADS"):
             env[var] = str(threads)
     return env
 

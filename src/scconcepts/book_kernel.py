@@ -123,8 +123,9 @@ def hide_parameter_cells(nb) -> int:
     return n
 
 
-def _ipc_kernel_manager():
-    """A kernel manager whose kernels talk over Unix sockets in a private temporary folder.
+def _ipc_kernel_manager(folder: str):
+    """A kernel manager whose kernels talk over Unix sockets in ``folder`` (private, temporary:
+    the caller removes it).
 
     Kernels started at the same moment by parallel chapters (separate processes) pick their TCP
     ports independently and can collide ("Address already in use", the kernel dies before
@@ -135,7 +136,6 @@ def _ipc_kernel_manager():
     class IPCKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs):
             kwargs.setdefault("transport", "ipc")
-            folder = tempfile.mkdtemp(prefix="scconcepts-kernel-")
             kwargs.setdefault("ip", os.path.join(folder, "kernel"))
             super().__init__(**kwargs)
 
@@ -220,7 +220,7 @@ def execute_one(
                     cwd=str(cwd),
                     progress_bar=progress_bar,
                     execution_timeout=timeout,
-                    kernel_manager_class=_ipc_kernel_manager(),
+                    kernel_manager_class=_ipc_kernel_manager(tmp),
                 )
         except PapermillExecutionError as err:
             seconds = time.perf_counter() - t0

@@ -67,11 +67,8 @@ def content_key(*parts: Any) -> str:
 
 
 def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
     with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
+        return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 _FINGERPRINTS: dict[tuple[str, int, int], str] = {}
@@ -83,11 +80,8 @@ def file_fingerprint(path: str | os.PathLike) -> str:
     st = path.stat()
     memo = (str(path), st.st_size, st.st_mtime_ns)
     if memo not in _FINGERPRINTS:
-        h = hashlib.sha1()
         with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-        _FINGERPRINTS[memo] = h.hexdigest()[:16]
+            _FINGERPRINTS[memo] = hashlib.file_digest(fh, "sha1").hexdigest()[:16]
     trace.record("file", path=str(path), fingerprint=_FINGERPRINTS[memo])
     return _FINGERPRINTS[memo]
 
@@ -246,7 +240,9 @@ class ArtifactStore:
         return n
 
     # ------------------------------------------------------------------ files
-    _sidecar = staticmethod(lambda path: path.with_name(path.name + ".json"))
+    @staticmethod
+    def _sidecar(path: Path) -> Path:
+        return path.with_name(path.name + ".json")
 
     def _write(self, path: Path, save: Callable[[Any, str], None], value: Any,
                recipe: dict) -> None:
@@ -287,9 +283,10 @@ class ArtifactStore:
             "the folder writable and run again (finished artefacts are reused), or point the "
             "profile at another folder (--set artifacts_dir=/path/with/space).")
 
-    def verify(self, path: Path) -> bool:
+    @staticmethod
+    def verify(path: Path) -> bool:
         """True when ``path`` and its sidecar exist and the checksum matches."""
-        side = self._sidecar(path)
+        side = ArtifactStore._sidecar(path)
         if not path.is_file() or not side.is_file():
             return False
         try:

@@ -91,6 +91,11 @@ class Workflow(AttributionSteps):
         self.cfg = cfg
         self.store = ArtifactStore(cfg.artifacts)
         torch.set_num_threads(max(1, int(cfg.torch_threads or os.cpu_count() or 1)))
+        # deterministic kernels wherever torch has them (README, "Reproducibility"): on CPU
+        # nearly every op already is; CUDA's cuBLAS needs a fixed workspace, set before it
+        # starts. An op without a deterministic kernel warns instead of failing.
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
         self._ctx = _Context(self, int(cfg.seed), cfg.scale.device, bool(cfg.scale.amp))
         self._adapters: dict[str, FoundationModel] = {}
         if cfg.scale.uses_census:

@@ -123,11 +123,9 @@ def bundled_file(relpath: str) -> Path:
                     if line.strip())
     want = expected.get(relpath)
     if want is not None:
-        h = hashlib.sha256()
         with open(path, "rb") as fh:
-            for block in iter(lambda: fh.read(1 << 22), b""):
-                h.update(block)
-        if h.hexdigest() != want:
+            digest = hashlib.file_digest(fh, "sha256").hexdigest()
+        if digest != want:
             raise DataValidationError(
                 f"bundled file {path} is corrupt: {st.st_size:,} bytes whose SHA-256 differs "
                 f"from {sums.name} (truncated or altered copy). Restore it with "
