@@ -24,6 +24,11 @@ from scconcepts.claims import stats
     ((0.01, 0.08), (-0.05, 0.05), "inconclusive"),
     (None, (0.0, ABOVE), "inconclusive"),
     ((math.nan, 1.0), (0.0, ABOVE), "inconclusive"),
+    ((0.9505, 0.97), (0.95, ABOVE), "inconclusive"),   # within RESOLUTION: not printed digits
+    ((0.9515, 0.97), (0.95, ABOVE), "agrees"),
+    ((0.90, 0.9495), (0.95, ABOVE), "inconclusive"),
+    ((1e-4, 0.3), (0.0, ABOVE), "inconclusive"),        # at least 1e-3 absolute near zero
+    ((2e-3, 0.3), (0.0, ABOVE), "agrees"),
 ])
 def test_decide(interval, region, expected):
     v, reason = decide(interval, region)

@@ -9,7 +9,8 @@ statement is a **region** of values — the set that agrees with the paper, e.g.
 * **agrees** when the interval lies inside the region;
 * **disagrees** when the interval lies wholly outside it (so "disagrees" never has an interval
   that includes the paper's direction);
-* **inconclusive** when the interval overlaps the region's boundary, when fewer units than the
+* **inconclusive** when the interval overlaps the region's boundary or ends within
+  :data:`RESOLUTION` of it (so that drift below the printed digits cannot flip a verdict), when fewer units than the
   claim's minimum back it, when the paper has no value for the model, or when no interval can be
   computed.
 
@@ -29,7 +30,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-__all__ = ["LEVEL", "N_BOOT", "Z95", "ABOVE", "BELOW", "decide", "wilson", "exact",
+__all__ = ["LEVEL", "N_BOOT", "Z95", "RESOLUTION", "ABOVE", "BELOW", "decide", "wilson", "exact",
            "newcombe", "t_interval", "bootstrap_weights", "r2_replicates", "percentile",
            "min_of", "region_text", "detectable_difference"]
 
@@ -39,6 +40,10 @@ LEVEL = 0.95
 N_BOOT = 1000
 #: two-sided 95 % normal quantile (normal-approximation intervals)
 Z95 = 1.959964
+#: relative resolution of a verdict: an interval bound closer than this (times the boundary,
+#: at least 1) to a region's boundary touches it (inconclusive). Glued values show three
+#: significant digits; README "Reproducibility" states the drift this absorbs.
+RESOLUTION = 1e-3
 #: open half-lines, for regions such as (0.95, ∞)
 ABOVE, BELOW = math.inf, -math.inf
 
@@ -89,9 +94,12 @@ def decide(interval, region: tuple[float, float], n: int | None = None, min_n: i
         return "inconclusive", "no interval could be computed"
     lo, hi = map(float, interval)
     a, b = region
-    if a < lo and hi < b:
+    # a bound within RESOLUTION of a boundary touches it: the verdict must not rest on digits
+    # the book does not print, which numerical drift across threads or machines may move
+    ma, mb = (RESOLUTION * max(1.0, abs(x)) if math.isfinite(x) else 0.0 for x in (a, b))
+    if a + ma < lo and hi < b - mb:
         return "agrees", ""
-    if hi < a or lo > b:
+    if hi < a - ma or lo > b + mb:
         return "disagrees", ""
     return "inconclusive", (f"the 95 % interval {lo:{fmt}} to {hi:{fmt}} reaches the boundary "
                             f"of {region_text(region, fmt)}")
