@@ -217,7 +217,11 @@ class ArtifactStore:
         if blocks.is_dir():
             folders += [d for d in blocks.iterdir() if d.is_dir()]
         for folder in folders:
-            for entry in list(os.scandir(folder)):
+            try:  # another run may drop a folder of blocks meanwhile
+                entries = list(os.scandir(folder))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
                 key = entry.name[1:].split(".", 1)[0]
                 if not entry.name.startswith(".") or not _KEY.match(key):
                     continue  # not the temporary of an artefact (e.g. a chapter's own file)
@@ -287,13 +291,11 @@ class ArtifactStore:
     def verify(path: Path) -> bool:
         """True when ``path`` and its sidecar exist and the checksum matches."""
         side = ArtifactStore._sidecar(path)
-        if not path.is_file() or not side.is_file():
-            return False
-        try:
+        try:  # (a file another run deletes meanwhile, e.g. a dropped block, is not intact)
             meta = json.loads(side.read_text())
-        except ValueError:
+            return meta.get("bytes") == path.stat().st_size and meta.get("sha256") == _sha256(path)
+        except (OSError, ValueError, AttributeError):
             return False
-        return meta.get("bytes") == path.stat().st_size and meta.get("sha256") == _sha256(path)
 
     def exists(self, key: str, suffix: str = "") -> bool:
         return self.verify(self.path(key, suffix))
