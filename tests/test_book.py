@@ -22,6 +22,7 @@ from urllib.parse import urlparse
 import nbformat
 import pytest
 import yaml
+from test_faults import glued
 
 from scconcepts import book as runner
 
@@ -332,20 +333,9 @@ def test_a_third_model_runs_through_chapters_02_to_05_with_no_code_edit(smoke_bo
     for stem in ("02_topk_saes", "03_concepts_and_metadata", "04_gene_attribution",
                  "05_pathway_enrichment"):
         nb = nbformat.read(out / f"{stem}.ipynb", as_version=4)
-        glued = {o.get("metadata", {}).get("scrapbook", {}).get("name")
+        names = {o.get("metadata", {}).get("scrapbook", {}).get("name")
                  for c in nb.cells for o in c.get("outputs", [])}
-        assert any(k and "_pca_" in k for k in glued), f"{stem}: no PCA result glued"
-
-
-def _glued(path: Path) -> dict:
-    nb = nbformat.read(path, as_version=4)
-    out = {}
-    for cell in nb.cells:
-        for o in cell.get("outputs", []):
-            name = o.get("metadata", {}).get("scrapbook", {}).get("name")
-            if name:
-                out[name] = {k: v for k, v in o.get("data", {}).items() if k.endswith("plain")}
-    return out
+        assert any(k and "_pca_" in k for k in names), f"{stem}: no PCA result glued"
 
 
 @pytest.mark.slow
@@ -364,5 +354,5 @@ def test_serial_run_glues_what_the_parallel_run_glued(smoke_book, tmp_path):
     proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert proc.returncode == 0, (proc.stdout + proc.stderr)[-4000:]
     for stem in ("02_topk_saes", "03_concepts_and_metadata"):
-        serial, parallel = _glued(out / f"{stem}.ipynb"), _glued(smoke_book.out / f"{stem}.ipynb")
+        serial, parallel = glued(out / f"{stem}.ipynb"), glued(smoke_book.out / f"{stem}.ipynb")
         assert serial and serial == parallel, stem
