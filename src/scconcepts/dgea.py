@@ -385,7 +385,9 @@ def save_comparison(result: dict[str, pd.DataFrame], path: str) -> None:
         for name in _TABLES:
             buf = io.BytesIO()
             result[name].to_parquet(buf)
-            z.writestr(f"{name}.parquet", buf.getvalue())
+            # a fixed date: equal results give byte-identical files (README, "Reproducibility")
+            z.writestr(zipfile.ZipInfo(f"{name}.parquet", date_time=(1980, 1, 1, 0, 0, 0)),
+                       buf.getvalue())
 
 
 def load_comparison(path: str) -> dict[str, pd.DataFrame]:

@@ -244,7 +244,13 @@ def save_sae(sae: TopKSAE, path: str | Path, config: SAEConfig | None = None,
         "config": asdict(config) if config is not None else None,
         "extra": extra or {},
     }
-    atomic_write(path, lambda tmp: torch.save(payload, tmp))
+    def write(tmp: str) -> None:
+        # through a file object: torch names the archive's folder "archive", not after the
+        # (random) temporary file, so equal SAEs give byte-identical files
+        with open(tmp, "wb") as fh:
+            torch.save(payload, fh)
+
+    atomic_write(path, write)
 
 
 def load_sae(path: str | Path) -> tuple[TopKSAE, dict]:
