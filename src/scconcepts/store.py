@@ -26,8 +26,6 @@ holds inputs, and :mod:`scconcepts.scale`'s chunk store lives in a folder this s
 
 from __future__ import annotations
 
-import contextlib
-import errno
 import hashlib
 import json
 import logging
@@ -41,6 +39,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 
 from . import trace
+from .store_space import StoreError, _nbytes, prepare_root, storage_problem
 from .utils import atomic_write
 
 __all__ = ["ArtifactStore", "StoreError", "file_fingerprint", "content_key", "prepare_root"]
@@ -86,69 +85,8 @@ def file_fingerprint(path: str | os.PathLike) -> str:
     return _FINGERPRINTS[memo]
 
 
-class StoreError(OSError):
-    """The artefacts folder cannot hold a result: unwritable, read-only or full.
-
-    The message names the folder, the artefact and the space it needs, and the fix; nothing
-    partial is left behind (the temporary file is removed, the artefact keeps its old state).
-    """
-
-
-#: errors of a full disk or quota, and of a folder one may not write
-_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
-_DENIED = {errno.EACCES, errno.EPERM, errno.EROFS}
-#: below this much free space (or the artefact's size) a failed write is taken for a full disk
-#: even when the writer's error carries no errno
-_FULL_BELOW = 32 << 20
 #: an artefact key, ``<step>-<16 hex>`` (:meth:`ArtifactStore.key`)
 _KEY = re.compile(r"^[^.]+-[0-9a-f]{16}$")
-
-
-def _mb(n: float) -> str:
-    return f"{n / 2**20:,.1f} MB"
-
-
-def prepare_root(root: str | os.PathLike) -> Path:
-    """Create the store folder ``root`` and prove it writable (a probe file), or raise.
-
-    Raises
-    ------
-    StoreError
-        The folder cannot be created or written (read-only, no permission, full), naming it
-        and the fix.
-    """
-    root = Path(root)
-    try:
-        root.mkdir(parents=True, exist_ok=True)
-        fd, probe = tempfile.mkstemp(dir=root, prefix=".probe-", suffix=".tmp")
-        os.close(fd)
-        os.remove(probe)
-    except OSError as err:
-        free = _free(root)
-        raise StoreError(
-            err.errno or errno.EIO,
-            f"the artefacts folder {root} is not writable ({err.strerror or err}); "
-            + (f"{_mb(free)} free there. " if free is not None else "")
-            + "Make it writable, free space, or point the profile at another folder "
-            "(--set artifacts_dir=/path/with/space).") from err
-    return root
-
-
-def _free(path: Path) -> int | None:
-    """Free bytes on the file system of ``path`` (its nearest existing parent)."""
-    existing = next((p for p in (path, *path.parents) if p.exists()), None)
-    with contextlib.suppress(OSError):
-        return shutil.disk_usage(existing).free if existing else None
-    return None
-
-
-def _nbytes(value: Any) -> int | None:
-    """Size of an artefact's value in memory: what its file needs, to a small factor."""
-    if isinstance(value, np.ndarray):
-        return int(value.nbytes)
-    if hasattr(value, "memory_usage"):  # a DataFrame
-        return int(value.memory_usage(deep=True).sum())
-    return None
 
 
 class ArtifactStore:
@@ -169,6 +107,7 @@ class ArtifactStore:
         self.root = prepare_root(root)
         self._memo: dict[str, Any] = {}
         self._locks: dict[str, Any] = {}
+        self.client = None  # a distributed.Client: blocks run on its cluster (executor.py)
         self.sweep()
 
     # ------------------------------------------------------------------ keys and paths
@@ -259,33 +198,11 @@ class ArtifactStore:
         except Exception as err:
             # no data file without its checksum: a failed sidecar takes the data file with it
             path.unlink(missing_ok=True)
-            problem = self._storage_problem(err, str(recipe.get("key", path.name)),
-                                            _nbytes(value))
+            problem = storage_problem(self.root, err, str(recipe.get("key", path.name)),
+                                      _nbytes(value))
             if problem is None:
                 raise
             raise problem from err
-
-    def _storage_problem(self, err: BaseException, what: str,
-                         needed: int | None) -> StoreError | None:
-        """A :class:`StoreError` naming folder, artefact and space when ``err`` is a full or
-        unwritable disk, else None (the error is the computation's own)."""
-        free = _free(self.root)
-        code = getattr(err, "errno", None)
-        # writers that report no errno (numpy: "N requested and M written"; torch.save) fail
-        # for a full disk when the space left cannot hold the artefact
-        full = code in _FULL or (code is None and free is not None
-                                 and free < max(_FULL_BELOW, needed or 0))
-        if not full and code not in _DENIED:
-            return None
-        need = f"about {_mb(needed)}" if needed else "more than the free space"
-        state = "is full" if full else "is not writable"
-        return StoreError(
-            code or errno.ENOSPC,
-            f"the artefacts folder {self.root} {state}: writing {what} needs {need}"
-            + (f", {_mb(free)} free" if free is not None else "")
-            + f" ({type(err).__name__}: {err}). Nothing partial was kept. Free space or make "
-            "the folder writable and run again (finished artefacts are reused), or point the "
-            "profile at another folder (--set artifacts_dir=/path/with/space).")
 
     @staticmethod
     def verify(path: Path) -> bool:
@@ -387,7 +304,7 @@ class ArtifactStore:
                 if not (path.is_dir() and self.verify(path / marker)):
                     raise
         except Exception as err:
-            problem = self._storage_problem(err, key, None)
+            problem = storage_problem(self.root, err, key, None)
             if problem is None:
                 raise
             raise problem from err
@@ -417,6 +334,11 @@ class ArtifactStore:
         from filelock import Timeout
         from tqdm.auto import tqdm
 
+        if self.client is not None:  # a Dask cluster computes the blocks (scconcepts.executor)
+            from .executor import run_blocks
+
+            return run_blocks(self, self.client, key, items, block, compute, save, load,
+                              suffix, progress)
         starts = list(range(0, len(items), max(1, int(block))))
         queue, deferred, parts = deque(starts), set(), {}
         with tqdm(total=len(starts), desc=progress, leave=False,
@@ -424,8 +346,7 @@ class ArtifactStore:
             while queue:
                 start = queue.popleft()
                 sub = np.asarray(items[start:start + block])
-                bkey = self.key("block", {"items": sub.tolist()}, [key])
-                path = self.root / "blocks" / key / f"{bkey}{suffix}"
+                bkey, path = self.block_path(key, sub, suffix)
                 part = self._load(path, load, locked=False)
                 if part is None:
                     lock = self.lock(bkey)
@@ -476,6 +397,11 @@ class ArtifactStore:
         value = self.cached(key, suffix, assemble, save, load, recipe)
         self.drop_blocks(key)
         return value
+
+    def block_path(self, key: str, sub: np.ndarray, suffix: str) -> tuple[str, Path]:
+        """(key, file) of the block of artefact ``key`` holding items ``sub``."""
+        bkey = self.key("block", {"items": np.asarray(sub).tolist()}, [key])
+        return bkey, self.root / "blocks" / key / f"{bkey}{suffix}"
 
     def drop_blocks(self, key: str) -> None:
         shutil.rmtree(self.root / "blocks" / key, ignore_errors=True)
