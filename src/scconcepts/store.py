@@ -97,6 +97,12 @@ class ArtifactStore:
     root
         Folder of the store (created, and proven writable).
 
+    Attributes
+    ----------
+    client
+        None (blocks run in this process) or a :class:`distributed.Client` whose cluster
+        computes the blocks of :meth:`blocks` (:mod:`scconcepts.executor`).
+
     Raises
     ------
     StoreError
