@@ -110,7 +110,8 @@ def test_runner_rejects_a_typo_before_any_kernel():
 
 def test_artifacts_folder(tmp_path):
     cfg = load_config("smoke", {"artifacts_dir": str(tmp_path / "art")})
-    assert cfg.artifacts == tmp_path / "art" / "smoke" and cfg.artifacts.is_dir()
+    assert cfg.artifacts == tmp_path / "art" / "smoke"     # a path: the store creates it
+    assert not cfg.artifacts.exists()
 
 
 def test_atomic_write_replaces_and_failure_keeps_old_file(tmp_path):

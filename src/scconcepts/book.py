@@ -237,10 +237,10 @@ def execute(
             census.preflight(cfg)
         except census.PaperInputsMissing as err:
             raise InputError(str(err)) from err
-    from .store import StoreError
+    from .store import StoreError, prepare_root
 
     try:  # an unwritable or full artefacts folder fails here, before any kernel starts
-        cfg.artifacts  # noqa: B018  (the property creates and probes the folder)
+        prepare_root(cfg.artifacts)
     except StoreError as err:
         raise InputError(str(err)) from err
     todo, why = plan(sources, out, profile, cfg, force)

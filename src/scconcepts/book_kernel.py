@@ -188,6 +188,7 @@ def execute_one(
     import jupytext
     import nbformat
     import papermill
+    from nbclient.exceptions import CellTimeoutError
     from papermill.exceptions import PapermillExecutionError
 
     source = Path(source)
@@ -239,7 +240,7 @@ def execute_one(
             cell = _running_cell(running)
             if running.exists():
                 running.replace(failed)
-            if type(err).__name__ == "CellTimeoutError":  # nbclient's; no import for a name
+            if isinstance(err, CellTimeoutError):
                 raise ChapterTimeout(
                     f"notebook {source.name} timed out: cell {cell} ran longer than the "
                     f"per-cell timeout of {timeout} s ({time.perf_counter() - t0:.0f} s in all)."

@@ -125,14 +125,12 @@ class Profile(Traced):
     # ------------------------------------------------------------------ derived values
     @property
     def artifacts(self) -> Path:
-        """``<artifacts_dir or repo/artifacts>/<profile name>/`` (created, proven writable;
-        :class:`scconcepts.store.StoreError` when it cannot be)."""
-        from .store import prepare_root
-
+        """``<artifacts_dir or repo/artifacts>/<profile name>/``: the artefact store's folder
+        (the store creates it and proves it writable, :func:`scconcepts.store.prepare_root`)."""
         root = Path(self.artifacts_dir) if self.artifacts_dir else repo_root() / "artifacts"
         if not root.is_absolute():
             root = repo_root() / root
-        return prepare_root(root / self.name)
+        return root / self.name
 
     @property
     def overrides(self) -> dict[str, Any]:

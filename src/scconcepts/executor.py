@@ -34,6 +34,18 @@ __all__ = ["block_task", "run_blocks", "RETRIES"]
 RETRIES = 3
 
 
+_STORES: dict[str, Any] = {}
+
+
+def _store(root: str):
+    """This worker process's store at ``root``, opened (probed and swept) once, not per task."""
+    from .store import ArtifactStore
+
+    if root not in _STORES:
+        _STORES[root] = ArtifactStore(root)
+    return _STORES[root]
+
+
 def block_task(root: str, key: str, sub: np.ndarray, suffix: str,
                compute: Callable[[np.ndarray], Any], save: Callable[[Any, str], None],
                load: Callable[[str], Any]) -> str:
@@ -55,9 +67,8 @@ def block_task(root: str, key: str, sub: np.ndarray, suffix: str,
         The block's key.
     """
     from . import trace
-    from .store import ArtifactStore
 
-    store = ArtifactStore(root)
+    store = _store(root)
     bkey, path = store.block_path(key, sub, suffix)
     with store.lock(bkey):
         if store._load(path, load) is None:  # the store's own check-then-write, under the lock

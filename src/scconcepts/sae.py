@@ -244,6 +244,7 @@ def save_sae(sae: TopKSAE, path: str | Path, config: SAEConfig | None = None,
         "config": asdict(config) if config is not None else None,
         "extra": extra or {},
     }
+
     def write(tmp: str) -> None:
         # through a file object: torch names the archive's folder "archive", not after the
         # (random) temporary file, so equal SAEs give byte-identical files

@@ -48,10 +48,14 @@ log = logging.getLogger("scconcepts.store")
 
 
 def _json_default(o: Any):
-    for kind, convert in ((np.integer, int), (np.floating, float), (np.ndarray, np.ndarray.tolist),
-                          (Path, str)):
-        if isinstance(o, kind):
-            return convert(o)
+    if isinstance(o, np.integer):
+        return int(o)
+    if isinstance(o, np.floating):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
     if hasattr(o, "model_dump"):
         return o.model_dump()
     if hasattr(o, "__dict__"):
@@ -418,7 +422,9 @@ class ArtifactStore:
         with open(path, "wb") as fh:
             np.save(fh, value)
 
-    load_npy = staticmethod(np.load)
+    @staticmethod
+    def load_npy(path: str) -> np.ndarray:
+        return np.load(path)
 
     @staticmethod
     def save_parquet(value, path: str) -> None:

@@ -10,9 +10,9 @@ statement is a **region** of values — the set that agrees with the paper, e.g.
 * **disagrees** when the interval lies wholly outside it (so "disagrees" never has an interval
   that includes the paper's direction);
 * **inconclusive** when the interval overlaps the region's boundary or ends within
-  :data:`RESOLUTION` of it (so that drift below the printed digits cannot flip a verdict), when fewer units than the
-  claim's minimum back it, when the paper has no value for the model, or when no interval can be
-  computed.
+  :data:`RESOLUTION` of it (so that drift below the printed digits cannot flip a verdict), when
+  fewer units than the claim's minimum back it, when the paper has no value for the model, or
+  when no interval can be computed.
 
 Intervals: Wilson score for a proportion (Wilson 1927), exact Clopper–Pearson where the sample is
 small, Newcombe's hybrid score interval for a difference of two independent proportions

@@ -16,6 +16,7 @@ import pandas as pd
 
 __all__ = [
     "ANNOTATION_SCHEMA",
+    "IMPORT_LIMITS",
     "LEVELS",
     "QUESTIONS",
     "form_questions",
@@ -55,11 +56,12 @@ QUESTIONS = (
 )
 _FORM_FIELDS = {q["id"]: tuple(v for v, _ in q["choices"]) for q in QUESTIONS}
 _TEXT_FIELDS = ("cell_type_which", "tissue_which", "process_explanation", "notes")
-#: Limits on an imported export, the same as the viewer's import check: an export of a few
-#: hundred items is tens of kB; the text is kept as text (tables escape it when shown).
-MAX_FILE_BYTES = 5 * 1024 * 1024
-MAX_TEXT = 5000
-MAX_SHORT = 200
+#: Limits on an imported export (an export of a few hundred items is tens of kB): file size,
+#: a free-text answer, and a short field (rater id, save time). :func:`load_annotations` and the
+#: viewer's import check (it reads them from the payload) apply the same; the text is kept as
+#: text, and tables escape it when shown.
+IMPORT_LIMITS = {"file_bytes": 5 * 1024 * 1024, "text": 5000, "short": 200}
+MAX_FILE_BYTES, MAX_TEXT, MAX_SHORT = (IMPORT_LIMITS[k] for k in ("file_bytes", "text", "short"))
 
 
 def form_questions(obs: pd.DataFrame) -> list[str]:

@@ -21,8 +21,8 @@ __all__ = ["blind_payload", "BLIND_ITEM_FIELDS", "BLIND_FIELDS"]
 #: The only fields of a blinded item.
 BLIND_ITEM_FIELDS = ("id", "umap", "genes", "attribution", "per_prototype", "cells")
 #: The only top-level fields of a blinded payload.
-BLIND_FIELDS = ("schema", "mode", "title", "study", "umaps", "cell_labels", "questions", "shown",
-                "items", "gene_info", "gene_flags")
+BLIND_FIELDS = ("schema", "mode", "title", "study", "umaps", "cell_labels", "questions", "limits",
+                "shown", "items", "gene_info", "gene_flags")
 #: Name of the one UMAP of the blinded page (a neutral word: not a model's name).
 SHARED_UMAP = "cells"
 
@@ -137,6 +137,7 @@ def blind_payload(payload: dict[str, Any], seed: int = 0) -> tuple[dict[str, Any
         "umaps": {SHARED_UMAP: umaps[0]} if umaps else {},
         "cell_labels": payload.get("cell_labels"),
         "questions": payload.get("questions"),
+        "limits": payload.get("limits"),
         "shown": shown,
         "items": items,
         "gene_info": {g: v for g, v in payload["gene_info"].items() if g in genes},

@@ -323,7 +323,8 @@ def build_payload(outputs: Mapping[str, Mapping[str, Any]], obs: pd.DataFrame, *
         ``schema``, ``mode="open"``, ``study`` (hash of the items), ``title``, ``models``,
         ``model_names``, ``umaps`` (model → quantised UMAP), ``cell_labels`` (colours of the
         drawn cells, see :func:`_cell_labels`, or None), ``questions`` (the form's questions,
-        :func:`~scconcepts.viewer.form_questions` of ``obs``), ``items`` (ordered by model,
+        :func:`~scconcepts.viewer.form_questions` of ``obs``), ``limits`` (the import check's
+        :data:`~scconcepts.viewer.annotations.IMPORT_LIMITS`), ``items`` (ordered by model,
         kind, unit), ``gene_info`` (symbol → [full name, type], genes of the items only) and
         ``gene_flags`` (symbol → :func:`scconcepts.genes.gene_flag`, flagged genes only).
 
@@ -333,7 +334,7 @@ def build_payload(outputs: Mapping[str, Mapping[str, Any]], obs: pd.DataFrame, *
         If ``outputs`` is empty.
     """
     from ..genes import gene_flag
-    from .annotations import QUESTIONS, form_questions
+    from .annotations import IMPORT_LIMITS, QUESTIONS, form_questions
 
     models = list(outputs)
     if not models:
@@ -358,6 +359,7 @@ def build_payload(outputs: Mapping[str, Mapping[str, Any]], obs: pd.DataFrame, *
         "questions": [{**{k: v for k, v in q.items() if k != "columns"},
                        "choices": [list(c) for c in q["choices"]]}
                       for q in QUESTIONS if q["id"] in asked],
+        "limits": dict(IMPORT_LIMITS),
         "items": items,
         "gene_info": _gene_info(genes),
         "gene_flags": {g: f for g in genes if (f := gene_flag(g))},

@@ -83,7 +83,7 @@
       if (raw) {
         const s = JSON.parse(raw);  // checked like an import: another file:// page shares it
         const anns = isObject(s.annotations) ? s.annotations : {};
-        state = { rater: typeof s.rater === "string" ? s.rater.slice(0, MAX_SHORT) : "", annotations: {} };
+        state = { rater: typeof s.rater === "string" ? s.rater.slice(0, LIMITS.short) : "", annotations: {} };
         for (const [id, ann] of Object.entries(anns)) {
           if (BY_ID.has(id) && !checkAnnotation(id, ann)) state.annotations[id] = ann;
         }
@@ -414,11 +414,8 @@
       el("span", { id: "save-status" }));
     const prev = state.annotations[it.id];
     if (prev) {
-      for (const q of QUESTIONS) {  // values compared, never put into a selector
-        for (const r of form.querySelectorAll("input[type=radio]")) {
-          if (r.name === q.id && r.value === prev[q.id]) r.checked = true;
-        }
-      }
+      // values compared, never put into a selector
+      for (const r of form.querySelectorAll("input[type=radio]")) r.checked = prev[r.name] === r.value;
       for (const k of TEXTS) form.elements[k].value = prev[k] || "";
       form.querySelector("#save-status").textContent = "Already annotated on " + prev.saved_at;
     }
@@ -483,7 +480,7 @@
   // An imported file is untrusted (it comes from another rater's machine): it is checked
   // against the export schema (types, allowed answers, sizes) before anything is kept, and its
   // text is only ever set as text (textContent / form values), never parsed as HTML.
-  const MAX_IMPORT_BYTES = 5 * 1024 * 1024, MAX_TEXT = 5000, MAX_SHORT = 200;
+  const LIMITS = DATA.limits;  // the package's annotations.IMPORT_LIMITS
   function isObject(v) { return v !== null && typeof v === "object" && !Array.isArray(v); }
   function checkAnnotation(id, ann) {
     if (!isObject(ann)) return "the annotation of " + id + " is not an object";
@@ -491,7 +488,8 @@
     for (const [k, v] of Object.entries(ann)) {
       if (!allowed.has(k)) return "the annotation of " + id + " has an unknown field " + JSON.stringify(k.slice(0, 40));
       if (typeof v !== "string") return "field " + k + " of " + id + " is not text";
-      if (v.length > (k === "saved_at" ? MAX_SHORT : MAX_TEXT)) return "field " + k + " of " + id + " is longer than " + MAX_TEXT + " characters";
+      const limit = k === "saved_at" ? LIMITS.short : LIMITS.text;
+      if (v.length > limit) return "field " + k + " of " + id + " is longer than " + limit + " characters";
     }
     for (const q of QUESTIONS) {
       const ok = q.choices.map(([v]) => v);
@@ -502,7 +500,7 @@
   function checkImport(doc) {
     if (!isObject(doc) || doc.schema !== ANN_SCHEMA) return "it is not an annotation export (schema " + ANN_SCHEMA + ")";
     if (doc.study !== DATA.study) return "it belongs to another viewer (study " + String(doc.study).slice(0, 40) + ", this page is " + DATA.study + ")";
-    if (doc.rater !== undefined && (typeof doc.rater !== "string" || doc.rater.length > MAX_SHORT)) return "its rater id is not a short text";
+    if (doc.rater !== undefined && (typeof doc.rater !== "string" || doc.rater.length > LIMITS.short)) return "its rater id is not a short text";
     if (!isObject(doc.annotations)) return "it has no annotations object";
     const unknown = Object.keys(doc.annotations).filter((k) => !BY_ID.has(k));
     if (unknown.length) return "unknown item ids " + unknown.slice(0, 5).map((k) => JSON.stringify(k.slice(0, 40))).join(", ");
@@ -513,7 +511,7 @@
     return "";
   }
   function importJson(file) {
-    if (file.size > MAX_IMPORT_BYTES) { message("Import failed: " + file.name + " is larger than 5 MB; an annotation export is far smaller.", "error"); return; }
+    if (file.size > LIMITS.file_bytes) { message("Import failed: " + file.name + " is larger than " + LIMITS.file_bytes + " bytes; an annotation export is far smaller.", "error"); return; }
     const reader = new FileReader();
     reader.onload = () => {
       let doc;
